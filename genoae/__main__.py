@@ -1,0 +1,3 @@
+from genoae.cli import main
+
+main()

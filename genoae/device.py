@@ -1,0 +1,36 @@
+"""Device choice, seeding and thread settings, so that every command treats them the same way."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from genoae.errors import UsageError
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` refuses politely when there is no GPU."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA device is available (use --device cpu)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise UsageError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def seed_everything(seed: int | None) -> np.random.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a NumPy generator for the caller's own draws."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit torch's intra-op CPU threads (None keeps torch's default)."""
+    if threads:
+        torch.set_num_threads(int(threads))

@@ -1,0 +1,403 @@
+"""The genotype container shared by every genoae command.
+
+Calls are stored packed at 2 bits per call in PLINK's SNP-major encoding, so a ``.bed`` file maps onto the
+container without a copy:
+
+=====  ===================================  ================
+code   meaning                              A2 count (``g``)
+=====  ===================================  ================
+0b00   homozygous A1 (``.bim`` column 5)     0
+0b01   missing                               -1
+0b10   heterozygous                          1
+0b11   homozygous A2 (``.bim`` column 6)     2
+=====  ===================================  ================
+
+Sample ``i`` of variant ``j`` sits in byte ``packed[j, i // 4]`` at bits ``2 * (i % 4)``.  The counted allele is
+A2 = the ALT allele of a VCF, as in ADMIXTURE (its P is the A2 frequency).  Phased haplotypes, when the input had
+them, are kept beside the calls as bits (``haplotypes_packed``), haplotype ``2 i + h`` of sample ``i``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+ALLELE_CONVENTION = "A2 (PLINK .bim column 6) = VCF ALT allele count; ADMIXTURE convention"
+MISSING = -1
+
+# code -> A2 count; 0b01 (missing) -> -1
+_CODE_TO_COUNT = np.array([0, MISSING, 1, 2], dtype=np.int8)
+# A2 count (0, 1, 2, missing) -> code; index with count, missing = index 3
+_COUNT_TO_CODE = np.array([0b00, 0b10, 0b11, 0b01], dtype=np.uint8)
+# byte -> 4 A2 counts, vectorised decoding without a Python loop per call
+_BYTE_TO_COUNTS = _CODE_TO_COUNT[(np.arange(256)[:, None] >> (2 * np.arange(4))) & 3].astype(np.int8)
+
+
+def unpack_calls(packed: np.ndarray, n_samples: int) -> np.ndarray:
+    """Decode SNP-major packed calls.
+
+    Parameters
+    ----------
+    packed : ndarray, uint8, shape (n_variants, ceil(n_samples / 4))
+    n_samples : int
+
+    Returns
+    -------
+    counts : ndarray, int8, shape (n_variants, n_samples)
+        A2 allele counts, -1 for missing.
+    """
+    counts = _BYTE_TO_COUNTS[packed]  # (n_variants, n_bytes, 4)
+    return counts.reshape(packed.shape[0], -1)[:, :n_samples]
+
+
+def pack_calls(counts: np.ndarray) -> np.ndarray:
+    """Encode A2 counts into SNP-major packed calls.
+
+    Parameters
+    ----------
+    counts : ndarray, integer, shape (n_variants, n_samples)
+        0, 1, 2, or any negative value for missing.
+
+    Returns
+    -------
+    packed : ndarray, uint8, shape (n_variants, ceil(n_samples / 4))
+    """
+    counts = np.asarray(counts)
+    n_variants, n_samples = counts.shape
+    n_bytes = (n_samples + 3) // 4
+    index = np.where(counts < 0, 3, counts).astype(np.intp)
+    if index.size and index.max() > 3:
+        raise ValueError("allele counts must be 0, 1, 2 or missing (< 0)")
+    codes = np.zeros((n_variants, n_bytes * 4), dtype=np.uint8)
+    codes[:, :n_samples] = _COUNT_TO_CODE[index]
+    # padding samples are coded 0b00, as PLINK writes them
+    codes = codes.reshape(n_variants, n_bytes, 4)
+    return (codes[..., 0] | (codes[..., 1] << 2) | (codes[..., 2] << 4) | (codes[..., 3] << 6)).astype(np.uint8)
+
+
+@dataclass
+class Samples:
+    """Individuals, in file order.
+
+    Attributes
+    ----------
+    iid : ndarray, str, shape (n_samples,)
+    fid : ndarray, str, shape (n_samples,)  family IDs (``iid`` when the input has none)
+    sex : ndarray, int8, shape (n_samples,)  PLINK coding 1 male, 2 female, 0 unknown
+    """
+
+    iid: np.ndarray
+    fid: np.ndarray | None = None
+    sex: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.iid = np.asarray(self.iid, dtype=str)
+        self.fid = self.iid.copy() if self.fid is None else np.asarray(self.fid, dtype=str)
+        self.sex = np.zeros(len(self.iid), np.int8) if self.sex is None else np.asarray(self.sex, dtype=np.int8)
+        if not (len(self.fid) == len(self.iid) == len(self.sex)):
+            raise ValueError("iid, fid and sex must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.iid)
+
+    def subset(self, index) -> "Samples":
+        return Samples(self.iid[index], self.fid[index], self.sex[index])
+
+
+@dataclass
+class Variants:
+    """Variant table, in file order.
+
+    Attributes
+    ----------
+    chrom : ndarray, str
+    pos : ndarray, int64   base-pair position
+    id : ndarray, str      ``.`` where the input has none
+    a1 : ndarray, str      reference / PLINK A1 (column 5), the allele *not* counted
+    a2 : ndarray, str      alternate / PLINK A2 (column 6), the counted allele
+    cm : ndarray, float64  genetic position (0 when unknown)
+    """
+
+    chrom: np.ndarray
+    pos: np.ndarray
+    id: np.ndarray
+    a1: np.ndarray
+    a2: np.ndarray
+    cm: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.chrom = np.asarray(self.chrom, dtype=str)
+        self.pos = np.asarray(self.pos, dtype=np.int64)
+        self.id = np.asarray(self.id, dtype=str)
+        self.a1 = np.asarray(self.a1, dtype=str)
+        self.a2 = np.asarray(self.a2, dtype=str)
+        self.cm = np.zeros(len(self.pos)) if self.cm is None else np.asarray(self.cm, dtype=np.float64)
+        lengths = {len(self.chrom), len(self.pos), len(self.id), len(self.a1), len(self.a2), len(self.cm)}
+        if len(lengths) != 1:
+            raise ValueError("all variant columns must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def subset(self, index) -> "Variants":
+        return Variants(self.chrom[index], self.pos[index], self.id[index], self.a1[index], self.a2[index],
+                        self.cm[index])
+
+    @classmethod
+    def placeholder(cls, n_variants: int, chrom: str = "1") -> "Variants":
+        """Variants with no known positions or alleles (e.g. a plain matrix): ids ``snp1..``, alleles A1=A, A2=B."""
+        return cls(chrom=np.full(n_variants, chrom), pos=np.arange(1, n_variants + 1),
+                   id=np.array([f"snp{j + 1}" for j in range(n_variants)]),
+                   a1=np.full(n_variants, "A"), a2=np.full(n_variants, "B"))
+
+
+@dataclass
+class Genotypes:
+    """Packed diploid calls with their samples and variants.
+
+    Attributes
+    ----------
+    packed : ndarray, uint8, shape (n_variants, ceil(n_samples / 4))
+        SNP-major 2-bit calls in PLINK encoding (may be a read-only memory map of a ``.bed``).
+    samples : Samples
+    variants : Variants
+    haplotypes_packed : ndarray, uint8, shape (n_variants, ceil(2 n_samples / 8)), optional
+        Phased alleles as bits (1 = A2), haplotype ``2 i + h`` of sample ``i``; present only for phased input.
+    source : str
+        Where the data came from (file path or description).
+    """
+
+    packed: np.ndarray
+    samples: Samples
+    variants: Variants
+    haplotypes_packed: np.ndarray | None = None
+    source: str = ""
+    ploidy: int = 2
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        expected = (len(self.variants), (len(self.samples) + 3) // 4)
+        if self.packed.shape != expected:
+            raise ValueError(f"packed calls have shape {self.packed.shape}, expected {expected}")
+        if self.haplotypes_packed is not None:
+            expected_h = (len(self.variants), (2 * len(self.samples) + 7) // 8)
+            if self.haplotypes_packed.shape != expected_h:
+                raise ValueError(f"packed haplotypes have shape {self.haplotypes_packed.shape}, expected {expected_h}")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_counts(cls, counts, samples: Samples | None = None, variants: Variants | None = None,
+                    source: str = "", sample_major: bool = True) -> "Genotypes":
+        """Build from A2 allele counts.
+
+        Parameters
+        ----------
+        counts : array_like, integer, shape (n_samples, n_variants) if ``sample_major`` else (n_variants, n_samples)
+            0/1/2, negative for missing.
+        """
+        counts = np.asarray(counts)
+        if sample_major:
+            counts = counts.T
+        n_variants, n_samples = counts.shape
+        samples = samples or Samples(np.array([f"ind{i + 1}" for i in range(n_samples)]))
+        variants = variants or Variants.placeholder(n_variants)
+        return cls(pack_calls(counts), samples, variants, source=source)
+
+    @classmethod
+    def from_haplotypes(cls, haplotypes, samples: Samples | None = None, variants: Variants | None = None,
+                        source: str = "") -> "Genotypes":
+        """Build from phased haplotypes.
+
+        Parameters
+        ----------
+        haplotypes : array_like, integer, shape (n_samples, 2, n_variants)
+            1 = A2 allele, 0 = A1, negative = missing (the call becomes missing).
+        """
+        haps = np.asarray(haplotypes)
+        if haps.ndim != 3 or haps.shape[1] != 2:
+            raise ValueError("haplotypes must have shape (n_samples, 2, n_variants)")
+        missing = (haps < 0).any(axis=1)
+        counts = np.where(missing, MISSING, haps.clip(0, 1).sum(axis=1)).astype(np.int8)
+        geno = cls.from_counts(counts, samples, variants, source=source)
+        # haplotype-major rows (2 n_samples, n_variants) -> variant-major bits
+        hap_rows = haps.clip(0, 1).reshape(-1, haps.shape[2]).astype(np.uint8)
+        geno.haplotypes_packed = np.packbits(hap_rows.T, axis=1, bitorder="little")
+        return geno
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.variants)
+
+    @property
+    def phased(self) -> bool:
+        return self.haplotypes_packed is not None
+
+    def __repr__(self) -> str:
+        return (f"Genotypes({self.n_samples} samples x {self.n_variants} variants, "
+                f"{'phased' if self.phased else 'unphased'}, source={self.source!r})")
+
+    # ------------------------------------------------------------------ decoding
+    def counts(self, samples=None, variants=None) -> np.ndarray:
+        """A2 allele counts.
+
+        Returns
+        -------
+        counts : ndarray, int8, shape (n_samples, n_variants)  (sample-major), -1 = missing
+        """
+        packed = self.packed if variants is None else self.packed[variants]
+        counts = unpack_calls(np.asarray(packed), self.n_samples)
+        if samples is not None:
+            counts = counts[:, samples]
+        return np.ascontiguousarray(counts.T)
+
+    def haplotypes(self, samples=None) -> np.ndarray:
+        """Phased alleles (1 = A2).
+
+        Returns
+        -------
+        haplotypes : ndarray, int8, shape (n_samples, 2, n_variants); -1 where the call is missing.
+        """
+        if self.haplotypes_packed is None:
+            raise ValueError(f"{self.source or 'these genotypes'} hold no phased haplotypes")
+        bits = np.unpackbits(self.haplotypes_packed, axis=1, count=2 * self.n_samples, bitorder="little")
+        haps = bits.T.reshape(self.n_samples, 2, self.n_variants).astype(np.int8)
+        missing = self.counts() < 0
+        haps[np.repeat(missing[:, None, :], 2, axis=1)] = MISSING
+        return haps if samples is None else haps[samples]
+
+    # ------------------------------------------------------------------ summaries
+    def _per_variant_tallies(self, chunk: int = 4096):
+        """Observed-call count and A2 allele sum per variant, decoded in chunks to bound memory."""
+        n_observed = np.zeros(self.n_variants, np.int64)
+        a2_sum = np.zeros(self.n_variants, np.int64)
+        for start in range(0, self.n_variants, chunk):
+            block = unpack_calls(np.asarray(self.packed[start:start + chunk]), self.n_samples)
+            observed = block >= 0
+            n_observed[start:start + chunk] = observed.sum(axis=1)
+            a2_sum[start:start + chunk] = np.where(observed, block, 0).sum(axis=1, dtype=np.int64)
+        return n_observed, a2_sum
+
+    def allele_freqs(self) -> np.ndarray:
+        """A2 allele frequency per variant over observed calls (NaN when no call is observed).
+
+        Returns
+        -------
+        ndarray, float64, shape (n_variants,)
+        """
+        n_observed, a2_sum = self._per_variant_tallies()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return a2_sum / (2.0 * n_observed)
+
+    def maf(self) -> np.ndarray:
+        """Minor allele frequency per variant (NaN when no call is observed)."""
+        freqs = self.allele_freqs()
+        return np.minimum(freqs, 1 - freqs)
+
+    def missing_rate_per_variant(self) -> np.ndarray:
+        n_observed, _ = self._per_variant_tallies()
+        return 1.0 - n_observed / max(self.n_samples, 1)
+
+    def missing_rate_per_sample(self, chunk: int = 4096) -> np.ndarray:
+        n_missing = np.zeros(self.n_samples, np.int64)
+        for start in range(0, self.n_variants, chunk):
+            block = unpack_calls(np.asarray(self.packed[start:start + chunk]), self.n_samples)
+            n_missing += (block < 0).sum(axis=0)
+        return n_missing / max(self.n_variants, 1)
+
+    def missing_rate(self) -> float:
+        if self.n_variants == 0 or self.n_samples == 0:
+            return 0.0
+        return float(self.missing_rate_per_variant().mean())
+
+    # ------------------------------------------------------------------ subsetting
+    def subset(self, samples=None, variants=None) -> "Genotypes":
+        """A new container with the chosen samples and/or variants (index arrays, masks or slices)."""
+        packed = np.asarray(self.packed if variants is None else self.packed[variants])
+        haps = None if self.haplotypes_packed is None else (
+            self.haplotypes_packed if variants is None else self.haplotypes_packed[variants])
+        new_samples = self.samples
+        new_variants = self.variants if variants is None else self.variants.subset(variants)
+        if samples is not None:
+            sample_index = np.arange(self.n_samples)[samples]
+            counts = unpack_calls(packed, self.n_samples)[:, sample_index]
+            packed = pack_calls(counts)
+            new_samples = self.samples.subset(sample_index)
+            if haps is not None:
+                bits = np.unpackbits(haps, axis=1, count=2 * self.n_samples, bitorder="little")
+                hap_index = (2 * sample_index[:, None] + np.arange(2)).ravel()
+                haps = np.packbits(bits[:, hap_index], axis=1, bitorder="little")
+        return Genotypes(np.ascontiguousarray(packed), new_samples, new_variants,
+                         None if haps is None else np.ascontiguousarray(haps), self.source, self.ploidy,
+                         dict(self.info))
+
+    def filter(self, maf: float | None = None, max_missing: float | None = None) -> "Genotypes":
+        """Keep variants with MAF >= ``maf`` and missing rate <= ``max_missing``."""
+        keep = np.ones(self.n_variants, bool)
+        if maf is not None:
+            with np.errstate(invalid="ignore"):
+                keep &= np.nan_to_num(self.maf(), nan=0.0) >= maf
+        if max_missing is not None:
+            keep &= self.missing_rate_per_variant() <= max_missing
+        return self.subset(variants=np.flatnonzero(keep))
+
+    # ------------------------------------------------------------------ torch batches
+    def batches(self, batch_size: int = 1024, device="cpu", dtype=None, samples=None,
+                shuffle: bool = False, generator=None) -> Iterator[tuple]:
+        """Iterate over batches of samples as float tensors, unpacked on ``device``.
+
+        Yields
+        ------
+        index : ndarray, int64, shape (b,)            sample indices of the batch
+        counts : torch.Tensor, float, shape (b, n_variants)   A2 counts, 0 where missing
+        observed : torch.Tensor, bool, shape (b, n_variants)  False where missing
+        """
+        import torch
+
+        dtype = dtype or torch.float32
+        order = np.arange(self.n_samples) if samples is None else np.asarray(samples)
+        if shuffle:
+            rng = generator if generator is not None else np.random.default_rng()
+            order = order[rng.permutation(len(order))]
+        unpacker = DeviceUnpacker(self, device)
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            counts, observed = unpacker.unpack(index, dtype)
+            yield index, counts, observed
+
+
+class DeviceUnpacker:
+    """Keeps the packed calls on a torch device (sample-major) and unpacks rows of samples there.
+
+    Packing is re-done sample-major once (N x ceil(M/4) bytes) so a batch of samples is a row gather.
+    """
+
+    def __init__(self, genotypes: Genotypes, device="cpu", chunk: int = 8192):
+        import torch
+
+        self.device = torch.device(device)
+        self.n_variants = genotypes.n_variants
+        n_bytes = (self.n_variants + 3) // 4
+        sample_major = np.empty((genotypes.n_samples, n_bytes), np.uint8)
+        for start in range(0, genotypes.n_samples, chunk):
+            stop = min(start + chunk, genotypes.n_samples)
+            block = genotypes.counts(samples=np.arange(start, stop))  # (b, M)
+            sample_major[start:stop] = pack_calls(block)
+        self.packed = torch.from_numpy(sample_major).to(self.device)
+        self.shifts = torch.arange(0, 8, 2, dtype=torch.uint8, device=self.device)
+        self.code_to_count = torch.tensor([0.0, 0.0, 1.0, 2.0], device=self.device)
+
+    def unpack(self, index, dtype=None):
+        import torch
+
+        dtype = dtype or torch.float32
+        rows = self.packed[torch.as_tensor(np.asarray(index), device=self.device)]
+        codes = ((rows.unsqueeze(-1) >> self.shifts) & 3).reshape(rows.shape[0], -1)[:, :self.n_variants].long()
+        observed = codes != 1
+        counts = self.code_to_count.to(dtype)[codes]
+        return counts, observed

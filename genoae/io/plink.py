@@ -1,0 +1,146 @@
+"""PLINK 1 binary genotypes: ``.bed`` (memory-mapped, SNP-major), ``.bim`` and ``.fam``.
+
+The ``.bed`` bytes are PLINK's 2-bit codes, which is also how :class:`genoae.Genotypes` stores calls, so a SNP-major
+``.bed`` is used in place (a read-only memory map) and decoded in vectorised blocks only when asked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genoae.errors import InputError
+from genoae.genotypes import Genotypes, Samples, Variants, pack_calls, unpack_calls
+from genoae.io.atomic import atomic_group
+
+BED_MAGIC = b"\x6c\x1b"
+MODE_SNP_MAJOR = 0x01
+MODE_INDIVIDUAL_MAJOR = 0x00
+
+
+def plink_paths(path) -> tuple[Path, Path, Path]:
+    """The .bed/.bim/.fam triple for a path given as PREFIX, PREFIX.bed, PREFIX.bim or PREFIX.fam."""
+    path = Path(path)
+    prefix = path.with_suffix("") if path.suffix in (".bed", ".bim", ".fam") else path
+    return prefix.with_suffix(".bed"), prefix.with_suffix(".bim"), prefix.with_suffix(".fam")
+
+
+def _read_columns(path: Path, n_columns: int, kind: str) -> list[list[str]]:
+    """Whitespace-separated lines, each checked to have exactly ``n_columns`` fields."""
+    rows = []
+    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != n_columns:
+                raise InputError(path, f"{kind} line has {len(fields)} columns, expected {n_columns}", line_no)
+            rows.append(fields)
+    return rows
+
+
+def read_fam(path) -> Samples:
+    """Read a ``.fam`` file (FID IID father mother sex phenotype)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "missing .fam file (PLINK needs .bed, .bim and .fam side by side)")
+    rows = _read_columns(path, 6, ".fam")
+    if not rows:
+        raise InputError(path, "empty .fam file: no individuals")
+    fid = np.array([r[0] for r in rows])
+    iid = np.array([r[1] for r in rows])
+    sex = np.array([int(r[4]) if r[4] in ("0", "1", "2") else 0 for r in rows], dtype=np.int8)
+    return Samples(iid=iid, fid=fid, sex=sex)
+
+
+def read_bim(path) -> Variants:
+    """Read a ``.bim`` file (chrom id cM pos A1 A2); A2 (column 6) is the counted allele."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "missing .bim file (PLINK needs .bed, .bim and .fam side by side)")
+    rows = _read_columns(path, 6, ".bim")
+    if not rows:
+        raise InputError(path, "empty .bim file: no variants")
+    cm = np.empty(len(rows))
+    pos = np.empty(len(rows), np.int64)
+    for i, r in enumerate(rows):
+        try:
+            cm[i] = float(r[2])
+        except ValueError:
+            raise InputError(path, f"genetic position (column 3) {r[2]!r} is not a number", i + 1) from None
+        try:
+            pos[i] = int(r[3])
+        except ValueError:
+            raise InputError(path, f"base-pair position (column 4) {r[3]!r} is not an integer", i + 1) from None
+    return Variants(chrom=np.array([r[0] for r in rows]), pos=pos, id=np.array([r[1] for r in rows]),
+                    a1=np.array([r[4] for r in rows]), a2=np.array([r[5] for r in rows]), cm=cm)
+
+
+def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
+    """Memory-map a ``.bed`` file and return SNP-major packed calls, shape (n_variants, ceil(n_samples/4)).
+
+    An individual-major file (mode byte 0x00) is read and transposed into SNP-major order.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "missing .bed file")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(path, "empty .bed file (0 bytes)")
+    with open(path, "rb") as handle:
+        header = handle.read(3)
+    if len(header) < 3 or header[:2] != BED_MAGIC:
+        raise InputError(path, f"not a PLINK .bed file: magic bytes are {header[:2].hex(' ') or 'absent'}, "
+                               f"expected 6c 1b")
+    mode = header[2]
+    if mode == MODE_SNP_MAJOR:
+        rows, row_len = n_variants, (n_samples + 3) // 4
+    elif mode == MODE_INDIVIDUAL_MAJOR:
+        rows, row_len = n_samples, (n_variants + 3) // 4
+    else:
+        raise InputError(path, f"invalid .bed mode byte 0x{mode:02x}: expected 0x01 (SNP-major) or "
+                               f"0x00 (individual-major)")
+    expected = 3 + rows * row_len
+    if size != expected:
+        raise InputError(path, f".bed has {size} bytes but .bim ({n_variants} variants) and .fam "
+                               f"({n_samples} samples) imply {expected}")
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(rows, row_len))
+    if mode == MODE_SNP_MAJOR:
+        return data
+    # individual-major: decode per block of individuals, re-encode SNP-major
+    counts = unpack_calls(np.asarray(data), n_variants)  # (n_samples, n_variants)
+    return pack_calls(counts.T)
+
+
+def read_plink(path) -> Genotypes:
+    """Read PLINK 1 binary genotypes given PREFIX or any of PREFIX.bed/.bim/.fam."""
+    bed, bim, fam = plink_paths(path)
+    for companion in (bed, bim, fam):
+        if not companion.exists():
+            raise InputError(companion, f"missing {companion.suffix} file: PLINK input needs "
+                                        f"{bed.name}, {bim.name} and {fam.name} side by side")
+    samples = read_fam(fam)
+    variants = read_bim(bim)
+    packed = read_bed(bed, len(samples), len(variants))
+    return Genotypes(packed, samples, variants, source=os.fspath(bed))
+
+
+def write_plink(genotypes: Genotypes, path) -> tuple[Path, Path, Path]:
+    """Write ``.bed`` (SNP-major), ``.bim`` and ``.fam``; all three appear together or not at all."""
+    bed, bim, fam = plink_paths(path)
+    with atomic_group([bed, bim, fam]) as (bed_tmp, bim_tmp, fam_tmp):
+        with open(bed_tmp, "wb") as handle:
+            handle.write(BED_MAGIC + bytes([MODE_SNP_MAJOR]))
+            chunk = 65536
+            for start in range(0, genotypes.n_variants, chunk):
+                handle.write(np.ascontiguousarray(genotypes.packed[start:start + chunk]).tobytes())
+        v = genotypes.variants
+        with open(bim_tmp, "w") as handle:
+            for j in range(len(v)):
+                handle.write(f"{v.chrom[j]}\t{v.id[j]}\t{v.cm[j]:g}\t{v.pos[j]}\t{v.a1[j]}\t{v.a2[j]}\n")
+        s = genotypes.samples
+        with open(fam_tmp, "w") as handle:
+            for i in range(len(s)):
+                handle.write(f"{s.fid[i]} {s.iid[i]} 0 0 {s.sex[i]} -9\n")
+    return bed, bim, fam

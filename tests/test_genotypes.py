@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from genoae.genotypes import Genotypes, pack_calls, unpack_calls
+
+
+@pytest.mark.parametrize("n_samples", [1, 3, 4, 5, 17])
+def test_pack_unpack_round_trip(n_samples):
+    rng = np.random.default_rng(n_samples)
+    counts = rng.integers(-1, 3, size=(11, n_samples)).astype(np.int8)
+    packed = pack_calls(counts)
+    assert packed.shape == (11, (n_samples + 3) // 4)
+    np.testing.assert_array_equal(unpack_calls(packed, n_samples), counts)
+
+
+def test_plink_code_meaning():
+    # 00 hom A1 -> 0, 01 missing, 10 het -> 1, 11 hom A2 -> 2, sample 0 in the low bits
+    packed = np.array([[0b11_10_01_00]], dtype=np.uint8)
+    np.testing.assert_array_equal(unpack_calls(packed, 4), [[0, -1, 1, 2]])
+
+
+def test_frequencies_filters_and_subset():
+    counts = np.array([[0, 2, 1, -1], [0, 2, 2, -1], [0, 2, -1, -1]], dtype=np.int8)  # samples x variants
+    geno = Genotypes.from_counts(counts)
+    np.testing.assert_allclose(geno.allele_freqs()[:3], [0.0, 1.0, 0.75])
+    assert np.isnan(geno.allele_freqs()[3])
+    np.testing.assert_allclose(geno.missing_rate_per_variant(), [0, 0, 1 / 3, 1])
+    kept = geno.filter(maf=0.01, max_missing=0.5)
+    assert kept.n_variants == 1 and kept.variants.id[0] == "snp3"
+    sub = geno.subset(samples=[2, 0])
+    np.testing.assert_array_equal(sub.counts(), counts[[2, 0]])
+    assert list(sub.samples.iid) == ["ind3", "ind1"]
+
+
+def test_haplotypes_kept_and_subset():
+    rng = np.random.default_rng(0)
+    haps = rng.integers(0, 2, size=(5, 2, 9))
+    geno = Genotypes.from_haplotypes(haps)
+    assert geno.phased
+    np.testing.assert_array_equal(geno.counts(), haps.sum(axis=1))
+    np.testing.assert_array_equal(geno.haplotypes(), haps)
+    np.testing.assert_array_equal(geno.subset(samples=[4, 1]).haplotypes(), haps[[4, 1]])
+    np.testing.assert_array_equal(geno.subset(variants=[0, 3]).haplotypes(), haps[:, :, [0, 3]])
+
+
+def test_batches_unpack_on_device_with_mask():
+    rng = np.random.default_rng(1)
+    counts = rng.integers(-1, 3, size=(10, 13)).astype(np.int8)
+    geno = Genotypes.from_counts(counts)
+    seen = []
+    for index, x, observed in geno.batches(batch_size=4, device="cpu"):
+        assert x.dtype == torch.float32 and observed.dtype == torch.bool
+        np.testing.assert_array_equal(observed.numpy(), counts[index] >= 0)
+        np.testing.assert_array_equal(np.where(counts[index] >= 0, counts[index], 0), x.numpy())
+        seen.extend(index.tolist())
+    assert seen == list(range(10))
