@@ -37,15 +37,47 @@ def main(argv=None):
 
 
 # ======================================================================== I/O: info, convert
+def _read_options(legend):
+    """Reader keyword arguments from the shared I/O options."""
+    return {} if legend is None else {"legend": legend}
+
+
 @cli.command()
 @click.argument("path", type=click.Path())
-def info(path):
-    """Summarise a genotype file: samples, variants, chromosomes, missing rate, ploidy/phasing, MAF."""
+@click.option("--legend", type=click.Path(), default=None,
+              help="Legend file (id position a0 a1) for .hapt input; default: one found beside the file.")
+def info(path, legend):
+    """Summarise a genotype file: samples, variants, chromosomes, missing rate, ploidy/phasing, MAF.
+
+    Reads PLINK .bed/.bim/.fam, VCF/.vcf.gz, HDF5 (scikit-allel layout), .npy, whitespace text and .hapt.
+    Skipped VCF/HDF5 records (multi-allelic, indel, symbolic, no GT) are counted in the output.
+    """
     from genoae.io import read_genotypes
     from genoae.summary import summarise
 
-    genotypes = read_genotypes(path)
+    genotypes = read_genotypes(path, **_read_options(legend))
     click.echo(summarise(genotypes))
+
+
+@cli.command()
+@click.argument("source", type=click.Path())
+@click.argument("target", type=click.Path())
+@click.option("--maf", type=click.FloatRange(0, 0.5), default=None, help="Keep variants with MAF >= this.")
+@click.option("--max-missing", type=click.FloatRange(0, 1), default=None,
+              help="Keep variants with a missing-call rate <= this.")
+@click.option("--legend", type=click.Path(), default=None, help="Legend file for .hapt input.")
+def convert(source, target, maf, max_missing, legend):
+    """Convert SOURCE to TARGET, formats chosen by extension.
+
+    Outputs: .bed (PLINK; also .bim/.fam), .vcf / .vcf.gz (BGZF; phased when the input has haplotypes),
+    .h5 (scikit-allel layout: calldata/GT, samples, variants/*), .npy (samples x SNPs A2 counts, -1 missing).
+    """
+    from genoae.io import convert as convert_genotypes
+
+    written = convert_genotypes(source, target, maf=maf, max_missing=max_missing, **_read_options(legend))
+    note = f"; {written.info['filtered out']} filtered out" if "filtered out" in written.info else ""
+    click.echo(f"wrote {target}: {written.n_samples} samples x {written.n_variants} variants"
+               f"{' (phased)' if written.phased else ''}{note}")
 
 
 # ======================================================================== (end of I/O commands)

@@ -53,5 +53,5 @@ def summarise(genotypes: Genotypes) -> str:
         f"counted:      {d['allele_counted']}",
     ]
     for key, value in genotypes.info.items():
-        lines.append(f"{key + ':':<14}{value}")
+        lines.append(f"{key + ':':<14}{value}" if len(key) < 13 else f"{key}: {value}")
     return "\n".join(lines)

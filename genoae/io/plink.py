@@ -21,9 +21,10 @@ MODE_INDIVIDUAL_MAJOR = 0x00
 
 def plink_paths(path) -> tuple[Path, Path, Path]:
     """The .bed/.bim/.fam triple for a path given as PREFIX, PREFIX.bed, PREFIX.bim or PREFIX.fam."""
-    path = Path(path)
-    prefix = path.with_suffix("") if path.suffix in (".bed", ".bim", ".fam") else path
-    return prefix.with_suffix(".bed"), prefix.with_suffix(".bim"), prefix.with_suffix(".fam")
+    # PLINK appends the extension to the prefix, so a prefix may itself contain dots ("data.v2")
+    text = os.fspath(path)
+    prefix = text[:-4] if text.endswith((".bed", ".bim", ".fam")) else text
+    return Path(prefix + ".bed"), Path(prefix + ".bim"), Path(prefix + ".fam")
 
 
 def _read_columns(path: Path, n_columns: int, kind: str) -> list[list[str]]:
@@ -77,16 +78,11 @@ def read_bim(path) -> Variants:
                     a1=np.array([r[4] for r in rows]), a2=np.array([r[5] for r in rows]), cm=cm)
 
 
-def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
-    """Memory-map a ``.bed`` file and return SNP-major packed calls, shape (n_variants, ceil(n_samples/4)).
-
-    An individual-major file (mode byte 0x00) is read and transposed into SNP-major order.
-    """
-    path = Path(path)
+def _check_bed_header(path: Path) -> int:
+    """Check a ``.bed`` exists and starts with PLINK's magic bytes; return its mode byte."""
     if not path.exists():
         raise InputError(path, "missing .bed file")
-    size = path.stat().st_size
-    if size == 0:
+    if path.stat().st_size == 0:
         raise InputError(path, "empty .bed file (0 bytes)")
     with open(path, "rb") as handle:
         header = handle.read(3)
@@ -94,13 +90,24 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
         raise InputError(path, f"not a PLINK .bed file: magic bytes are {header[:2].hex(' ') or 'absent'}, "
                                f"expected 6c 1b")
     mode = header[2]
-    if mode == MODE_SNP_MAJOR:
-        rows, row_len = n_variants, (n_samples + 3) // 4
-    elif mode == MODE_INDIVIDUAL_MAJOR:
-        rows, row_len = n_samples, (n_variants + 3) // 4
-    else:
+    if mode not in (MODE_SNP_MAJOR, MODE_INDIVIDUAL_MAJOR):
         raise InputError(path, f"invalid .bed mode byte 0x{mode:02x}: expected 0x01 (SNP-major) or "
                                f"0x00 (individual-major)")
+    return mode
+
+
+def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
+    """Memory-map a ``.bed`` file and return SNP-major packed calls, shape (n_variants, ceil(n_samples/4)).
+
+    An individual-major file (mode byte 0x00) is read and transposed into SNP-major order.
+    """
+    path = Path(path)
+    mode = _check_bed_header(path)
+    size = path.stat().st_size
+    if mode == MODE_SNP_MAJOR:
+        rows, row_len = n_variants, (n_samples + 3) // 4
+    else:
+        rows, row_len = n_samples, (n_variants + 3) // 4
     expected = 3 + rows * row_len
     if size != expected:
         raise InputError(path, f".bed has {size} bytes but .bim ({n_variants} variants) and .fam "
@@ -116,6 +123,8 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
 def read_plink(path) -> Genotypes:
     """Read PLINK 1 binary genotypes given PREFIX or any of PREFIX.bed/.bim/.fam."""
     bed, bim, fam = plink_paths(path)
+    if bed.exists():
+        _check_bed_header(bed)  # a wrong file is named as such before its companions are looked for
     for companion in (bed, bim, fam):
         if not companion.exists():
             raise InputError(companion, f"missing {companion.suffix} file: PLINK input needs "

@@ -382,8 +382,9 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                            f"haplotypes dropped")
     genotypes = Genotypes(packed, sample_table, variants, haps, source=os.fspath(path), info=info)
     if n_skipped and not quiet:
-        print(f"genoae: {path}: skipped {info['skipped records']} records; kept {len(variants)} biallelic SNPs",
-              file=sys.stderr)
+        detail = ", ".join(f"{n} {k}" for k, n in skipped.items() if n)
+        print(f"genoae: {path}: skipped {n_skipped} of {n_records} records ({detail}); kept {len(variants)} "
+              f"biallelic SNPs", file=sys.stderr)
     return genotypes
 
 

@@ -1,0 +1,263 @@
+"""Genotype HDF5 files: scikit-allel's layout (what ``allel.vcf_to_hdf5`` writes) and genoae's packed layout.
+
+scikit-allel layout (read and written)::
+
+    samples              (n_samples,) str
+    calldata/GT          (n_variants, n_samples, ploidy) int8, allele indices, -1 missing
+    variants/CHROM, ID, REF   (n_variants,) str
+    variants/POS         (n_variants,) int
+    variants/ALT         (n_variants,) or (n_variants, n_alt) str; '' for absent alternates
+
+genoae adds, without disturbing other readers: ``variants/CM`` (cM), ``sample_info/FID`` and ``sample_info/SEX``
+(the .fam columns), and root attributes ``format``, ``allele_convention``, ``phased`` (whether ``calldata/GT`` holds
+phased haplotypes; scikit-allel itself keeps no phase).
+
+genoae's packed layout (``layout="packed"``) stores ``calldata/packed`` (n_variants, ceil(n_samples/4)) uint8 in PLINK
+2-bit encoding, and ``calldata/haplotypes_packed`` when phased, instead of ``calldata/GT``: 8x smaller, same metadata.
+
+Only biallelic SNPs are kept on reading (as for VCF); other records are skipped and counted.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from genoae.errors import InputError
+from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pack_calls, unpack_calls
+
+FORMAT_NAME = "genoae-genotypes"
+CHUNK_VARIANTS = 8192
+
+
+def _strings(dataset) -> np.ndarray:
+    values = dataset[()]
+    if values.dtype.kind in "SO":
+        return np.array([v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in values])
+    return values.astype(str)
+
+
+def _open(path: Path):
+    import h5py
+
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise InputError(path, f"not a readable HDF5 file: {error}") from None
+
+
+def _alt_columns(h5, n_variants: int, path) -> tuple[np.ndarray, np.ndarray]:
+    """ALT allele (first alternate) and whether a second alternate exists, per variant."""
+    if "variants/ALT" not in h5:
+        return np.full(n_variants, "B"), np.zeros(n_variants, bool)
+    alt = h5["variants/ALT"]
+    if alt.shape[0] != n_variants:
+        raise InputError(path, f"variants/ALT has {alt.shape[0]} rows, calldata has {n_variants} variants")
+    if alt.ndim == 1:
+        return _strings(alt), np.zeros(n_variants, bool)
+    columns = [_strings(alt[:, k]) for k in range(alt.shape[1])]
+    first = columns[0] if columns else np.full(n_variants, "")
+    more = np.zeros(n_variants, bool)
+    for column in columns[1:]:
+        more |= column != ""
+    return first, more
+
+
+def read_hdf5(path, quiet: bool = False) -> Genotypes:
+    """Read genotypes from an HDF5 file in scikit-allel's or genoae's packed layout.
+
+    Parameters
+    ----------
+    path : str or Path
+    quiet : bool
+        When False, print one line on stderr if records were skipped.
+
+    Raises
+    ------
+    InputError
+        Not HDF5, no ``calldata/GT`` or ``calldata/packed``, inconsistent shapes, ploidy > 2, or an allele index
+        other than 0/1 in a kept biallelic record (naming the record).
+    """
+    path = Path(path)
+    with _open(path) as h5:
+        if "calldata/packed" in h5:
+            return _read_packed(h5, path)
+        if "calldata/GT" not in h5:
+            raise InputError(path, f"no calldata/GT dataset (top-level keys: {', '.join(h5.keys()) or 'none'}): "
+                                   f"expected scikit-allel's layout")
+        gt = h5["calldata/GT"]
+        if gt.ndim == 2:
+            n_variants, n_samples, ploidy = *gt.shape, 1
+        elif gt.ndim == 3:
+            n_variants, n_samples, ploidy = gt.shape
+        else:
+            raise InputError(path, f"calldata/GT has shape {gt.shape}: expected (variants, samples, ploidy)")
+        if ploidy not in (1, 2):
+            raise InputError(path, f"calldata/GT has ploidy {ploidy}: genoae reads diploid and haploid calls only")
+        if n_samples == 0 or n_variants == 0:
+            raise InputError(path, f"calldata/GT has shape {gt.shape}: no calls")
+        samples = _read_samples(h5, n_samples, path)
+        chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
+        alt, more_alts = _alt_columns(h5, n_variants, path)
+        skipped = {"multi-allelic": more_alts,
+                   "no ALT allele": (alt == "") | (alt == "."),
+                   "symbolic ALT": np.char.startswith(alt, "<") | (alt == "*"),
+                   "indel/MNP": (np.char.str_len(ref) != 1) | (np.char.str_len(alt) != 1)}
+        drop = np.zeros(n_variants, bool)
+        counts_skipped = {}
+        for reason, mask in skipped.items():
+            counts_skipped[reason] = int((mask & ~drop).sum())
+            drop |= mask
+        keep = np.flatnonzero(~drop)
+        if keep.size == 0:
+            raise InputError(path, "no biallelic SNP to read (" + ", ".join(
+                f"{n} {k}" for k, n in counts_skipped.items() if n) + ")")
+        phased = bool(h5.attrs.get("phased", False)) and ploidy == 2
+        packed_blocks, hap_blocks = [], []
+        for start in range(0, n_variants, CHUNK_VARIANTS):
+            stop = min(start + CHUNK_VARIANTS, n_variants)
+            block_keep = keep[(keep >= start) & (keep < stop)] - start
+            if block_keep.size == 0:
+                continue
+            block = np.asarray(gt[start:stop])
+            block = block.reshape(stop - start, n_samples, ploidy)[block_keep].astype(np.int16)
+            bad = (block > 1) | (block < -1)
+            if bad.any():
+                v, s, _ = np.argwhere(bad)[0]
+                raise InputError(path, f"calldata/GT allele index {int(block[v, s].max())} for sample "
+                                       f"{samples.iid[s]} is out of range for a biallelic SNP (REF=0, ALT=1)",
+                                 start + int(block_keep[v]) + 1, what="record")
+            a = block[..., 0]
+            b = block[..., 1] if ploidy == 2 else a
+            missing = (a < 0) | (b < 0)
+            packed_blocks.append(pack_calls(np.where(missing, -1, a + b)))
+            if phased:
+                bits = np.empty((len(block_keep), 2 * n_samples), np.uint8)
+                bits[:, 0::2], bits[:, 1::2] = a > 0, b > 0
+                hap_blocks.append(np.packbits(bits, axis=1, bitorder="little"))
+        variants = Variants(chrom[keep], pos[keep], ids[keep], ref[keep], alt[keep], cm[keep])
+        n_skipped = n_variants - keep.size
+        info = {"skipped records": f"{n_skipped} of {n_variants}" + (" (" + ", ".join(
+            f"{n} {k}" for k, n in counts_skipped.items() if n) + ")" if n_skipped else "")}
+        if ploidy == 1:
+            info["haploid calls"] = "all (read as homozygous, as PLINK does)"
+        if n_skipped and not quiet:
+            detail = ", ".join(f"{n} {k}" for k, n in counts_skipped.items() if n)
+            print(f"genoae: {path}: skipped {n_skipped} of {n_variants} records ({detail}); kept {keep.size} "
+                  f"biallelic SNPs", file=sys.stderr)
+        return Genotypes(np.concatenate(packed_blocks), samples, variants,
+                         np.concatenate(hap_blocks) if phased else None, source=os.fspath(path), info=info)
+
+
+def _read_samples(h5, n_samples: int, path) -> Samples:
+    if "samples" in h5:
+        iid = _strings(h5["samples"])
+        if len(iid) != n_samples:
+            raise InputError(path, f"'samples' has {len(iid)} names, the calls have {n_samples} samples")
+    else:
+        iid = np.array([f"ind{i + 1}" for i in range(n_samples)])
+    fid = _strings(h5["sample_info/FID"]) if "sample_info/FID" in h5 else None
+    sex = h5["sample_info/SEX"][()] if "sample_info/SEX" in h5 else None
+    return Samples(iid, fid, sex)
+
+
+def _read_variant_columns(h5, n_variants: int, path):
+    def column(name, default):
+        key = f"variants/{name}"
+        if key not in h5:
+            return default
+        if h5[key].shape[:1] != (n_variants,):
+            raise InputError(path, f"{key} has shape {h5[key].shape}, the calls have {n_variants} variants")
+        return h5[key][()] if name in ("POS", "CM") else _strings(h5[key])
+
+    chrom = column("CHROM", np.full(n_variants, "1"))
+    pos = np.asarray(column("POS", np.arange(1, n_variants + 1)), np.int64)
+    ids = column("ID", np.array([f"snp{j + 1}" for j in range(n_variants)]))
+    ref = column("REF", np.full(n_variants, "A"))
+    cm = np.asarray(column("CM", np.zeros(n_variants)), np.float64)
+    return chrom, pos, ids, ref, cm
+
+
+def _read_packed(h5, path) -> Genotypes:
+    packed = h5["calldata/packed"][()]
+    n_variants = packed.shape[0]
+    n_samples = int(h5.attrs.get("n_samples", len(h5["samples"]) if "samples" in h5 else 0))
+    samples = _read_samples(h5, n_samples, path)
+    if packed.shape != (n_variants, (n_samples + 3) // 4):
+        raise InputError(path, f"calldata/packed has shape {packed.shape}, {n_samples} samples need "
+                               f"{(n_samples + 3) // 4} bytes per variant")
+    chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
+    alt, _ = _alt_columns(h5, n_variants, path)
+    haps = h5["calldata/haplotypes_packed"][()] if "calldata/haplotypes_packed" in h5 else None
+    try:
+        return Genotypes(packed, samples, Variants(chrom, pos, ids, ref, alt, cm), haps, source=os.fspath(path))
+    except ValueError as error:
+        raise InputError(path, str(error)) from None
+
+
+def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: str | None = "gzip") -> Path:
+    """Write genotypes to HDF5, atomically.
+
+    Parameters
+    ----------
+    layout : "allel" or "packed"
+        "allel": ``calldata/GT`` (n_variants, n_samples, 2) int8 that scikit-allel and other tools read;
+        phased haplotypes when present, else REF/ALT sorted (0/0, 0/1, 1/1).  "packed": genoae's 2-bit layout.
+    compression : str or None
+        h5py filter for the call datasets (gzip level 1).
+    """
+    import h5py
+
+    from genoae.io.atomic import atomic_path
+
+    if layout not in ("allel", "packed"):
+        raise ValueError(f"layout must be 'allel' or 'packed', not {layout!r}")
+    path = Path(path)
+    g, v, s = genotypes, genotypes.variants, genotypes.samples
+    text = h5py.string_dtype()
+    opts = {"compression": compression, "compression_opts": 1} if compression == "gzip" else \
+        {"compression": compression}
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = FORMAT_NAME
+        h5.attrs["layout"] = layout
+        h5.attrs["allele_convention"] = ("REF = PLINK A1 (.bim column 5), ALT = A2 (column 6), the counted allele; "
+                                         + ALLELE_CONVENTION)
+        h5.attrs["phased"] = g.phased
+        h5.attrs["n_samples"] = g.n_samples
+        h5.attrs["source"] = str(g.source)
+        h5.create_dataset("samples", data=s.iid.astype(object), dtype=text)
+        info = h5.create_group("sample_info")
+        info.create_dataset("FID", data=s.fid.astype(object), dtype=text)
+        info.create_dataset("SEX", data=s.sex)
+        var = h5.create_group("variants")
+        for name, values in (("CHROM", v.chrom), ("ID", v.id), ("REF", v.a1), ("ALT", v.a2)):
+            var.create_dataset(name, data=values.astype(object), dtype=text)
+        var.create_dataset("POS", data=v.pos)
+        var.create_dataset("CM", data=v.cm)
+        calls = h5.create_group("calldata")
+        if layout == "packed":
+            calls.create_dataset("packed", data=np.asarray(g.packed), **opts)
+            if g.phased:
+                calls.create_dataset("haplotypes_packed", data=np.asarray(g.haplotypes_packed), **opts)
+            return path
+        chunk_rows = max(1, min(g.n_variants, (1 << 20) // max(1, 2 * g.n_samples)))
+        gt = calls.create_dataset("GT", shape=(g.n_variants, g.n_samples, 2), dtype=np.int8,
+                                  chunks=(chunk_rows, g.n_samples, 2), **opts)
+        for start in range(0, g.n_variants, CHUNK_VARIANTS):
+            stop = min(start + CHUNK_VARIANTS, g.n_variants)
+            counts = unpack_calls(np.asarray(g.packed[start:stop]), g.n_samples)  # (n, N)
+            block = np.empty(counts.shape + (2,), np.int8)
+            if g.phased:
+                bits = np.unpackbits(np.asarray(g.haplotypes_packed[start:stop]), axis=1, count=2 * g.n_samples,
+                                     bitorder="little").reshape(counts.shape + (2,))
+                block[:] = bits
+            else:
+                block[..., 0] = counts == 2
+                block[..., 1] = counts >= 1
+            block[counts < 0] = -1
+            gt[start:stop] = block
+    return path

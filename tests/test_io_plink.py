@@ -1,0 +1,113 @@
+"""PLINK reader/writer: each fault class of ../shared/data/plink_edge_cases, and known values."""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from genoae.errors import InputError
+from genoae.io import read_genotypes, write_genotypes
+from genoae.io.plink import plink_paths, read_plink
+from tests.conftest import shared_path
+
+
+def edge(name):
+    return shared_path("plink_edge_cases", name)
+
+
+def assemble(tmp_path, bed=None, bim=None, fam=None, prefix="x"):
+    """Copy chosen edge-case files into tmp_path as PREFIX.bed/.bim/.fam."""
+    for source, ext in ((bed, ".bed"), (bim, ".bim"), (fam, ".fam")):
+        if source is not None:
+            shutil.copy(edge(source), tmp_path / f"{prefix}{ext}")
+    return tmp_path / f"{prefix}.bed"
+
+
+def test_some_missing_equals_expected_a1_counts():
+    geno = read_genotypes(edge("some_missing.bed"))
+    expected_a1 = np.load(edge("some_missing.val.npy"))  # counts A1 (.bim column 5), NaN missing
+    expected_a2 = np.where(np.isnan(expected_a1), -1, 2 - expected_a1).astype(np.int8)
+    np.testing.assert_array_equal(geno.counts(), expected_a2)
+    assert 0.2 < (geno.counts() < 0).mean() < 0.25  # README: 21.8% missing
+
+
+def test_individual_major_mode0_matches_plink19_recode():
+    # plink1.9 --bfile smallmode0 --recode A (A1 counts): iid1 1 2 0, iid2 0 0 1, iid3 NA NA 2, iid4 0 2 0
+    geno = read_genotypes(edge("smallmode0.bed"))
+    expected_a1 = np.array([[1, 2, 0], [0, 0, 1], [-1, -1, 2], [0, 2, 0]])
+    np.testing.assert_array_equal(geno.counts(), np.where(expected_a1 < 0, -1, 2 - expected_a1))
+
+
+def test_small_and_sparse_shapes_and_tables():
+    geno = read_genotypes(edge("small.bed"))
+    assert (geno.n_samples, geno.n_variants) == (3, 4)
+    assert list(geno.variants.chrom) == ["1", "1", "5", "Y"] and list(geno.samples.sex) == [1, 2, 0]
+    sparse = read_genotypes(edge("sparse.fam"))  # any companion names the set
+    assert (sparse.counts() == 2).sum() == 192 and (sparse.counts() < 0).sum() == 0
+
+
+@pytest.mark.parametrize("files, fault", [
+    (dict(bed="badfile.bed"), "magic bytes are 54 68, expected 6c 1b"),
+    (dict(bed="smallmodebad.bed", bim="small.bim", fam="small.fam"), "invalid .bed mode byte 0x30"),
+    (dict(bed="empty.bed", bim="small.bim", fam="small.fam"), "empty .bed file"),
+    (dict(bed="small_too_short.bed", bim="small.bim", fam="small.fam"), ".bed has 6 bytes but"),
+    (dict(bed="small.bed", bim="small.bim", fam="plink_sim_10s_100v_10pmiss.fam"),
+     ".bed has 7 bytes but .bim (4 variants) and .fam (10 samples) imply 15"),
+    (dict(bed="small.bed", fam="small.fam"), "missing .bim file"),
+    (dict(bed="small.bed", bim="small.bim"), "missing .fam file"),
+    (dict(bim="small.bim", fam="small.fam"), "missing .bed file"),
+])
+def test_file_faults(tmp_path, files, fault):
+    with pytest.raises(InputError) as info:
+        read_plink(assemble(tmp_path, **files))
+    assert fault in str(info.value)
+
+
+@pytest.mark.parametrize("files, fault, line", [
+    (dict(bed="small.bed", bim="small.bad_bim", fam="small.fam"), ".bim line has 5 columns, expected 6", 3),
+    (dict(bed="small.bed", bim="small.bim", fam="small.fam_bad"), ".fam line has 1 columns, expected 6", 4),
+    (dict(bed="small.bed", bim="small.bim_bad_positions.bim", fam="small.fam"), "genetic position (column 3) 'X'", 2),
+])
+def test_line_faults_name_the_line(tmp_path, files, fault, line):
+    with pytest.raises(InputError) as info:
+        read_plink(assemble(tmp_path, **files))
+    assert fault in str(info.value) and info.value.line == line
+
+
+def test_fractional_bp_position_is_refused(tmp_path):
+    bim = (tmp_path / "x.bim")
+    assemble(tmp_path, bed="small.bed", fam="small.fam")
+    bim.write_text(edge("small.bim").read_text().replace("\t100\t", "\t100.5\t"))
+    with pytest.raises(InputError, match="'100.5' is not an integer"):
+        read_plink(tmp_path / "x")
+
+
+def test_prefix_with_dots(tmp_path):
+    bed = assemble(tmp_path, bed="small.bed", bim="small.bim", fam="small.fam", prefix="set.v2")
+    assert plink_paths(tmp_path / "set.v2") == (bed, tmp_path / "set.v2.bim", tmp_path / "set.v2.fam")
+    assert read_genotypes(tmp_path / "set.v2").n_variants == 4
+    assert read_genotypes(tmp_path / "set.v2.fam").n_samples == 3
+
+
+def test_write_read_round_trip_and_plink19_agrees(tmp_path):
+    rng = np.random.default_rng(0)
+    from genoae.genotypes import Genotypes
+
+    counts = rng.integers(-1, 3, size=(9, 23))
+    geno = Genotypes.from_counts(counts)
+    bed = write_genotypes(geno, tmp_path / "out.bed")
+    np.testing.assert_array_equal(read_genotypes(bed).counts(), counts)
+    if shutil.which("plink1.9") is None:
+        pytest.skip("plink1.9 not installed")
+    subprocess.run(["plink1.9", "--bfile", str(tmp_path / "out"), "--recode", "A", "--allow-no-sex",
+                    "--recode-allele", str(_a2_list(tmp_path, geno)), "--out", str(tmp_path / "raw")],
+                   check=True, capture_output=True)
+    rows = [line.split()[6:] for line in (tmp_path / "raw.raw").read_text().splitlines()[1:]]
+    plink_counts = np.array([[-1 if x == "NA" else int(x) for x in row] for row in rows])
+    np.testing.assert_array_equal(plink_counts, counts)
+
+
+def _a2_list(tmp_path, geno):
+    path = tmp_path / "a2.txt"
+    path.write_text("".join(f"{i}\t{a}\n" for i, a in zip(geno.variants.id, geno.variants.a2)))
+    return path
