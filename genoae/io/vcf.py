@@ -53,6 +53,21 @@ def _open_binary(path: Path):
     return open(path, "rb", buffering=1 << 20)
 
 
+def _lines(handle, block_size: int = 1 << 23):
+    """Lines of a binary file without their line ends, read in large blocks (fewer Python calls per line)."""
+    leftover = b""
+    while True:
+        block = handle.read(block_size)
+        if not block:
+            break
+        lines = (leftover + block).split(b"\n")
+        leftover = lines.pop()
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if leftover:
+        yield leftover[:-1] if leftover.endswith(b"\r") else leftover
+
+
 def _classify(ref: bytes, alt: bytes) -> str | None:
     """None for a biallelic SNP, else the skip reason."""
     if b"," in alt:
@@ -114,46 +129,32 @@ class _Accumulator:
         self.n_haploid = 0
 
 
-def _fixed_width_table():
-    """Lookup tables for 4-byte calls ``a?b<tab>`` (a, b in 0 1 ., ? in / |) read as little-endian uint32.
-
-    The key is built from the low 2 bits of bytes 0, 1, 2 ('0' 00, '1' 01, '.' 10; '|' 00, '/' 11); ``value[key]``
-    is the only uint32 that key may come from, so ``value[key] == word`` validates the call.
-    """
-    value = np.zeros(64, np.uint32)
-    allele = np.zeros((64, 2), np.int8)
-    phased = np.zeros(64, bool)
-    known = np.zeros(64, bool)
-    for c0 in "01.":
-        for sep in "/|":
-            for c2 in "01.":
-                word = (c0 + sep + c2 + "\t").encode()
-                key = (word[0] & 3) | ((word[1] & 3) << 2) | ((word[2] & 3) << 4)
-                value[key] = int.from_bytes(word, "little")
-                allele[key] = [{"0": 0, "1": 1, ".": -1}[c] for c in (c0, c2)]
-                phased[key] = sep == "|"
-                known[key] = True
-    value[~known] = 0xFFFFFFFF
-    return value, allele, phased
-
-
-_FW_VALUE, _FW_ALLELE, _FW_PHASED = _fixed_width_table()
-
-
 def _decode_fixed_width(rests: list[bytes], n_samples: int):
     """Decode records whose sample columns are all 3-character GTs (``0|1``, ``./.`` ...), the common case.
 
+    Works on the raw bytes with uint8 arithmetic only (no per-call table lookups): with the low two bits of an
+    allele character, '0' -> 0, '1' -> 1, '.' -> 2 (missing), so the A2 count is ``a + b`` when neither has bit 1.
+
     Returns
     -------
-    a, b : ndarray, int8, shape (n_records, n_samples)   alleles 0/1, -1 missing
-    phased : ndarray, bool, shape (n_records, n_samples)
+    codes : ndarray, uint8, shape (n_records, n_samples)   PLINK 2-bit codes
+    hap_bits : ndarray, bool, shape (n_records, 2 n_samples)   allele 1 per haplotype
+    phased : ndarray, bool, shape (n_records, n_samples)    separator is '|'
     ok : ndarray, bool, shape (n_records,)   False for records with any call that is not of this simple form
     """
-    words = np.frombuffer(b"\t".join(rests) + b"\t", "<u4").reshape(len(rests), n_samples)
-    key = (words & 3) | ((words >> 6) & 0xC) | ((words >> 12) & 0x30)
-    ok = (_FW_VALUE[key] == words).all(axis=1)
-    alleles = _FW_ALLELE[key]
-    return alleles[..., 0], alleles[..., 1], _FW_PHASED[key], ok
+    fields = np.frombuffer(b"\t".join(rests) + b"\t", np.uint8).reshape(len(rests), n_samples, 4)
+    c0, c1, c2, c3 = fields[..., 0], fields[..., 1], fields[..., 2], fields[..., 3]
+    valid = (c3 == _TAB) & ((c1 == _SLASH) | (c1 == _PIPE))
+    valid &= (c0 == _ZERO) | (c0 == _ONE) | (c0 == _DOT)
+    valid &= (c2 == _ZERO) | (c2 == _ONE) | (c2 == _DOT)
+    ok = valid.all(axis=1)
+    a, b = c0 & 3, c2 & 3
+    missing = ((a | b) & 2) != 0
+    count = a + b
+    codes = count + (count != 0)  # 0 -> 0b00, 1 -> 0b10, 2 -> 0b11
+    codes[missing] = 0b01
+    hap_bits = (fields[..., 0:3:2] == _ONE).reshape(len(rests), 2 * n_samples)
+    return codes, hap_bits, (c1 == _PIPE), ~missing, ok
 
 
 def _decode_general(rests: list[bytes], line_nos: list[int], samples: np.ndarray, path):
@@ -201,32 +202,43 @@ def _decode_block(rests: list[bytes], line_nos: list[int], samples: np.ndarray, 
         The sample columns of each record (tab-separated, no newline), each with exactly n_samples fields.
     """
     n_records, n_samples = len(rests), len(samples)
-    a = np.empty((n_records, n_samples), np.int8)
-    b = np.empty_like(a)
-    phased = np.empty(a.shape, bool)
-    haploid = np.zeros(a.shape, bool)
+    codes = np.empty((n_records, n_samples), np.uint8)
+    hap_bits = np.empty((n_records, 2 * n_samples), bool)
     simple_width = 4 * n_samples - 1
     fixed = np.array([len(r) == simple_width for r in rests], bool)
     general = ~fixed
     if fixed.any():
         rows = np.flatnonzero(fixed)
-        fa, fb, fp, ok = _decode_fixed_width([rests[i] for i in rows], n_samples)
-        a[rows[ok]], b[rows[ok]], phased[rows[ok]] = fa[ok], fb[ok], fp[ok]
-        general[rows[~ok]] = True
+        all_rows = rows.size == n_records
+        f_codes, f_bits, f_phased, f_observed, ok = _decode_fixed_width(rests if all_rows else
+                                                                        [rests[i] for i in rows], n_samples)
+        if not ok.all():
+            general[rows[~ok]] = True
+            rows, f_codes, f_bits, f_phased, f_observed = (rows[ok], f_codes[ok], f_bits[ok], f_phased[ok],
+                                                           f_observed[ok])
+            all_rows = False
+        if all_rows:
+            codes, hap_bits = f_codes, f_bits
+        else:
+            codes[rows], hap_bits[rows] = f_codes, f_bits
+        n_phased = int(np.count_nonzero(f_phased & f_observed))
+        acc.n_phased += n_phased
+        acc.n_unphased += int(np.count_nonzero(f_observed)) - n_phased
     if general.any():
         rows = np.flatnonzero(general)
-        ga, gb, gp, gh = _decode_general([rests[i] for i in rows], [line_nos[i] for i in rows], samples, path)
-        a[rows], b[rows], phased[rows], haploid[rows] = ga, gb, gp, gh
-    missing = (a < 0) | (b < 0)
-    observed_diploid = ~missing & ~haploid
-    acc.n_unphased += int(np.count_nonzero(observed_diploid & ~phased))
-    acc.n_phased += int(np.count_nonzero(observed_diploid & phased))
-    acc.n_haploid += int(np.count_nonzero(haploid & ~missing))
-    acc.packed.append(_pack_codes(np.where(missing, 0b01, _AB_TO_CODE[2 * a.clip(0) + b.clip(0)])))
-    bits = np.empty((n_records, 2 * n_samples), np.uint8)
-    bits[:, 0::2] = a > 0
-    bits[:, 1::2] = b > 0
-    acc.haps.append(np.packbits(bits, axis=1, bitorder="little"))
+        a, b, phased, haploid = _decode_general([rests[i] for i in rows], [line_nos[i] for i in rows], samples,
+                                                path)
+        missing = (a < 0) | (b < 0)
+        observed_diploid = ~missing & ~haploid
+        acc.n_unphased += int(np.count_nonzero(observed_diploid & ~phased))
+        acc.n_phased += int(np.count_nonzero(observed_diploid & phased))
+        acc.n_haploid += int(np.count_nonzero(haploid & ~missing))
+        codes[rows] = np.where(missing, 0b01, _AB_TO_CODE[2 * a.clip(0) + b.clip(0)])
+        bits = np.empty((len(rows), 2 * n_samples), bool)
+        bits[:, 0::2], bits[:, 1::2] = a > 0, b > 0
+        hap_bits[rows] = bits
+    acc.packed.append(_pack_codes(codes))
+    acc.haps.append(np.packbits(hap_bits, axis=1, bitorder="little"))
 
 
 def _pack_codes(codes: np.ndarray) -> np.ndarray:
@@ -293,7 +305,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
         handle = _open_binary(path)
         with handle:
             line_no = 0
-            for line in handle:
+            for line in _lines(handle):
                 line_no += 1
                 if samples is None:
                     if line.startswith(b"##"):
@@ -302,7 +314,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                             sample_meta[meta[0]] = meta[1]
                         continue
                     if line.startswith(b"#CHROM"):
-                        header = line.rstrip(b"\r\n").decode("utf-8", errors="replace").split("\t")
+                        header = line.decode("utf-8", errors="replace").split("\t")
                         if len(header) < 8:
                             raise InputError(path, f"#CHROM header has {len(header)} tab-separated columns, "
                                                    f"expected at least 8", line_no)
@@ -317,7 +329,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                 if not line.strip():
                     continue
                 n_records += 1
-                parts = line.rstrip(b"\r\n").split(b"\t", 9)
+                parts = line.split(b"\t", 9)
                 if len(parts) < 10:
                     raise InputError(path, f"record has {len(parts)} tab-separated columns, the header has "
                                            f"{9 + len(samples)} (9 fixed + {len(samples)} samples)", line_no)
