@@ -123,7 +123,6 @@ class _Accumulator:
     def __init__(self, n_samples: int):
         self.n_samples = n_samples
         self.packed, self.haps = [], []
-        self.chrom, self.pos, self.id, self.ref, self.alt, self.cm = [], [], [], [], [], []
         self.n_unphased = 0  # observed diploid calls written with '/'
         self.n_phased = 0    # observed diploid calls written with '|'
         self.n_haploid = 0
@@ -300,6 +299,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
     sample_meta = {}
     acc = None
     rests, line_nos, block_bytes = [], [], 0
+    records = []  # (line number, CHROM, POS, ID, REF, ALT, INFO) of kept records
     n_records = 0
     try:
         handle = _open_binary(path)
@@ -321,12 +321,13 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                         if len(header) < 10:
                             raise InputError(path, "the VCF has no sample columns: no genotypes to read", line_no)
                         samples = np.array(header[9:])
-                        acc = _Accumulator(len(samples))
+                        n_samples = len(samples)
+                        acc = _Accumulator(n_samples)
                         continue
                     if not line.strip():
                         continue
                     raise InputError(path, "data line before the #CHROM header line (is this a VCF?)", line_no)
-                if not line.strip():
+                if not line or line.isspace():
                     continue
                 n_records += 1
                 parts = line.split(b"\t", 9)
@@ -335,31 +336,24 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                                            f"{9 + len(samples)} (9 fixed + {len(samples)} samples)", line_no)
                 rest = parts[9]
                 n_fields = rest.count(b"\t") + 1
-                if n_fields != len(samples):
+                if n_fields != n_samples:
                     raise InputError(path, f"record has {n_fields} sample columns, the header has "
-                                           f"{len(samples)}", line_no)
-                reason = _classify(parts[3], parts[4])
-                if reason is None:
-                    format_keys = parts[8].split(b":")
-                    if format_keys[0] != b"GT":
-                        if b"GT" in format_keys:  # against the spec, but seen in real files: pick GT out
+                                           f"{n_samples}", line_no)
+                ref, alt, fmt = parts[3], parts[4], parts[8]
+                # fast path for the usual biallelic SNP with GT first; everything else goes through _classify
+                if len(ref) != 1 or len(alt) != 1 or alt == b"." or alt == b"*" or \
+                        not (fmt == b"GT" or fmt.startswith(b"GT:")):
+                    reason = _classify(ref, alt)
+                    if reason is None:
+                        format_keys = fmt.split(b":")
+                        if b"GT" in format_keys:  # GT not first: against the spec, but seen in real files
                             rest = _gt_first(rest, format_keys.index(b"GT"))
                         else:
                             reason = "no GT in FORMAT"
-                if reason is not None:
-                    skipped[reason] += 1
-                    continue
-                try:
-                    pos = int(parts[1])
-                except ValueError:
-                    raise InputError(path, f"POS {parts[1].decode(errors='replace')!r} is not an integer",
-                                     line_no) from None
-                acc.chrom.append(parts[0])
-                acc.pos.append(pos)
-                acc.id.append(parts[2])
-                acc.ref.append(parts[3])
-                acc.alt.append(parts[4])
-                acc.cm.append(_info_cm(parts[7]))
+                    if reason is not None:
+                        skipped[reason] += 1
+                        continue
+                records.append((line_no, parts[0], parts[1], parts[2], ref, alt, parts[7]))
                 rests.append(rest)
                 line_nos.append(line_no)
                 block_bytes += len(rest)
@@ -373,12 +367,10 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
     if samples is None:
         raise InputError(path, "no #CHROM header line: not a VCF file")
     n_skipped = sum(skipped.values())
-    if not acc.pos:
+    if not records:
         detail = ", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "the file has no records"
         raise InputError(path, f"no biallelic SNP with a GT call to read ({n_records} records; {detail})")
-    variants = Variants(chrom=np.array(acc.chrom).astype(str), pos=np.array(acc.pos, np.int64),
-                        id=np.array(acc.id).astype(str), a1=np.array(acc.ref).astype(str),
-                        a2=np.array(acc.alt).astype(str), cm=np.array(acc.cm, np.float64))
+    variants = _variant_table(records, path)
     fid = [sample_meta.get(s, {}).get("FID", s) for s in samples]
     sex = [int(sample_meta.get(s, {}).get("SEX", 0)) if sample_meta.get(s, {}).get("SEX", "0") in "012" else 0
            for s in samples]
@@ -398,6 +390,26 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
         print(f"genoae: {path}: skipped {n_skipped} of {n_records} records ({detail}); kept {len(variants)} "
               f"biallelic SNPs", file=sys.stderr)
     return genotypes
+
+
+def _variant_table(records: list[tuple], path) -> Variants:
+    """Variants from the kept records' fixed columns (vectorised conversions; errors name the line)."""
+    columns = list(zip(*records))
+    pos_text = np.array(columns[2])
+    try:
+        pos = pos_text.astype(np.int64)
+    except (ValueError, OverflowError):
+        for line_no, value in zip(columns[0], columns[2]):
+            try:
+                int(value)
+            except ValueError:
+                raise InputError(path, f"POS {value.decode(errors='replace')!r} is not an integer", line_no) from None
+        raise InputError(path, "POS column holds a value that does not fit a 64-bit integer") from None
+    cm = np.array([_info_cm(info) for info in columns[6]], np.float64)
+    return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8"), pos=pos,
+                    id=np.char.decode(np.array(columns[3]), "utf-8"),
+                    a1=np.char.decode(np.array(columns[4]), "utf-8"),
+                    a2=np.char.decode(np.array(columns[5]), "utf-8"), cm=cm)
 
 
 def _info_cm(info: bytes) -> float:
