@@ -50,7 +50,7 @@ EXPECTED_REFUSALS = {
 def test_library_reads_or_refuses(path):
     key = str(path.relative_to(SHARED_DATA))
     try:
-        geno = read_genotypes(path, quiet=True) if not key.startswith("plink") else read_genotypes(path)
+        geno = read_genotypes(path, quiet=True)
     except InputError as error:
         assert key not in EXPECTED_SHAPES, f"{key} should be readable: {error}"
         assert error.path is not None
