@@ -207,3 +207,35 @@ def test_phased_1kg_haplotypes_agree_with_scikit_allel():
     np.testing.assert_array_equal(geno.variants.pos, pos)
     haps = geno.haplotypes()  # (N, 2, M)
     np.testing.assert_array_equal(haps.transpose(2, 0, 1), gt)
+
+
+def test_crlf_line_ends_and_no_final_newline(tmp_path):
+    text = (HEADER + record(1, "A", "G", "0/1", "1/1", "./.") + record(2, "C", "T", "0/0", "0/1", "0/0"))
+    path = tmp_path / "crlf.vcf"
+    path.write_bytes(text.replace("\n", "\r\n").rstrip("\r\n").encode())
+    np.testing.assert_array_equal(read_vcf(path).counts(), [[1, 0], [2, 1], [-1, 0]])
+
+
+def test_sample_meta_lines_from_other_tools_are_harmless(tmp_path):
+    header = HEADER.replace("#CHROM", '##SAMPLE=<ID=S1,Description="tumour, left">\n##SAMPLE=<ID=S2,SEX=>\n#CHROM')
+    geno = read_vcf(write_text(tmp_path, record(1, "A", "G", "0/1", "1/1", "0/0"), header=header))
+    assert list(geno.samples.fid) == ["S1", "S2", "S3"] and list(geno.samples.sex) == [0, 0, 0]
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    import genoae.io.vcf as vcf_module
+
+    geno = random_genotypes(4, 50, seed=1, phased=False)
+    calls = {"n": 0}
+    original = vcf_module._genotype_lines
+
+    def fail_on_second_chunk(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk full")
+        return original(*args)
+
+    monkeypatch.setattr(vcf_module, "_genotype_lines", fail_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        write_vcf(geno, tmp_path / "x.vcf.gz", chunk=10)
+    assert list(tmp_path.iterdir()) == []

@@ -38,7 +38,7 @@ from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants
 BATCH_RECORDS = 2048
 BATCH_BYTES = 64 << 20
 
-_TAB, _COLON, _SLASH, _PIPE, _DOT, _ZERO, _ONE = (ord(c) for c in "\t:/|.01")
+_TAB, _NEWLINE, _COLON, _SLASH, _PIPE, _DOT, _ZERO, _ONE = (ord(c) for c in "\t\n:/|.01")
 
 SKIP_REASONS = ("multi-allelic", "symbolic ALT", "indel/MNP", "no ALT allele", "no GT in FORMAT")
 
@@ -207,37 +207,67 @@ def _decode_fixed_width(rests: list[bytes], n_samples: int, want_haplotypes: boo
     return codes, hap_bits, _KEY_TO_STATUS.take(key), ok
 
 
+def _general_tables():
+    """Tables for the first four bytes of any GT field, read as two little-endian uint16 (bytes 0-1 and 2-3).
+
+    ``lo``: bits 0-1 allele code of byte 0 ('0' 0, '1' 1, '.' 2), bit 2 '|' separator, bit 3 haploid (byte 1 ends
+    the GT: ':' or tab), bit 6 not a simple call.  ``hi``: bits 4-5 allele code of byte 2, bit 7 set unless byte 2 is
+    an allele and byte 3 ends the GT.  Anything else (multi-digit alleles, VCF 4.4 prefixes, ploidy > 2) is parsed
+    by :func:`_parse_call`.
+    """
+    allele = {ord("0"): 0, ord("1"): 1, ord("."): 2}
+    lo = np.full(65536, 0x40, np.uint8)
+    hi = np.full(65536, 0x80, np.uint8)
+    for c, code in allele.items():
+        for sep, bits in ((ord("/"), 0), (ord("|"), 4), (_COLON, 8 | 4), (_TAB, 8 | 4), (_NEWLINE, 8 | 4)):
+            lo[c | (sep << 8)] = code | bits
+        for end in (_COLON, _TAB, _NEWLINE):
+            hi[c | (end << 8)] = code << 4
+    return lo, hi
+
+
+_LO_GENERAL, _HI_GENERAL = _general_tables()
+
+
 def _decode_general(rests: list[bytes], line_nos: list[int], samples: np.ndarray, path):
     """Decode records with any GT form (extra sub-fields, haploid, multi-digit alleles, VCF 4.4 prefixes).
 
-    Returns a, b, phased, haploid : ndarray, shape (n_records, n_samples).
+    Every field's first four bytes are gathered as one uint32 (an unaligned overlapping view of the text), then
+    classified with two table lookups; the rare fields that are not simple calls go through :func:`_parse_call`.
+
+    Returns a, b, phased, haploid : ndarray, shape (n_records, n_samples); alleles 0/1, -1 missing.
     """
     n_records, n_samples = len(rests), len(samples)
-    buf = b"\t".join(rests) + b"\t\0\0\0\0"
-    arr = np.frombuffer(buf, np.uint8)
-    ends = np.flatnonzero(arr[:-4] == _TAB)
-    # each record was checked to have n_samples fields, so the field ends line up record by record
+    buf = b"\n".join(rests) + b"\n\0\0\0\0"
+    arr = np.frombuffer(buf, np.uint8)[:-4]
+    record_ends = np.flatnonzero(arr == _NEWLINE)
+    ends = np.flatnonzero((arr == _TAB) | (arr == _NEWLINE))
+    # field count per record, checked here for all records of the block at once
+    n_fields = np.diff(np.searchsorted(ends, record_ends, side="right"), prepend=0)
+    if (n_fields != n_samples).any():
+        bad = int(np.argmax(n_fields != n_samples))
+        raise InputError(path, f"record has {n_fields[bad]} sample columns, the header has {n_samples}",
+                         line_nos[bad])
     starts = np.empty_like(ends)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
-    c0, c1, c2, c3 = arr[starts], arr[starts + 1], arr[starts + 2], arr[starts + 3]
-    allele0 = (c0 == _ZERO) | (c0 == _ONE) | (c0 == _DOT)
-    allele2 = (c2 == _ZERO) | (c2 == _ONE) | (c2 == _DOT)
-    field_end1 = (c1 == _COLON) | (c1 == _TAB)
-    field_end3 = (c3 == _COLON) | (c3 == _TAB)
-    diploid = allele0 & ((c1 == _SLASH) | (c1 == _PIPE)) & allele2 & field_end3
-    haploid = allele0 & field_end1
-    a = np.where(c0 == _ONE, 1, np.where(c0 == _ZERO, 0, -1)).astype(np.int8)
-    b = np.where(diploid, np.where(c2 == _ONE, 1, np.where(c2 == _ZERO, 0, -1)), a).astype(np.int8)
-    phased = ~diploid | (c1 == _PIPE)
-    is_haploid = haploid.copy()
-    for k in np.flatnonzero(~(diploid | haploid)):
+    words = np.ndarray((len(buf) - 3,), dtype="<u4", buffer=buf, strides=(1,))[starts]
+    key_lo = _LO_GENERAL.take(words & 0xFFFF)
+    key_hi = _HI_GENERAL.take(words >> 16)
+    haploid = (key_lo & 8) != 0
+    simple = (key_lo < 64) & (haploid | (key_hi < 128))
+    code_a = (key_lo & 3).astype(np.int8)
+    code_b = np.where(haploid, code_a, (key_hi >> 4) & 3).astype(np.int8)
+    a = np.where(code_a == 2, -1, code_a).astype(np.int8)
+    b = np.where(code_b == 2, -1, code_b).astype(np.int8)
+    phased = (key_lo & 4) != 0
+    for k in np.flatnonzero(~simple):
         field = buf[starts[k]:ends[k]]
         token = field.split(b":", 1)[0].decode("ascii", errors="replace")
         record, sample = divmod(int(k), n_samples)
-        a[k], b[k], phased[k], is_haploid[k] = _parse_call(token, path, line_nos[record], samples[sample])
+        a[k], b[k], phased[k], haploid[k] = _parse_call(token, path, line_nos[record], samples[sample])
     shape = (n_records, n_samples)
-    return a.reshape(shape), b.reshape(shape), phased.reshape(shape), is_haploid.reshape(shape)
+    return a.reshape(shape), b.reshape(shape), phased.reshape(shape), haploid.reshape(shape)
 
 
 _AB_TO_CODE = np.array([0b00, 0b10, 0b10, 0b11], np.uint8)  # index 2 a + b for observed calls
@@ -263,9 +293,7 @@ def _decode_block(rests: list[bytes], line_nos: list[int], samples: np.ndarray, 
         all_rows = rows.size == n_records
         f_codes, f_bits, f_status, ok = _decode_fixed_width(rests if all_rows else [rests[i] for i in rows],
                                                             n_samples, want_haplotypes)
-        if not ok.all():
-            for i in rows[~ok]:
-                _check_field_count(rests[i], n_samples, path, line_nos[i])
+        if not ok.all():  # a 4N-1 byte row that is not all 3-character calls: the general path checks it
             general[rows[~ok]] = True
             rows, f_codes, f_status = rows[ok], f_codes[ok], f_status[ok]
             f_bits = f_bits[ok] if want_haplotypes else None
@@ -308,12 +336,6 @@ def _pack_codes(codes: np.ndarray) -> np.ndarray:
     padded[:, :n_samples] = codes
     quads = padded.reshape(n_variants, -1, 4)
     return quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)
-
-
-def _check_field_count(rest: bytes, n_samples: int, path, line_no: int):
-    n_fields = rest.count(b"\t") + 1
-    if n_fields != n_samples:
-        raise InputError(path, f"record has {n_fields} sample columns, the header has {n_samples}", line_no)
 
 
 def _gt_first(rest: bytes, gt_index: int) -> bytes:
@@ -387,7 +409,6 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                         raise InputError(path, "the VCF has no sample columns: no genotypes to read", line_no)
                     samples = np.array(header[9:])
                     n_samples = len(samples)
-                    simple_width = 4 * n_samples - 1
                     acc = _Accumulator(n_samples)
                     continue
                 if not line.strip():
@@ -400,10 +421,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
             if len(parts) < 10:
                 raise InputError(path, f"record has {len(parts)} tab-separated columns, the header has "
                                        f"{9 + len(samples)} (9 fixed + {len(samples)} samples)", line_no)
-            rest = parts[9]
-            # a 4N-1 byte row of 3-character calls is checked field by field in _decode_fixed_width
-            if len(rest) != simple_width:
-                _check_field_count(rest, n_samples, path, line_no)
+            rest = parts[9]  # its field count is checked, vectorised, when its block is decoded
             ref, alt, fmt = parts[3], parts[4], parts[8]
             # fast path for the usual biallelic SNP with GT first; everything else goes through _classify
             if len(ref) != 1 or len(alt) != 1 or alt == b"." or alt == b"*" or \
@@ -436,9 +454,10 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
         detail = ", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "the file has no records"
         raise InputError(path, f"no biallelic SNP with a GT call to read ({n_records} records; {detail})")
     variants = _variant_table(records, path)
-    fid = [sample_meta.get(s, {}).get("FID", s) for s in samples]
-    sex = [int(sample_meta.get(s, {}).get("SEX", 0)) if sample_meta.get(s, {}).get("SEX", "0") in "012" else 0
-           for s in samples]
+    # ##SAMPLE lines (genoae writes them) restore the .fam family ID and sex; anything else is ignored
+    fid = [sample_meta.get(s, {}).get("FID") or s for s in samples]
+    sex_text = [sample_meta.get(s, {}).get("SEX", "0") for s in samples]
+    sex = [int(x) if x in ("0", "1", "2") else 0 for x in sex_text]
     sample_table = Samples(iid=samples, fid=np.array(fid), sex=np.array(sex, np.int8))
     packed = np.concatenate(acc.packed)
     haps = np.concatenate(acc.haps) if acc.n_unphased == 0 else None
