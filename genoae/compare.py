@@ -275,7 +275,8 @@ class Orientation:
         return self.loglik_flipped - self.loglik > ORIENTATION_REL_MARGIN * abs(self.loglik)
 
 
-def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int = 2048) -> list[Orientation]:
+def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int | None = None,
+                max_elements: int = 50_000_000) -> list[Orientation]:
     """ℓ on ADMIXTURE's scale of every run with a P, as given and flipped, in one pass over the genotypes.
 
     Parameters
@@ -283,12 +284,18 @@ def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int = 2048
     genotypes : genoae.Genotypes
     runs : list of Run
         Rows of Q must be the individuals of ``genotypes`` in order, rows of P its variants.
+    batch_size : int, optional
+        Individuals decoded at a time; by default as many as keep ``batch × n_variants`` under ``max_elements``
+        (float64 counts: 400 MB), so memory stays bounded on biobank-sized inputs.
 
     Returns
     -------
     list of Orientation (None for runs without P), in the order of ``runs``.
     """
+    import sys
+
     import torch
+    from tqdm import tqdm
 
     from genoae.likelihood import loglik
 
@@ -296,11 +303,17 @@ def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int = 2048
     for run in runs:
         _check_shapes(run, genotypes)
     scored = [i for i, run in enumerate(runs) if run.P is not None]
-    tensors = {i: (torch.from_numpy(runs[i].Q).to(device), torch.from_numpy(runs[i].P).to(device)) for i in scored}
     given = {i: 0.0 for i in scored}
     flipped = {i: 0.0 for i in scored}
     if scored:
-        for index, counts, observed in genotypes.batches(batch_size=batch_size, device=device, dtype=torch.float64):
+        tensors = {i: (torch.from_numpy(runs[i].Q).to(device), torch.from_numpy(runs[i].P).to(device))
+                   for i in scored}
+        if batch_size is None:
+            batch_size = int(max(1, min(genotypes.n_samples, max_elements // max(genotypes.n_variants, 1))))
+        n_batches = -(-genotypes.n_samples // batch_size)
+        batches = genotypes.batches(batch_size=batch_size, device=device, dtype=torch.float64)
+        for index, counts, observed in tqdm(batches, total=n_batches, desc="likelihood", unit="batch",
+                                            file=sys.stderr, disable=n_batches < 4, leave=False):
             rows = torch.as_tensor(index, device=device)
             for i in scored:
                 Q, P = tensors[i]

@@ -199,18 +199,21 @@ def structure_plot_runs(runs, path, labels=None, **kwargs) -> Path:
 
 
 # ====================================================================== PCA
-def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversample: int = 10, n_iter: int = 6,
-        chunk: int = 4096):
-    """Principal components of standardized genotypes by randomized SVD (Halko et al.; ``torch.svd_lowrank``).
+def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversample: int = 20, n_iter: int = 7,
+        chunk: int = 4096, cache_bytes: int = 1 << 30):
+    """Principal components of standardized genotypes by randomized SVD (Halko, Martinsson & Tropp 2011).
 
     Each variant is centred at 2f and scaled by sqrt(2f(1 − f)) (f = observed A2 frequency; monomorphic variants
-    dropped); missing calls become 0 after centring, i.e. mean imputation, for the PCA only.
+    dropped); missing calls become 0 after centring, i.e. mean imputation, for the PCA only.  The matrix is
+    only touched through blocks of ``chunk`` variants (decoded again on each pass unless the whole standardized
+    matrix fits in ``cache_bytes``), so memory is O((n_samples + n_variants) × (n_components + oversample)).
 
     Parameters
     ----------
     genotypes : genoae.Genotypes
     n_components : int
     seed : int        the random test matrix is drawn from this seed, so scores are reproducible
+    n_iter : int      power iterations (each is two passes over the genotypes)
 
     Returns
     -------
@@ -221,30 +224,54 @@ def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversamp
 
     freqs = genotypes.allele_freqs()
     keep = np.flatnonzero(np.isfinite(freqs) & (freqs > 0) & (freqs < 1))
-    if keep.size == 0:
-        raise UsageError(f"{genotypes.source}: no polymorphic variant to compute a PCA from")
     n = genotypes.n_samples
-    X = np.empty((n, keep.size), np.float32)
-    for start in range(0, keep.size, chunk):
-        cols = keep[start:start + chunk]
-        g = genotypes.counts(variants=cols).astype(np.float32)
-        f = freqs[cols].astype(np.float32)
-        z = (g - 2 * f) / np.sqrt(2 * f * (1 - f))
-        z[g < 0] = 0.0
-        X[:, start:start + cols.size] = z
-    k = int(min(n_components, n - 1, keep.size))
+    if keep.size == 0 or n < 2:
+        raise UsageError(f"{genotypes.source or 'genotypes'}: need at least 2 individuals and one polymorphic "
+                         "variant for a PCA")
     device = torch.device(device)
-    Xt = torch.from_numpy(X).to(device)
-    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
-        torch.manual_seed(seed)
-        U, S, _ = torch.svd_lowrank(Xt, q=min(k + oversample, min(Xt.shape)), niter=n_iter)
-    U = U[:, :k].double().cpu().numpy()
-    S = S[:k].double().cpu().numpy()
+    k = int(min(n_components, n - 1, keep.size))
+    width = int(min(k + oversample, n, keep.size))
+    starts = list(range(0, keep.size, chunk))
+    cache = {} if n * keep.size * 4 <= cache_bytes else None
+
+    def block(start):
+        if cache is not None and start in cache:
+            return cache[start]
+        cols = keep[start:start + chunk]
+        g = torch.from_numpy(genotypes.counts(variants=cols)).to(device)
+        f = torch.from_numpy(freqs[cols]).to(device=device, dtype=torch.float32)
+        z = (g.float() - 2 * f) / torch.sqrt(2 * f * (1 - f))
+        z = torch.where(g < 0, torch.zeros((), device=device), z)
+        if cache is not None:
+            cache[start] = z
+        return z
+
+    def times(right):  # X @ right, right (n_kept_variants, width)
+        out = torch.zeros((n, right.shape[1]), dtype=torch.float64, device=device)
+        for start in starts:
+            x = block(start)
+            out += (x @ right[start:start + x.shape[1]].float()).double()
+        return out
+
+    def transposed_times(left):  # Xᵀ @ left, left (n, width)
+        return torch.cat([(block(start).T @ left.float()).double() for start in starts])
+
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    omega = torch.randn((keep.size, width), generator=generator, dtype=torch.float64).to(device)
+    basis, _ = torch.linalg.qr(times(omega))
+    for _ in range(n_iter):
+        # power iterations sharpen the spectrum; re-orthonormalise each half step for stability
+        other, _ = torch.linalg.qr(transposed_times(basis))
+        basis, _ = torch.linalg.qr(times(other))
+    small = transposed_times(basis).T  # (width, n_kept_variants) = basisᵀ X
+    u_small, singular, _ = torch.linalg.svd(small, full_matrices=False)
+    U = (basis @ u_small)[:, :k].cpu().numpy()
+    S = singular[:k].cpu().numpy()
+    total = float(sum(float((block(start).double() ** 2).sum()) for start in starts))
     scores = U * S
     # fix the sign of each component (SVD leaves it free): the largest |score| is positive
     signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
     scores *= np.where(signs == 0, 1.0, signs)
-    total = float((Xt.double() ** 2).sum())
     return scores, S ** 2 / total
 
 

@@ -358,3 +358,13 @@ def test_cli_compare_bad_input_is_one_line(admixture_dir, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no such run" in err
+
+
+@pytest.mark.cuda
+def test_loglik_on_cuda_matches_logs(hapmap3, admixture_dir):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    runs = load_runs(admixture_dir / "hapmap3", ks=[2, 3])
+    for run, orientation in zip(runs, run_logliks(hapmap3, runs, device="cuda")):
+        assert orientation.loglik == pytest.approx(logged_loglik(admixture_dir / f"log{run.K}.out"), rel=1e-6)

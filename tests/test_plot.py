@@ -75,8 +75,8 @@ def test_pca_separates_populations_and_matches_exact_svd(labels, tmp_path):
 
     genotypes = read_genotypes(shared_path("hapmap3_admixture", "hapmap3.bed"))
     scores, explained = pca(genotypes, n_components=4, seed=1)
-    again, _ = pca(genotypes, n_components=4, seed=1)
-    np.testing.assert_array_equal(scores, again)
+    again, _ = pca(genotypes, n_components=4, seed=1, cache_bytes=0, chunk=1000)  # streamed in blocks
+    np.testing.assert_allclose(scores, again, rtol=1e-5, atol=1e-4)
     # exact SVD of the same standardized matrix
     counts = genotypes.counts().astype(np.float64)
     freqs = genotypes.allele_freqs()
@@ -84,7 +84,10 @@ def test_pca_separates_populations_and_matches_exact_svd(labels, tmp_path):
     X = (counts[:, keep] - 2 * freqs[keep]) / np.sqrt(2 * freqs[keep] * (1 - freqs[keep]))
     X[counts[:, keep] < 0] = 0
     singular = np.linalg.svd(X, compute_uv=False)
-    np.testing.assert_allclose(np.sqrt(explained[:2] * (X ** 2).sum()), singular[:2], rtol=1e-3)
+    ours = np.sqrt(explained * (X ** 2).sum())
+    np.testing.assert_allclose(ours[:2], singular[:2], rtol=1e-4)
+    # past PC2 the hapmap3 spectrum is flat noise, where a randomized SVD is only approximately right
+    np.testing.assert_allclose(ours[2:4], singular[2:4], rtol=2e-2)
     # PC1 puts YRI and CEU at opposite ends, ASW between them
     pc1 = {pop: scores[labels == pop, 0].mean() for pop in ("YRI", "CEU", "ASW")}
     assert np.sign(pc1["YRI"]) != np.sign(pc1["CEU"])
@@ -111,3 +114,18 @@ def test_cli_plot_structure_and_pca(admixture_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["plot", "-o", str(tmp_path / "nothing.png")])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.cuda
+def test_pca_on_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from conftest import shared_path
+    from genoae.io import read_genotypes
+
+    genotypes = read_genotypes(shared_path("hapmap3_admixture", "hapmap3.bed"))
+    cpu, explained_cpu = pca(genotypes, n_components=3, seed=2)
+    gpu, explained_gpu = pca(genotypes, n_components=3, seed=2, device="cuda")
+    np.testing.assert_allclose(explained_gpu[:2], explained_cpu[:2], rtol=1e-4)
+    np.testing.assert_allclose(np.abs(gpu[:, :2]), np.abs(cpu[:, :2]), rtol=1e-3, atol=1e-2)
