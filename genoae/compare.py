@@ -689,6 +689,8 @@ def compare_runs(genotypes, runs: list[Run], labels=None, device="cpu") -> Compa
         if run.Q.shape[0] != n:
             raise InputError(run.q_path, f"Q has {run.Q.shape[0]} rows; {runs[0].q_path} has {n}")
     if genotypes is not None:
+        for run in runs:
+            _match_samples(run, genotypes)
         orientations = run_logliks(genotypes, runs, device=device)
         logliks = [check_orientation(run, o) for run, o in zip(runs, orientations)]
     else:
@@ -719,6 +721,23 @@ def compare_runs(genotypes, runs: list[Run], labels=None, device="cpu") -> Compa
                       labels=labels, mean_q=mean_q,
                       genotypes_source="" if genotypes is None else str(genotypes.source),
                       n_samples=n, n_variants=0 if genotypes is None else genotypes.n_variants)
+
+
+def _match_samples(run: Run, genotypes) -> None:
+    """Put the rows of a run that names its individuals (.h5) into the genotypes' order, or refuse."""
+    if run.samples is None or len(run.samples) != genotypes.n_samples:
+        return
+    iids = np.asarray(genotypes.samples.iid, dtype=str)
+    if np.array_equal(run.samples, iids):
+        return
+    position = {iid: i for i, iid in enumerate(run.samples)}
+    if len(position) != len(run.samples) or set(position) != set(iids.tolist()):
+        missing = next((iid for iid in iids if iid not in position), run.samples[0])
+        raise InputError(run.q_path, f"individuals differ from the genotypes' (e.g. {missing!r})")
+    rows = np.array([position[iid] for iid in iids])
+    run.Q = run.Q[rows]
+    run.samples = iids
+    run.notes.append("rows reordered to the genotypes' individual order (matched by IID)")
 
 
 def _matching(a: Run, b: Run) -> list:

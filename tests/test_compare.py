@@ -213,6 +213,25 @@ def test_genoae_h5_runs(hapmap3, admixture_dir, tmp_path):
     assert pair["rmse"] == 0.0
 
 
+def test_h5_rows_are_matched_to_the_genotypes_by_iid(hapmap3, admixture_dir, tmp_path):
+    from genoae.io.results import AdmixtureResult, write_results_h5
+
+    Q = np.loadtxt(admixture_dir / "hapmap3.3.Q")
+    P = np.loadtxt(admixture_dir / "hapmap3.3.P")
+    shuffle = np.random.default_rng(5).permutation(hapmap3.n_samples)
+    h5 = write_results_h5(tmp_path / "shuffled.h5", [AdmixtureResult(Q=Q[shuffle], P=P)],
+                          hapmap3.samples.subset(shuffle), hapmap3.variants)
+    (run,) = load_runs(h5)
+    comparison = compare_runs(hapmap3, [run] + load_runs(admixture_dir / "hapmap3.3.Q"))
+    assert comparison.pairs[0]["rmse"] == 0.0
+    assert comparison.logliks[0] == pytest.approx(logged_loglik(admixture_dir / "log3.out"), rel=1e-6)
+    others = hapmap3.samples.subset(np.arange(hapmap3.n_samples))
+    others.iid = np.array([f"X{i}" for i in range(hapmap3.n_samples)])
+    h5 = write_results_h5(tmp_path / "strangers.h5", [AdmixtureResult(Q=Q, P=P)], others, hapmap3.variants)
+    with pytest.raises(InputError, match="individuals differ"):
+        compare_runs(hapmap3, load_runs(h5))
+
+
 def test_bad_runs_are_input_errors(hapmap3, admixture_dir, tmp_path):
     with pytest.raises(InputError, match="no such run"):
         load_runs(tmp_path / "nothing")
