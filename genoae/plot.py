@@ -256,14 +256,25 @@ def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversamp
     def transposed_times(left):  # Xᵀ @ left, left (n, width)
         return torch.cat([(block(start).T @ left.float()).double() for start in starts])
 
+    import sys
+
+    from tqdm import tqdm
+
+    # each pass decodes the genotypes once; show progress only where that takes a while
+    progress = tqdm(total=2 * n_iter + 2, desc="PCA passes", unit="pass", file=sys.stderr, leave=False,
+                    disable=n * keep.size < 200_000_000)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     omega = torch.randn((keep.size, width), generator=generator, dtype=torch.float64).to(device)
     basis, _ = torch.linalg.qr(times(omega))
+    progress.update()
     for _ in range(n_iter):
         # power iterations sharpen the spectrum; re-orthonormalise each half step for stability
         other, _ = torch.linalg.qr(transposed_times(basis))
         basis, _ = torch.linalg.qr(times(other))
+        progress.update(2)
     small = transposed_times(basis).T  # (width, n_kept_variants) = basisᵀ X
+    progress.update()
+    progress.close()
     u_small, singular, _ = torch.linalg.svd(small, full_matrices=False)
     U = (basis @ u_small)[:, :k].cpu().numpy()
     S = singular[:k].cpu().numpy()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from genoae.compare import (OrientationWarning, align_columns, align_q_series, align_runs, compare_runs,
-                            detect_source, fst_admixture, fst_hudson, fst_matrix, jensen_shannon, load_run_specs, load_runs,
-                            parse_ks, q_metrics, read_labels, run_logliks)
+                            detect_source, fst_admixture, fst_hudson, fst_matrix, jensen_shannon, load_run_specs,
+                            load_runs, parse_ks, q_metrics, read_labels, run_logliks)
 from genoae.errors import InputError, UsageError
 
 
