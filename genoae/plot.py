@@ -57,18 +57,21 @@ def _save(fig, path, dpi: int, tight: bool = True) -> Path:
 
 
 # ====================================================================== ordering
-def structure_order(Q: np.ndarray, labels=None, population_order=None):
+def structure_order(Q: np.ndarray, labels=None, population_order=None, coarser=()):
     """Order individuals for a structure plot.
 
-    Populations are grouped; groups are ordered by the cluster that dominates their mean Q (then by how much it
-    dominates, most first), unless ``population_order`` is given.  Inside a group, individuals are sorted by
-    their own dominant cluster (in the order of the group's mean Q) and then by its proportion, largest first.
+    Populations are grouped.  Groups are ordered by the cluster that dominates their mean Q, first in the
+    ``coarser`` Q matrices (smaller K: continents before the populations inside them), then in ``Q``, then by
+    how much it dominates (most first), unless ``population_order`` is given.  Inside a group, individuals are
+    sorted by their own dominant cluster in ``Q`` (in the order of the group's mean Q) and then by its
+    proportion, largest first.
 
     Parameters
     ----------
     Q : ndarray, float, shape (n_samples, K)   the (aligned) Q the order is taken from
     labels : array of str, shape (n_samples,), optional
     population_order : list of str, optional
+    coarser : sequence of ndarray, shape (n_samples, K_i), optional   aligned Q of smaller K, coarsest first
 
     Returns
     -------
@@ -81,15 +84,20 @@ def structure_order(Q: np.ndarray, labels=None, population_order=None):
         labels = np.full(n, "", dtype=object)
     labels = np.array([str(x) if str(x) != "" else UNLABELLED for x in labels], dtype=object)
     pops = list(dict.fromkeys(labels.tolist()))
-    means = {pop: Q[labels == pop].mean(axis=0) for pop in pops}
+    members_of = {pop: labels == pop for pop in pops}
+    means = {pop: Q[members_of[pop]].mean(axis=0) for pop in pops}
     if population_order is not None:
         missing = [p for p in pops if p not in population_order]
         pops = [p for p in population_order if p in means] + missing
     else:
-        pops.sort(key=lambda p: (p == UNLABELLED, int(np.argmax(means[p])), -float(np.max(means[p])), p))
+        def key(pop):
+            coarse = tuple(int(np.argmax(np.asarray(C)[members_of[pop]].mean(axis=0))) for C in coarser)
+            return (pop == UNLABELLED, coarse, int(np.argmax(means[pop])), -float(np.max(means[pop])), pop)
+
+        pops.sort(key=key)
     order, groups = [], []
     for pop in pops:
-        members = np.flatnonzero(labels == pop)
+        members = np.flatnonzero(members_of[pop])
         rank = np.empty(Q.shape[1], np.int64)
         rank[np.argsort(-means[pop], kind="stable")] = np.arange(Q.shape[1])
         dominant = Q[members].argmax(axis=1)
@@ -130,7 +138,10 @@ def structure_plot(panels, path, labels=None, population_order=None, sort_by: in
         raise UsageError(f"{len(labels)} population labels for {n} individuals")
     if sort_by is None:
         sort_by = int(np.argmax([Q.shape[1] for Q, _ in panels]))
-    order, groups = structure_order(panels[sort_by][0], labels, population_order)
+    # populations are grouped coarse to fine: by their dominant cluster at each smaller K (K >= 2), then at sort_by
+    coarser = sorted((Q for Q, _ in panels if 2 <= Q.shape[1] < panels[sort_by][0].shape[1]),
+                     key=lambda Q: Q.shape[1])
+    order, groups = structure_order(panels[sort_by][0], labels, population_order, coarser=coarser)
     labelled = labels is not None and any(str(x) != "" for x in labels)
     names = [pop for pop, _, _ in groups]
     n_panels = len(panels)

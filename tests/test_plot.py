@@ -129,3 +129,14 @@ def test_pca_on_cuda_matches_cpu():
     gpu, explained_gpu = pca(genotypes, n_components=3, seed=2, device="cuda")
     np.testing.assert_allclose(explained_gpu[:2], explained_cpu[:2], rtol=1e-4)
     np.testing.assert_allclose(np.abs(gpu[:, :2]), np.abs(cpu[:, :2]), rtol=1e-3, atol=1e-2)
+
+
+def test_structure_order_groups_coarse_to_fine():
+    labels = np.repeat(["A", "B", "C", "D"], 3)
+    K2 = np.repeat([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.2, 0.8]], 3, axis=0)
+    K3 = np.repeat([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.3, 0.1, 0.6], [0.1, 0.8, 0.1]], 3, axis=0)
+    _, fine_only = structure_order(K3, labels)
+    assert [g[0] for g in fine_only] == ["A", "B", "D", "C"]
+    _, coarse_first = structure_order(K3, labels, coarser=[K2])
+    # C shares A's cluster at K=2, so it stays beside A although K=3 gives it a cluster of its own
+    assert [g[0] for g in coarse_first] == ["A", "C", "B", "D"]
