@@ -78,7 +78,7 @@ def _echo_warnings(caught):
                    "(default per source: ADMIXTURE/genoae A2, fastmixture/Neural ADMIXTURE A1).")
 @click.option("-k", "ks", multiple=True, help="Keep only these K (3, 2-5 or 2,3,5; repeatable).")
 @click.option("-o", "--out", "report", type=click.Path(), default=None,
-              help="Write REPORT.json and REPORT_structure.png.")
+              help="Write REPORT.json, REPORT_structure.png and REPORT_pca.png.")
 @click.option("--no-plots", is_flag=True, help="With -o, write the JSON only.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (for the likelihood).")
 def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_plots, device):
@@ -101,7 +101,7 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
     _echo_warnings(caught)
     click.echo(format_report(comparison))
     if report:
-        for path in write_report(comparison, report, plots=not no_plots):
+        for path in write_report(comparison, report, plots=not no_plots, device=choose_device(device)):
             click.echo(f"wrote {path}", err=True)
 
 

@@ -628,6 +628,7 @@ class Comparison:
     genotypes_source: str = ""
     n_samples: int = 0
     n_variants: int = 0
+    genotypes: object = field(default=None, repr=False)  # kept for the report's PCA; not written to JSON
 
     def to_dict(self) -> dict:
         def clean(x):
@@ -720,7 +721,7 @@ def compare_runs(genotypes, runs: list[Run], labels=None, device="cpu") -> Compa
     return Comparison(runs=runs, logliks=logliks, orientations=orientations, fst=fst, fst_hudson=fst_h, pairs=pairs,
                       labels=labels, mean_q=mean_q,
                       genotypes_source="" if genotypes is None else str(genotypes.source),
-                      n_samples=n, n_variants=0 if genotypes is None else genotypes.n_variants)
+                      n_samples=n, n_variants=0 if genotypes is None else genotypes.n_variants, genotypes=genotypes)
 
 
 def _match_samples(run: Run, genotypes) -> None:
@@ -796,8 +797,11 @@ def format_report(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def write_report(comparison: Comparison, prefix, plots: bool = True) -> list[Path]:
-    """Write ``PREFIX.json`` and (with ``plots``) ``PREFIX_structure.png``, atomically.
+def write_report(comparison: Comparison, prefix, plots: bool = True, seed: int = 0, device="cpu") -> list[Path]:
+    """Write ``PREFIX.json`` and (with ``plots``) ``PREFIX_structure.png`` and ``PREFIX_pca.png``, atomically.
+
+    The PCA (of the compared genotypes) is coloured by population with labels, else by the dominant cluster of
+    the first run with the largest K, in the structure plot's colours.
 
     Returns
     -------
@@ -818,6 +822,15 @@ def write_report(comparison: Comparison, prefix, plots: bool = True) -> list[Pat
         png = prefix.with_name(prefix.name + "_structure.png")
         structure_plot(panels, png, labels=comparison.labels)
         written.append(png)
+        if comparison.genotypes is not None:
+            from genoae.plot import pca, pca_plot
+
+            scores, explained = pca(comparison.genotypes, n_components=4, seed=seed, device=device)
+            largest = max(comparison.runs, key=lambda run: run.K)
+            png = prefix.with_name(prefix.name + "_pca.png")
+            pca_plot(scores, explained, png, labels=comparison.labels,
+                     Q=None if comparison.labels is not None else largest.Q_aligned)
+            written.append(png)
     return written
 
 

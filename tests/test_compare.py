@@ -355,6 +355,7 @@ def test_cli_compare_writes_report(admixture_dir, tmp_path, capsys):
     assert pair["rmse"] < 1e-6 and pair["K"] == 3
     assert set(report["runs"][1]["mean_q_by_population"]) == {"ASW", "CEU", "MEX", "YRI"}
     assert (tmp_path / "report_structure.png").stat().st_size > 10_000
+    assert (tmp_path / "report_pca.png").stat().st_size > 10_000
 
 
 def test_cli_compare_warns_on_wrong_convention(admixture_dir, tmp_path, capsys):
