@@ -92,6 +92,84 @@ def convert(source, target, maf, max_missing, legend):
 # ======================================================================== comparison: compare, plot
 
 
+def _echo_warnings(caught):
+    for warning in caught:
+        click.echo(f"genoae: warning: {warning.message}", err=True)
+
+
+@cli.command()
+@click.argument("genotypes", type=click.Path())
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--pop", "pop_path", type=click.Path(), default=None,
+              help="Population labels: FID IID POP table (or sample/pop), or one label per line.")
+@click.option("--source", "sources", multiple=True,
+              help="admixture | fastmixture | neural-admixture | genoae; once for all runs or once per run "
+                   "(default: guessed from the file names).")
+@click.option("--p-convention", "p_conventions", multiple=True,
+              help="Allele the P files count: A1 | A2 | auto; once for all runs or once per run "
+                   "(default per source: ADMIXTURE/genoae A2, fastmixture/Neural ADMIXTURE A1).")
+@click.option("-k", "ks", multiple=True, help="Keep only these K (3, 2-5 or 2,3,5; repeatable).")
+@click.option("-o", "--out", "report", type=click.Path(), default=None,
+              help="Write REPORT.json, REPORT_structure.png and REPORT_pca.png.")
+@click.option("--no-plots", is_flag=True, help="With -o, write the JSON only.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (for the likelihood).")
+def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_plots, device):
+    """Compare ancestry runs (ADMIXTURE, fastmixture, Neural ADMIXTURE, genoae) on the same GENOTYPES.
+
+    Each RUN is a .Q file (its .P beside it), a genoae .h5 (every K inside) or a prefix (every PREFIX.K.Q).
+    Clusters are aligned (Hungarian matching within K, chained K -> K+1 across K); each run gets its
+    log-likelihood on ADMIXTURE's scale and F_ST between clusters; each same-K pair gets RMSE, mean absolute
+    difference, Jensen-Shannon divergence and per-cluster correlation of Q.
+    """
+    import warnings
+
+    from genoae.compare import compare_files, format_report, write_report
+    from genoae.device import choose_device
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comparison = compare_files(genotypes, runs, pop_path=pop_path, sources=sources,
+                                   p_conventions=p_conventions, ks=ks, device=choose_device(device))
+    _echo_warnings(caught)
+    click.echo(format_report(comparison))
+    if report:
+        for path in write_report(comparison, report, plots=not no_plots, device=choose_device(device)):
+            click.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1)
+@click.option("--pop", "pop_path", type=click.Path(), default=None,
+              help="Population labels (groups the bars; colours the PCA).")
+@click.option("-k", "ks", multiple=True, help="K to draw, one panel each (3, 2-5 or 2,3,5; repeatable).")
+@click.option("--pca", "pca_genotypes", type=click.Path(), default=None,
+              help="Draw a PCA of these genotypes instead (coloured by --pop, else by the dominant cluster "
+                   "of the largest-K run given).")
+@click.option("--source", "sources", multiple=True, help="As for compare (only the Q files are used).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the randomized SVD (PCA).")
+@click.option("--title", default=None, help="Figure title.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (for the PCA).")
+@click.option("-o", "--out", "out", type=click.Path(), required=True, help="FIG.png, FIG.pdf or FIG.svg.")
+def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out):
+    """Structure (stacked-bar) plot of ancestry runs, or with --pca a PCA scatter of genotypes.
+
+    RUNS are .Q files, genoae .h5 files or prefixes, as for compare; several K are stacked as panels with
+    colours kept consistent by aligning K -> K+1.
+    """
+    from genoae.device import choose_device
+    from genoae.plot import plot_pca_files, plot_structure_files
+
+    if pca_genotypes:
+        path = plot_pca_files(pca_genotypes, out, pop_path=pop_path, run_specs=runs, ks=ks, sources=sources,
+                              seed=seed, title=title, device=choose_device(device))
+    else:
+        if not runs:
+            raise UsageError("plot: give at least one run (.Q, .h5 or prefix), or --pca GENOTYPES")
+        path = plot_structure_files(runs, out, pop_path=pop_path, ks=ks, sources=sources, title=title)
+    click.echo(f"wrote {path}", err=True)
+
+
+
 # ======================================================================== (end of comparison commands)
 
 
