@@ -22,6 +22,7 @@ Genotype rules
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import struct
@@ -86,16 +87,19 @@ def _blocks(path: Path, raw_size: int = 1 << 20):
             raise EOFError("compressed file ended before the end-of-stream marker (truncated?)")
 
 
-def _lines(blocks):
-    """Lines without their line ends, from an iterator of byte blocks (fewer Python calls per line)."""
+def _line_lists(blocks):
+    """Lists of lines (without line ends) from an iterator of byte blocks: one list per block, so the caller loops
+    over plain lists instead of resuming a generator per line."""
     leftover = b""
     for block in blocks:
-        lines = (leftover + block).split(b"\n")
+        text = leftover + block
+        lines = text.split(b"\n")
         leftover = lines.pop()
-        for line in lines:
-            yield line[:-1] if line.endswith(b"\r") else line
+        if b"\r" in text:
+            lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        yield lines
     if leftover:
-        yield leftover[:-1] if leftover.endswith(b"\r") else leftover
+        yield [leftover[:-1] if leftover.endswith(b"\r") else leftover]
 
 
 def _classify(ref: bytes, alt: bytes) -> str | None:
@@ -392,7 +396,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
     n_records = 0
     try:
         line_no = 0
-        for line in _lines(_blocks(path)):
+        for line in itertools.chain.from_iterable(_line_lists(_blocks(path))):
             line_no += 1
             if samples is None:
                 if line.startswith(b"##"):
