@@ -239,3 +239,20 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_vcf(geno, tmp_path / "x.vcf.gz", chunk=10)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_zlib_fallback_reads_the_same(tmp_path, monkeypatch):
+    import zlib
+
+    import genoae.io.vcf as vcf_module
+
+    geno = random_genotypes(7, 300, seed=2, phased=True)
+    path = write_vcf(geno, tmp_path / "x.vcf.gz", chunk=50)
+    fast = read_vcf(path)
+    monkeypatch.setattr(vcf_module, "_inflate_zlib", zlib)
+    slow = read_vcf(path)
+    np.testing.assert_array_equal(fast.counts(), slow.counts())
+    np.testing.assert_array_equal(fast.haplotypes(), geno.haplotypes())
+    path.write_bytes(path.read_bytes()[:-40])  # cut into the last member
+    with pytest.raises(InputError, match="cannot read"):
+        read_vcf(path)

@@ -32,6 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # ISA-L inflates about twice as fast as zlib; the files are the same gzip/BGZF either way
+    from isal import isal_zlib as _inflate_zlib
+except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is the fallback
+    _inflate_zlib = zlib
+
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants
 
@@ -52,8 +57,8 @@ def _is_gzip(path: Path) -> bool:
 def _blocks(path: Path, raw_size: int = 1 << 20):
     """Decompressed (or plain) bytes of a file in large blocks.
 
-    gzip and BGZF (many concatenated gzip members) are inflated with zlib directly: the ``gzip`` module adds a
-    Python-level CRC pass and small reads that cost about a quarter of the reading time here.
+    gzip and BGZF (many concatenated gzip members) are inflated member by member with ISA-L (``isal``; ``zlib``
+    when it is not installed) directly: the ``gzip`` module adds a Python-level CRC pass and small reads.
     """
     with open(path, "rb") as handle:
         if not _is_gzip(path):
@@ -62,7 +67,7 @@ def _blocks(path: Path, raw_size: int = 1 << 20):
                 if not block:
                     return
                 yield block
-        inflater = zlib.decompressobj(31)
+        inflater = _inflate_zlib.decompressobj(31)
         in_member = False
         while True:
             raw = handle.read(raw_size)
@@ -74,7 +79,7 @@ def _blocks(path: Path, raw_size: int = 1 << 20):
                 in_member = True
                 if inflater.eof:
                     raw = inflater.unused_data
-                    inflater = zlib.decompressobj(31)
+                    inflater = _inflate_zlib.decompressobj(31)
                     in_member = False
                     if raw and not raw.startswith(b"\x1f\x8b"):
                         if raw.strip(b"\0"):
@@ -449,7 +454,7 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                 rests, line_nos, block_bytes = [], [], 0
         if rests:
             _decode_block(rests, line_nos, samples, path, acc)
-    except (OSError, EOFError, zlib.error) as error:
+    except (OSError, EOFError, zlib.error, _inflate_zlib.error) as error:
         raise InputError(path, f"cannot read compressed/plain text: {error}") from None
     if samples is None:
         raise InputError(path, "no #CHROM header line: not a VCF file")
