@@ -256,3 +256,25 @@ def test_plain_zlib_fallback_reads_the_same(tmp_path, monkeypatch):
     path.write_bytes(path.read_bytes()[:-40])  # cut into the last member
     with pytest.raises(InputError, match="cannot read"):
         read_vcf(path)
+
+
+@pytest.mark.parametrize("token", ["0/0", "0/1", "1/0", "1/1", "./.", "0/.", "./1", "0|1", "1|1", ".|.", "1|.",
+                                   "0", "1", ".", "0:3", "1:", ".:x", "0/1:5", "1|0:7,8", "1:1:1"])
+def test_call_tables_agree_with_the_slow_parser(token):
+    """The 4-byte lookup tables of the vectorised paths against the plain Python GT parser."""
+    from genoae.io import vcf as v
+
+    gt = token.split(":")[0]
+    a, b, phased, haploid = v._parse_call(gt, "x", 1, "s")
+    missing = a < 0 or b < 0
+    code = 0b01 if missing else v._AB_TO_CODE[2 * a + b]
+    status = 0 if missing else 3 if haploid else 1 if phased else 2
+    bits = (a > 0 and not missing, b > 0 and not missing)
+    word = int.from_bytes((token + "\t\0\0\0").encode()[:4], "little")
+    key = v._LO_GENERAL[word & 0xFFFF] | v._HI_GENERAL[word >> 16]
+    assert v._G_SIMPLE[key]
+    assert (v._G_CODE[key], v._G_STATUS[key], tuple(v._G_BITS[key])) == (code, status, bits)
+    if len(token) == 3 and not haploid:  # the fixed-width table sees exactly 'a?b<tab>'
+        key = v._LO[word & 0xFFFF] | v._HI[word >> 16]
+        assert key < 64
+        assert (v._KEY_TO_CODE[key], v._KEY_TO_STATUS[key], tuple(v._KEY_TO_BITS[key])) == (code, status, bits)
