@@ -245,8 +245,8 @@ def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: s
                 calls.create_dataset("haplotypes_packed", data=np.asarray(g.haplotypes_packed), **opts)
             return path
         chunk_rows = max(1, min(g.n_variants, (1 << 20) // max(1, 2 * g.n_samples)))
-        gt = calls.create_dataset("GT", shape=(g.n_variants, g.n_samples, 2), dtype=np.int8,
-                                  chunks=(chunk_rows, g.n_samples, 2), **opts)
+        layout_opts = dict(chunks=(chunk_rows, g.n_samples, 2), **opts) if g.n_variants and g.n_samples else {}
+        gt = calls.create_dataset("GT", shape=(g.n_variants, g.n_samples, 2), dtype=np.int8, **layout_opts)
         for start in range(0, g.n_variants, CHUNK_VARIANTS):
             stop = min(start + CHUNK_VARIANTS, g.n_variants)
             counts = unpack_calls(np.asarray(g.packed[start:stop]), g.n_samples)  # (n, N)
