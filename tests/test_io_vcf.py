@@ -278,3 +278,10 @@ def test_call_tables_agree_with_the_slow_parser(token):
         key = v._LO[word & 0xFFFF] | v._HI[word >> 16]
         assert key < 64
         assert (v._KEY_TO_CODE[key], v._KEY_TO_STATUS[key], tuple(v._KEY_TO_BITS[key])) == (code, status, bits)
+
+
+def test_non_utf8_bytes_in_fixed_columns_do_not_crash(tmp_path):
+    path = tmp_path / "latin1.vcf"
+    path.write_bytes(HEADER.encode() + b"1\t5\trs\xff\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t1/1\n")
+    geno = read_vcf(path)
+    assert geno.variants.id[0].startswith("rs") and geno.n_variants == 1

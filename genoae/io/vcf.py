@@ -512,10 +512,10 @@ def _variant_table(records: list[tuple], path) -> Variants:
                 raise InputError(path, f"POS {value.decode(errors='replace')!r} is not an integer", line_no) from None
         raise InputError(path, "POS column holds a value that does not fit a 64-bit integer") from None
     cm = np.array([_info_cm(info) for info in columns[6]], np.float64)
-    return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8"), pos=pos,
-                    id=np.char.decode(np.array(columns[3]), "utf-8"),
-                    a1=np.char.decode(np.array(columns[4]), "utf-8"),
-                    a2=np.char.decode(np.array(columns[5]), "utf-8"), cm=cm)
+    return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8", "replace"), pos=pos,
+                    id=np.char.decode(np.array(columns[3]), "utf-8", "replace"),
+                    a1=np.char.decode(np.array(columns[4]), "utf-8", "replace"),
+                    a2=np.char.decode(np.array(columns[5]), "utf-8", "replace"), cm=cm)
 
 
 def _info_cm(info: bytes) -> float:
