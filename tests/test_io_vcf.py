@@ -285,3 +285,22 @@ def test_non_utf8_bytes_in_fixed_columns_do_not_crash(tmp_path):
     path.write_bytes(HEADER.encode() + b"1\t5\trs\xff\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t1/1\n")
     geno = read_vcf(path)
     assert geno.variants.id[0].startswith("rs") and geno.n_variants == 1
+
+
+def test_many_small_blocks_give_the_same_result(tmp_path, monkeypatch):
+    import genoae.io.vcf as vcf_module
+
+    geno = random_genotypes(5, 103, seed=9, phased=True)
+    path = write_vcf(geno, tmp_path / "p.vcf")
+    one_block = read_vcf(path)
+    monkeypatch.setattr(vcf_module, "BATCH_CALLS", 5)  # 16 records per block
+    many_blocks = read_vcf(path)
+    np.testing.assert_array_equal(many_blocks.haplotypes(), one_block.haplotypes())
+    np.testing.assert_array_equal(many_blocks.haplotypes(), geno.haplotypes())
+    # one unphased call in the last block drops the haplotypes of the earlier blocks too
+    text = path.read_text().splitlines()
+    text[-1] = text[-1][: text[-1].rindex("\t")] + "\t0/1"
+    path.write_text("\n".join(text) + "\n")
+    mixed = read_vcf(path)
+    assert not mixed.phased and "1 unphased" in mixed.info["phasing"]
+    np.testing.assert_array_equal(mixed.counts()[:4], geno.counts()[:4])
