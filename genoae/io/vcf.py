@@ -276,17 +276,20 @@ def _decode_general(rests: list[bytes], line_nos: list[int], samples: np.ndarray
         bad = int(np.argmax(n_fields != n_samples))
         raise InputError(path, f"record has {n_fields[bad]} sample columns, the header has {n_samples}",
                          line_nos[bad])
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    words = np.ndarray((len(buf) - 3,), dtype="<u4", buffer=buf, strides=(1,))[starts]
+    # next_starts[k] = start of field k + 1 (in place: no second index array of 8 bytes per call)
+    next_starts = ends
+    next_starts += 1
+    text_words = np.ndarray((len(buf) - 3,), dtype="<u4", buffer=buf, strides=(1,))
+    words = np.empty(len(next_starts), np.uint32)
+    words[0] = text_words[0]
+    words[1:] = text_words[next_starts[:-1]]
     key = _LO_GENERAL.take(words & 0xFFFF)
     key |= _HI_GENERAL.take(words >> 16)
     codes = _G_CODE.take(key)
     status = _G_STATUS.take(key)
     hap_bits = _G_BITS.take(key, axis=0) if want_haplotypes else None  # (n_calls, 2)
     for k in np.flatnonzero(~_G_SIMPLE.take(key)):
-        field = buf[starts[k]:ends[k]]
+        field = buf[(next_starts[k - 1] if k else 0):next_starts[k] - 1]
         token = field.split(b":", 1)[0].decode("ascii", errors="replace")
         record, sample = divmod(int(k), n_samples)
         a, b, phased, haploid = _parse_call(token, path, line_nos[record], samples[sample])
