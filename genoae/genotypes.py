@@ -58,7 +58,7 @@ def unpack_calls(packed: np.ndarray, n_samples: int) -> np.ndarray:
         A2 allele counts, -1 for missing.
     """
     counts = _BYTE_TO_COUNTS[packed]  # (n_variants, n_bytes, 4)
-    return counts.reshape(packed.shape[0], -1)[:, :n_samples]
+    return counts.reshape(packed.shape[0], 4 * packed.shape[1])[:, :n_samples]  # explicit: -1 fails for 0 rows
 
 
 def pack_calls(counts: np.ndarray) -> np.ndarray:

@@ -29,8 +29,12 @@ def detect_format(path) -> str:
         return "npy"
     if name.endswith((".hapt", ".hapt.gz")):
         return "hapt"
-    if name.endswith((".txt", ".tsv", ".geno", ".txt.gz", ".tsv.gz")):
+    if name.endswith((".txt", ".tsv", ".txt.gz", ".tsv.gz")):
         return "text"
+    if name.endswith((".geno", ".pgen", ".bgen", ".zarr", ".vcz")):
+        raise InputError(path, f"{p.suffix} files are not supported: convert to PLINK 1 .bed or VCF first "
+                               f"(e.g. plink2 --{'pfile' if name.endswith('.pgen') else 'bgen'} ... --make-bed, "
+                               f"or convertf for EIGENSTRAT .geno)")
     raise InputError(path, "unknown genotype format: expected .bed/.bim/.fam, .vcf[.gz], .h5, .npy, "
                            ".txt/.tsv or .hapt[.gz]")
 
