@@ -38,6 +38,7 @@ from scipy.optimize import linear_sum_assignment
 
 from genoae.errors import InputError, UsageError
 from genoae.io.atomic import atomic_open
+from genoae.io.labels import read_labels
 
 SOURCES = ("admixture", "fastmixture", "neural-admixture", "genoae")
 P_CONVENTIONS = ("A1", "A2")
@@ -547,71 +548,6 @@ def mean_q_by_population(Q: np.ndarray, labels: np.ndarray) -> dict:
     return out
 
 
-# ====================================================================== labels
-_ID_COLUMNS = ("iid", "sample", "id", "individual", "ind")
-_POP_COLUMNS = ("pop", "population", "region", "super_pop", "superpop", "group", "label")
-
-
-def read_labels(path, samples=None, n_samples: int | None = None) -> np.ndarray:
-    """Population labels in the order of the individuals.
-
-    Accepts a table with a header (``FID IID POP``, ``sample pop super_pop``, …; matched to ``samples`` by IID)
-    or one label per line (``.pops``/``.pop``, ``-`` = unknown; must have one line per individual).
-
-    Parameters
-    ----------
-    samples : genoae.Samples or array of IID strings, optional
-    n_samples : int, optional   number of individuals when no IDs are known
-
-    Returns
-    -------
-    ndarray, str, shape (n_individuals,); ``""`` for individuals without a label.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "missing population label file")
-    with open(path, "r", encoding="utf-8", errors="replace") as handle:
-        lines = [line.rstrip("\n") for line in handle]
-    rows = [(no, line.split("\t") if "\t" in line else line.split()) for no, line in enumerate(lines, 1)
-            if line.strip()]
-    if not rows:
-        raise InputError(path, "empty population label file")
-    header = [h.strip().lower() for h in rows[0][1]]
-    iids = None
-    if samples is not None:
-        iids = np.asarray(getattr(samples, "iid", samples), dtype=str)
-        n_samples = len(iids)
-    id_col = next((header.index(c) for c in _ID_COLUMNS if c in header), None)
-    if id_col is not None and len(header) > 1:
-        pop_col = next((header.index(c) for c in _POP_COLUMNS if c in header), len(header) - 1)
-        table = {}
-        order = []
-        for no, fields in rows[1:]:
-            if len(fields) <= max(id_col, pop_col):
-                raise InputError(path, f"label line has {len(fields)} fields, expected at least "
-                                       f"{max(id_col, pop_col) + 1}", no)
-            table[fields[id_col].strip()] = fields[pop_col].strip()
-            order.append(fields[pop_col].strip())
-        if iids is None:
-            labels = np.array(order, dtype=str)
-        else:
-            labels = np.array([table.get(iid, "") for iid in iids], dtype=str)
-            if not (labels != "").any():
-                raise InputError(path, f"no individual of the genotypes is in this label file (first IID "
-                                       f"{iids[0]!r})")
-    else:
-        labels = []
-        for no, fields in rows:
-            if len(fields) != 1:
-                raise InputError(path, f"label line has {len(fields)} fields, expected one label (or a header "
-                                       "naming an IID/sample column)", no)
-            labels.append("" if fields[0] == "-" else fields[0])
-        labels = np.array(labels, dtype=str)
-    if n_samples is not None and len(labels) != n_samples:
-        raise InputError(path, f"{len(labels)} labels for {n_samples} individuals")
-    return labels
-
-
 # ====================================================================== the comparison
 @dataclass
 class Comparison:
@@ -896,5 +832,5 @@ def compare_files(genotypes_path, run_specs, pop_path=None, sources=(), p_conven
 
     genotypes = read_genotypes(genotypes_path)
     runs = load_run_specs(run_specs, sources, p_conventions, parse_ks(ks))
-    labels = None if pop_path is None else read_labels(pop_path, genotypes.samples)
+    labels = None if pop_path is None else read_labels(pop_path, genotypes.samples, missing_ok=True)
     return compare_runs(genotypes, runs, labels=labels, device=device)

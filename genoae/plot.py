@@ -364,15 +364,15 @@ def _population_colour(i: int, n_groups: int) -> str:
 
 # ====================================================================== entry points for the CLI
 def _labels_for(pop_path, runs, genotypes=None):
-    from genoae.compare import read_labels
+    from genoae.io.labels import read_labels
 
     if pop_path is None:
         return None
     if genotypes is not None:
-        return read_labels(pop_path, genotypes.samples)
+        return read_labels(pop_path, genotypes.samples, missing_ok=True)
     with_ids = next((run.samples for run in runs if run.samples is not None), None)
     if with_ids is not None:
-        return read_labels(pop_path, with_ids)
+        return read_labels(pop_path, with_ids, missing_ok=True)
     return read_labels(pop_path, n_samples=runs[0].Q.shape[0] if runs else None)
 
 

@@ -11,9 +11,10 @@ import warnings
 import numpy as np
 import pytest
 
+from genoae.io.labels import read_labels
 from genoae.compare import (OrientationWarning, align_columns, align_q_series, align_runs, compare_runs,
                             detect_source, fst_admixture, fst_hudson, fst_matrix, jensen_shannon, load_run_specs,
-                            load_runs, parse_ks, q_metrics, read_labels, run_logliks)
+                            load_runs, parse_ks, q_metrics, run_logliks)
 from genoae.errors import InputError, UsageError
 
 
@@ -318,7 +319,7 @@ def test_read_labels_formats(hapmap3, tmp_path):
     assert dict(zip(*np.unique(table, return_counts=True))) == {"ASW": 49, "CEU": 112, "MEX": 50, "YRI": 113}
     # IDs in another order are matched by IID; unknown individuals get ""
     (tmp_path / "few.tsv").write_text("sample\tpop\n" + f"{hapmap3.samples.iid[5]}\tX\n")
-    few = read_labels(tmp_path / "few.tsv", hapmap3.samples)
+    few = read_labels(tmp_path / "few.tsv", hapmap3.samples, missing_ok=True)
     assert few[5] == "X" and (few[:5] == "").all()
     with pytest.raises(InputError, match="324"):
         read_labels(folder / "hapmap3.pops", n_samples=324 + 1)

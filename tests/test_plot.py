@@ -4,7 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from genoae.compare import load_runs, read_labels
+from genoae.io.labels import read_labels
+from genoae.compare import load_runs
 from genoae.plot import pca, pca_plot, structure_order, structure_plot, structure_plot_runs
 
 

@@ -1,6 +1,6 @@
 """Population labels per sample, from a table with a header (``FID IID POP``, ``sample pop super_pop``...) or a plain
-file with one label per line (in sample order, like ADMIXTURE's ``.pop`` without the ``-`` placeholders meaning
-anything special)."""
+file with one label per line (in sample order, like ADMIXTURE's ``.pop``, where ``-`` means unlabelled).
+The one label reader of genoae: compare, plot, admix --supervised and vae --pop all use it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +18,8 @@ def _split(line: str) -> list[str]:
     return line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
 
 
-def read_labels(path, samples=None, column: str | None = None) -> np.ndarray:
+def read_labels(path, samples=None, column: str | None = None, n_samples: int | None = None,
+                missing_ok: bool = False) -> np.ndarray:
     """One label per sample, in sample order.
 
     Parameters
@@ -32,6 +33,12 @@ def read_labels(path, samples=None, column: str | None = None) -> np.ndarray:
     column : str, optional
         The label column to use (case-insensitive); default the first of :data:`LABEL_COLUMNS` present, else the
         last column.
+    n_samples : int, optional
+        Number of individuals when no IDs are known (checked against a one-label-per-line file).
+    missing_ok : bool
+        Samples absent from a table get ``""`` instead of an error (plots and per-population means skip them);
+        at least one sample must still be found.  ``-`` in a one-label-per-line file (ADMIXTURE's ``.pop``) is
+        always read as ``""``.
 
     Returns
     -------
@@ -60,9 +67,10 @@ def read_labels(path, samples=None, column: str | None = None) -> np.ndarray:
             n, line = next((n, line) for n, line in lines if len(_split(line)) != 1)
             raise InputError(path, f"expected a header with an ID column ({', '.join(ID_COLUMNS)}) or one label "
                                    f"per line; this line has {len(_split(line))} fields", n)
-        labels = np.array([line.strip() for _, line in lines])
-        if iids is not None and len(labels) != len(iids):
-            raise InputError(path, f"{len(labels)} labels (one per line) for {len(iids)} samples")
+        labels = np.array(["" if line.strip() == "-" else line.strip() for _, line in lines])
+        expected = len(iids) if iids is not None else n_samples
+        if expected is not None and len(labels) != expected:
+            raise InputError(path, f"{len(labels)} labels (one per line) for {expected} samples")
         return labels
     if column is not None:
         if column.lower() not in header:
@@ -79,6 +87,8 @@ def read_labels(path, samples=None, column: str | None = None) -> np.ndarray:
     if iids is None:
         return np.array(list(table.values()))
     missing = [iid for iid in iids if iid not in table]
+    if missing_ok and len(missing) < len(iids):
+        return np.array([table.get(iid, "") for iid in iids])
     if missing:
         raise InputError(path, f"no label for sample {str(missing[0])!r}" +
                          (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
