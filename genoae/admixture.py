@@ -209,6 +209,7 @@ def initial_estimates(calls: CallMatrix, K: int, rng: np.random.Generator, label
     Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K);  labels : ndarray
     """
     n = calls.n_samples
+    supervised = labels is not None
     if labels is None:
         if K == 1:
             labels = np.zeros(n, np.int64)
@@ -219,9 +220,11 @@ def initial_estimates(calls: CallMatrix, K: int, rng: np.random.Generator, label
     Q = np.full((n, K), 1.0 / K)
     known = labels >= 0
     if K > 1:
-        Q[known] = 0.1 / (K - 1)
-        Q[np.flatnonzero(known), labels[known]] = 0.9
-    return torch.from_numpy(Q).to(calls.device), P, labels
+        # k-means clusters are a guess (softened); supervised labels are the answer (one-hot, kept fixed)
+        Q[known] = 0.0 if supervised else 0.1 / (K - 1)
+        Q[np.flatnonzero(known), labels[known]] = 1.0 if supervised else 0.9
+    Q = project_simplex_rows(torch.from_numpy(Q))
+    return Q.to(calls.device), P, labels
 
 
 # ============================================================================================== the estimator
