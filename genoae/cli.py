@@ -54,6 +54,17 @@ def info(path):
 # ======================================================================== ancestry: admix, project, demo
 
 
+def _quiet_openmp():
+    """Let idle OpenMP threads sleep instead of spin (set before torch loads its OpenMP runtime).
+
+    The EM refinement runs thousands of short parallel loops; with spinning workers, a CPU shared with other
+    processes makes them up to 50x slower (measured on 2 busy cores).  A user's own setting wins.
+    """
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _device_options(function):
     function = click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's).")(function)
     function = click.option("--device", default="auto", show_default=True,
@@ -85,6 +96,7 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
     Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json,
     PREFIX.h5 and PREFIX.log.
     """
+    _quiet_openmp()
     from genoae.admixture import run_admix
 
     run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads, epochs=epochs,
@@ -101,6 +113,7 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 @click.option("--tol", type=float, default=0.01, show_default=True)
 def project(input_path, model_path, prefix, device, threads, tol):
     """Ancestry proportions of new individuals under a trained model (encoder, then EM with P fixed)."""
+    _quiet_openmp()
     from genoae.admixture import run_project
 
     run_project(input_path, model_path, prefix, device=device, threads=threads, tol=tol, echo=click.echo)
@@ -114,6 +127,7 @@ def project(input_path, model_path, prefix, device, threads, tol):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir, K, seed, device, threads, quiet):
     """Run the main job on the shipped 1000 Genomes example (500 individuals x 805 SNPs): Q, P, plot."""
+    _quiet_openmp()
     from genoae.admixture import run_demo
 
     run_demo(out_dir, K=K, seed=seed, device=device, threads=threads, progress=not quiet, echo=click.echo)
