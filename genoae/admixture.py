@@ -9,7 +9,8 @@ The pipeline of :meth:`Admixture.fit`, top to bottom:
 2. **Refinement to the maximum likelihood**: EM accelerated by SQUAREM (:func:`genoae.likelihood.squarem`) until ℓ
    rises by less than ``tol`` per iteration.  This is what makes the answer as good as the classic programs'.
 3. **Network training**: the decoder holds the refined P; mini-batch Adam epochs on −ℓ
-   (:func:`genoae.likelihood.loglik_terms`) teach the encoder to map an individual's genotypes to its Q, so that
+   (:func:`genoae.likelihood.loglik_terms`) plus the KL divergence from the refined Q teach the encoder to map an
+   individual's genotypes to its Q, so that
    :func:`project` places new individuals with one forward pass (then a short EM on Q with P fixed).
 
 Why the network comes after the EM and not before it: starting the EM from a trained network's Q (decoder trained
@@ -260,7 +261,7 @@ class Admixture:
         Network training epochs before the EM refinement (0: refine straight from the PCA/k-means start).
     batch_size : int
     lr : float
-        Adam learning rate of the encoder (the decoder's P uses 10 × lr).
+        Adam learning rate of the encoder.
     tol : float
         Refinement stops when ℓ rises by less than ``tol`` in one SQUAREM iteration (ADMIXTURE's scale).
     max_iter : int
@@ -288,7 +289,7 @@ class Admixture:
     report_ : FitReport
     """
 
-    def __init__(self, K: int, hidden: int = 64, epochs: int = 5, batch_size: int = 256, lr: float = 1e-3,
+    def __init__(self, K: int, hidden: int = 64, epochs: int = 5, batch_size: int = 256, lr: float = 3e-3,
                  tol: float = 0.01, max_iter: int = 1000, seed: int = 42, device: str = "auto",
                  threads: int | None = None, precision: str = "auto", progress: bool = True):
         self.K = int(K)
@@ -363,7 +364,7 @@ class Admixture:
         unpacker = DeviceUnpacker(genotypes, device)
         Q_fixed = Q.float() if fixed_rows is not None else None
         if self.epochs > 0 and self.K > 1:
-            report.epoch_logliks = self._train(model, unpacker, n, rng, Q_fixed, fixed_rows)
+            report.epoch_logliks = self._train(model, unpacker, n, rng, Q_fixed, fixed_rows, Q.float())
         Q_net = project_simplex_rows(encode_all(model, unpacker, n, self.batch_size).to(torch.float64))
         report.network_loglik = calls.loglik(Q_net, P)
         report.seconds["network"] = time.perf_counter() - tick
@@ -380,7 +381,7 @@ class Admixture:
         return self
 
     def _train(self, model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int, rng: np.random.Generator,
-               Q_fixed, fixed_rows) -> list[float]:
+               Q_fixed, fixed_rows, Q_refined) -> list[float]:
         """Mini-batch Adam epochs on −ℓ; returns ℓ summed over each epoch's batches (parameters move within)."""
         model.p_logits.requires_grad_(False)  # P is the refined maximum-likelihood P: the encoder learns Q for it
         optimiser = torch.optim.Adam(model.encoder.parameters(), lr=self.lr)
@@ -402,7 +403,11 @@ class Admixture:
                     Q = torch.where(rows[:, None], target, Q)
                 terms = loglik_terms(counts, observed, Q, model.P)
                 batch_loglik = terms.sum()
-                loss = -(batch_loglik + loss_extra) / observed.sum().clamp_min(1)
+                # −ℓ per call, plus KL(refined Q ‖ encoder Q) per individual: ℓ alone has a flat valley around
+                # the maximum and needs many more epochs to bring the encoder there
+                target = Q_refined[torch.from_numpy(index).to(Q_refined.device)]
+                kl = (target * (torch.log(target.clamp_min(1e-8)) - torch.log(Q.clamp_min(1e-8)))).sum(1).mean()
+                loss = -(batch_loglik + loss_extra) / observed.sum().clamp_min(1) + kl
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
