@@ -66,7 +66,8 @@ def _quiet_openmp():
 
 
 def _device_options(function):
-    function = click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's).")(function)
+    function = click.option("--threads", type=int, default=None,
+                            help="CPU threads for torch (default: torch's).")(function)
     function = click.option("--device", default="auto", show_default=True,
                             help="auto (CUDA when available), cpu or cuda.")(function)
     return function
@@ -78,10 +79,12 @@ def _device_options(function):
 @click.option("-o", "--out", "prefix", default=None, help="Output prefix (default: the input's name, here).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @_device_options
-@click.option("--epochs", type=int, default=5, show_default=True, help="Network training epochs before EM.")
+@click.option("--epochs", type=int, default=5, show_default=True,
+              help="Encoder training epochs (after the EM refinement; the encoder serves genoae project).")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--tol", type=float, default=0.01, show_default=True,
-              help="Stop the EM refinement when the log-likelihood rises by less than this per iteration.")
+@click.option("--tol", type=float, default=5e-9, show_default=True,
+              help="Stop the EM refinement when the log-likelihood rises by less than TOL x the number of observed "
+                   "calls between two checks (every 5 SQUAREM iterations).")
 @click.option("--max-iter", type=int, default=1000, show_default=True, help="Most EM (SQUAREM) iterations.")
 @click.option("--hidden", type=int, default=64, show_default=True, help="Encoder hidden width.")
 @click.option("--cv", type=int, default=0, help="N-fold cross-validation error as ADMIXTURE's --cv (0: off).")
@@ -110,7 +113,8 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 @click.option("--model", "model_path", required=True, type=click.Path(), help="PREFIX.K.model.pt from genoae admix.")
 @click.option("-o", "--out", "prefix", required=True, help="Output prefix: writes PREFIX.K.Q and PREFIX.log.")
 @_device_options
-@click.option("--tol", type=float, default=0.01, show_default=True)
+@click.option("--tol", type=float, default=5e-9, show_default=True,
+              help="EM tolerance per observed call (as for admix).")
 def project(input_path, model_path, prefix, device, threads, tol):
     """Ancestry proportions of new individuals under a trained model (encoder, then EM with P fixed)."""
     _quiet_openmp()
