@@ -13,6 +13,8 @@ variants so that memory stays bounded by ``n_samples × block`` temporaries.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 # ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here.
@@ -129,3 +131,257 @@ def cv_deviance(counts: torch.Tensor, held_out: torch.Tensor, Q: torch.Tensor, P
     second = torch.where(g < 2, (2 - g) * torch.log((2 - g).clamp_min(1e-300) / (2 - 2 * h)), torch.zeros_like(g))
     dev = torch.where(held_out, first + second, torch.zeros_like(g))
     return float(dev.sum(dtype=torch.float64)), int(held_out.sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The refinement engine: the same likelihood and EM update as above, on calls held densely (uint8) per variant.
+#
+# The functions above take float counts and a bool mask in sample-major layout: clear, and the reference that the
+# tests check against a naive NumPy version.  The refinement runs the EM update hundreds of times over every call,
+# so :class:`CallMatrix` keeps the calls variant-major as one byte each (0, 1, 2 = A2 count, 3 = missing) and walks
+# them in blocks of variants small enough to stay in cache.  Per block it forms the two count matrices
+# g (A2 copies) and r = 2 − g (A1 copies), both 0 where a call is missing, so that missing calls drop out of every
+# sum without a mask: a = g / h and b = r / (1 − h) vanish there, and ℓ = Σ g log h + r log(1 − h).
+# ---------------------------------------------------------------------------------------------------------------
+MISSING_CODE = 3
+
+
+class CallMatrix:
+    """Genotype calls held as bytes on a torch device, variant-major, for fast repeated EM passes.
+
+    Parameters
+    ----------
+    codes : torch.Tensor, uint8, shape (n_variants, n_samples)
+        A2 allele counts 0/1/2, ``MISSING_CODE`` (3) where missing.
+    block : int, optional
+        Variants per block.  ~256 keeps a block's temporaries (block × n_samples float32) in cache on a CPU;
+        on CUDA larger blocks are faster.
+    """
+
+    def __init__(self, codes: torch.Tensor, block: int | None = None):
+        if codes.dtype != torch.uint8 or codes.dim() != 2:
+            raise ValueError("codes must be a 2-d uint8 tensor (n_variants, n_samples)")
+        self.codes = codes
+        self.device = codes.device
+        if block is None:
+            block = 8192 if codes.device.type == "cuda" else max(64, min(1024, (1 << 19) // max(codes.shape[1], 1)))
+        self.block = int(block)
+        self._has_missing = [bool((codes[cols] == MISSING_CODE).any()) for cols in _blocks(codes.shape[0], self.block)]
+        # observed calls per individual, for the Q update's 2 n_i denominator
+        self.n_observed = (codes != MISSING_CODE).sum(dim=0)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_genotypes(cls, genotypes, device="cpu", block: int | None = None, chunk: int = 4096) -> "CallMatrix":
+        """Decode a :class:`genoae.Genotypes` (packed SNP-major) chunk by chunk straight into the byte matrix."""
+        from genoae.genotypes import unpack_calls
+
+        device = torch.device(device)
+        codes = torch.empty((genotypes.n_variants, genotypes.n_samples), dtype=torch.uint8, device=device)
+        for start in range(0, genotypes.n_variants, chunk):
+            counts = unpack_calls(genotypes.packed[start:start + chunk], genotypes.n_samples)  # (b, n) int8, -1
+            counts = counts.astype("uint8")
+            counts[counts == 255] = MISSING_CODE
+            codes[start:start + chunk] = torch.from_numpy(counts).to(device)
+        return cls(codes, block)
+
+    @classmethod
+    def from_counts(cls, counts: torch.Tensor, observed: torch.Tensor, block: int | None = None) -> "CallMatrix":
+        """From the sample-major float counts + mask used by :func:`loglik` / :func:`em_update`."""
+        codes = torch.where(observed, counts.round().clamp(0, 2).to(torch.uint8),
+                            torch.tensor(MISSING_CODE, dtype=torch.uint8, device=counts.device))
+        return cls(codes.T.contiguous(), block)
+
+    @property
+    def n_variants(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.codes.shape[1])
+
+    def with_missing(self, mask: torch.Tensor) -> "CallMatrix":
+        """A copy with the calls where ``mask`` (variant-major bool, (n_variants, n_samples)) is True set missing."""
+        codes = self.codes.clone()
+        codes[mask] = MISSING_CODE
+        return CallMatrix(codes, self.block)
+
+    def _counts(self, index: int, cols: slice, dtype):
+        """g and r = 2 − g of one block as float (block, n_samples), both 0 where missing."""
+        codes = self.codes[cols]
+        g = codes.to(dtype)
+        if self._has_missing[index]:
+            missing = codes == MISSING_CODE
+            g.masked_fill_(missing, 0.0)
+            r = (2.0 - g).masked_fill_(missing, 0.0)
+        else:
+            r = 2.0 - g
+        return g, r
+
+    def blocks(self, dtype=torch.float32):
+        """Yield ``(cols, g, r)`` per block of variants (see :meth:`_counts`)."""
+        for index, cols in enumerate(_blocks(self.n_variants, self.block)):
+            g, r = self._counts(index, cols, dtype)
+            yield cols, g, r
+
+    # ----------------------------------------------------------------- likelihood and EM
+    def loglik(self, Q: torch.Tensor, P: torch.Tensor) -> float:
+        """ℓ on ADMIXTURE's scale, as :func:`loglik` (terms in ``Q.dtype``, accumulated in float64)."""
+        QT = Q.T.contiguous()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for cols, g, r in self.blocks(Q.dtype):
+            h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
+            total += (g * torch.log(h)).sum(dtype=torch.float64)
+            total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
+        return float(total)
+
+    def em_step(self, Q: torch.Tensor, P: torch.Tensor, update_q: bool = True, update_p: bool = True,
+                q_fixed_rows: torch.Tensor | None = None, with_loglik: bool = False):
+        """One EM step, the same update as :func:`em_update` (Q and P both from the current Q, P).
+
+        Parameters
+        ----------
+        Q : torch.Tensor, float, shape (n_samples, K)
+        P : torch.Tensor, float, shape (n_variants, K)
+        with_loglik : bool
+            Also return ℓ at the *input* (Q, P), computed in the same pass over the calls.
+
+        Returns
+        -------
+        (Q_new, P_new) or (Q_new, P_new, loglik_of_input)
+        """
+        dtype = Q.dtype
+        QT = Q.T.contiguous()
+        q_num = torch.zeros_like(QT)  # (K, n)
+        P_new = P.clone()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for cols, g, r in self.blocks(dtype):
+            P_block = P[cols]
+            h = (P_block @ QT).clamp_(FREQ_MIN, FREQ_MAX)  # (block, n)
+            if with_loglik:
+                total += (g * torch.log(h)).sum(dtype=torch.float64)
+            a = g.div_(h)                                 # g / h, in place of g
+            one_minus_h = h.neg_().add_(1.0)
+            if with_loglik:
+                total += (r * torch.log(one_minus_h)).sum(dtype=torch.float64)
+            b = r.div_(one_minus_h)                       # r / (1 − h)
+            if update_q:
+                q_num += P_block.T @ a
+                q_num += (1.0 - P_block).T @ b
+            if update_p:
+                # (Qᵀ aᵀ)ᵀ rather than a Q: the same product, but BLAS is ~10x faster with the K-row operand first
+                A = P_block * (QT @ a.T).T
+                B = (1.0 - P_block) * (QT @ b.T).T
+                denom = A + B
+                # a SNP with no observed call keeps its frequency
+                P_new[cols] = torch.where(denom > 0, A / denom.clamp_min(1e-30), P_block)
+        P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX)
+        if update_q:
+            n_obs = self.n_observed.to(dtype)[:, None]
+            Q_new = torch.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clamp_min(1e-30), Q)
+            Q_new = project_simplex_rows(Q_new)
+            if q_fixed_rows is not None:
+                Q_new = torch.where(q_fixed_rows[:, None], Q, Q_new)
+        else:
+            Q_new = Q
+        if with_loglik:
+            return Q_new, P_new, float(total)
+        return Q_new, P_new
+
+    def deviance(self, held_out: "CallMatrix", Q: torch.Tensor, P: torch.Tensor) -> tuple[float, int]:
+        """Binomial deviance of the calls of ``held_out`` (a CallMatrix of the same shape holding only the held-out
+        calls, the rest missing): see :func:`cv_deviance`.  ``self`` is unused beyond the shape check."""
+        if held_out.codes.shape != self.codes.shape:
+            raise ValueError("held-out calls must have the same shape as the calls")
+        QT = Q.T.contiguous()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for cols, g, r in held_out.blocks(torch.float64):
+            h = (P[cols].to(torch.float64) @ QT.to(torch.float64)).clamp_(FREQ_MIN, FREQ_MAX)
+            first = torch.where(g > 0, g * torch.log(g.clamp_min(1e-300) / (2.0 * h)), torch.zeros_like(g))
+            second = torch.where(r > 0, r * torch.log(r.clamp_min(1e-300) / (2.0 - 2.0 * h)), torch.zeros_like(r))
+            total += (first + second).sum()
+        n = int((held_out.codes != MISSING_CODE).sum())
+        return float(total), n
+
+
+def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 5e-9, max_iter: int = 1000,
+            update_q: bool = True, update_p: bool = True, q_fixed_rows: torch.Tensor | None = None,
+            check: int = 5, callback=None):
+    """Maximise ℓ by EM accelerated with SQUAREM (Varadhan & Roland 2008, scheme S3), as fastmixture does.
+
+    Each iteration takes two EM steps θ1 = EM(θ0), θ2 = EM(θ1), extrapolates along r = θ1 − θ0, v = θ2 − 2θ1 + θ0
+    with step α = −‖r‖/‖v‖ (α ≤ −1):  θ' = θ0 − 2αr + α²v, projected back to the constraints (Q rows on the simplex,
+    P in [1e-5, 1 − 1e-5]), then one plain EM step from θ' (stabilisation).  Q and P get separate step lengths:
+    on hapmap3 (K = 3) Q tolerates α ≈ −10 where P stays near −1.6, and one shared α, held back by P, needs about
+    three times as many iterations to come within 1 of the maximum.
+
+    ℓ costs more than an EM step (two logarithms per call), so it is computed every ``check`` iterations, in the
+    pass of the stabilisation step.  If ℓ fell since the last check, the iterations since are discarded and the
+    next ``check`` iterations run without extrapolation (α = −1: plain EM, which never lowers ℓ), so the returned
+    ℓ never decreases.  Stops when ℓ rose by less than ``tol`` × (number of observed calls) between two checks.
+
+    Parameters
+    ----------
+    tol : float
+        Scaled tolerance (per observed call), so that it means the same on small and large data sets.
+    check : int
+        Iterations between likelihood evaluations.
+    callback : callable(iteration, loglik), optional
+        Called at each check (progress bars).
+
+    Returns
+    -------
+    Q, P : torch.Tensor
+    trace : list of float
+        ℓ at each check (the first entry is ℓ of the starting point).
+    """
+    em = lambda q, p, **kw: calls.em_step(q, p, update_q=update_q, update_p=update_p, q_fixed_rows=q_fixed_rows,
+                                          **kw)
+    tol_abs = tol * float(calls.n_observed.sum())
+    check = max(1, int(check))
+    Q0, P0, ll = em(Q, P, with_loglik=True)
+    trace = [ll]
+    saved, ll_saved = (Q0, P0), ll
+    plain_until = 0
+    for iteration in range(1, max_iter + 1):
+        Q1, P1 = em(Q0, P0)
+        Q2, P2 = em(Q1, P1)
+        alpha_q = alpha_p = -1.0
+        if iteration > plain_until:
+            rQ, rP = Q1 - Q0, P1 - P0
+            vQ, vP = Q2 - Q1 - rQ, P2 - P1 - rP
+            alpha_q = _step_length(rQ, vQ) if update_q else -1.0
+            alpha_p = _step_length(rP, vP) if update_p else -1.0
+        if alpha_q < -1.0 or alpha_p < -1.0:
+            Qx = project_simplex_rows(Q0 - 2 * alpha_q * rQ + alpha_q * alpha_q * vQ) if update_q else Q0
+            if q_fixed_rows is not None:
+                Qx = torch.where(q_fixed_rows[:, None], Q0, Qx)
+            Px = (P0 - 2 * alpha_p * rP + alpha_p * alpha_p * vP).clamp_(FREQ_MIN, FREQ_MAX) if update_p else P0
+        else:
+            Qx, Px = Q2, P2
+        if iteration % check and iteration != max_iter:
+            Q0, P0 = em(Qx, Px)
+            continue
+        Q3, P3, ll_new = em(Qx, Px, with_loglik=True)
+        if ll_new < ll_saved:
+            # an extrapolation overshot: back to the last check, plain EM for the next `check` iterations
+            Q0, P0 = saved
+            plain_until = iteration + check
+            continue
+        delta = ll_new - ll_saved
+        trace.append(ll_new)
+        Q0, P0 = Q3, P3
+        saved, ll_saved = (Q0, P0), ll_new
+        if callback is not None:
+            callback(iteration, ll_new)
+        if delta < tol_abs:
+            break
+    return Q0, P0, trace
+
+
+def _step_length(r: torch.Tensor, v: torch.Tensor) -> float:
+    """SQUAREM's S3 step α = −‖r‖ / ‖v‖, at most −1 (−1 means no extrapolation)."""
+    v_norm = float(v.square().sum(dtype=torch.float64))
+    if v_norm <= 0.0:
+        return -1.0
+    return min(-math.sqrt(float(r.square().sum(dtype=torch.float64)) / v_norm), -1.0)

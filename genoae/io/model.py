@@ -1,0 +1,161 @@
+"""Trained Neural ADMIXTURE models on disk: ``PREFIX.K.model.pt`` (a torch state dict, loaded with
+``weights_only=True``) beside ``PREFIX.K.model.json`` (what the weights mean: K, sizes, the variant table the model
+was trained on, allele convention, settings), and the alignment of new genotypes to a model's variants.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genoae.errors import InputError
+from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Variants, pack_calls
+from genoae.io.atomic import atomic_open, atomic_path
+
+FORMAT_NAME = "genoae-neural-admixture"
+FORMAT_VERSION = 1
+
+
+def model_paths(path) -> tuple[Path, Path]:
+    """``(weights .pt, metadata .json)`` for a path given as either file or as their common stem."""
+    text = str(path)
+    for suffix in (".pt", ".json"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    return Path(text + ".pt"), Path(text + ".json")
+
+
+def save_model(path, model, variants: Variants, populations=(), settings: dict | None = None,
+               loglik: float = float("nan")) -> tuple[Path, Path]:
+    """Write the state dict and its JSON metadata atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``PREFIX.K.model.pt`` (or the stem ``PREFIX.K.model``).
+    model : genoae.admixture.NeuralAdmixture
+    variants : Variants
+        The variants the model was trained on, in its input order.
+    """
+    weights, meta = model_paths(path)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        torch.save(state, tmp)
+    metadata = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "K": model.K, "hidden": model.hidden,
+        "n_variants": model.n_variants, "allele_convention": ALLELE_CONVENTION, "p_allele": "A2",
+        "populations": list(populations), "loglik": float(loglik), "settings": settings or {},
+        "weights": weights.name,
+        "variants": {name: getattr(variants, name).tolist() for name in ("chrom", "pos", "id", "a1", "a2")},
+    }
+    with atomic_open(meta, "w") as handle:
+        json.dump(metadata, handle, default=str)
+    return weights, meta
+
+
+def load_model(path):
+    """Read a model written by :func:`save_model`.
+
+    Returns
+    -------
+    model : genoae.admixture.NeuralAdmixture  (on the CPU, eval mode)
+    metadata : dict  (``metadata["variants"]`` is a :class:`Variants`)
+    """
+    from genoae.admixture import NeuralAdmixture
+
+    weights, meta = model_paths(path)
+    for needed in (weights, meta):
+        if not needed.exists():
+            raise InputError(needed, "missing model file (a model is PREFIX.K.model.pt beside PREFIX.K.model.json)")
+    try:
+        metadata = json.loads(meta.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(meta, f"not valid JSON ({error.msg})", error.lineno) from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise InputError(meta, f"not a genoae model (format is {metadata.get('format')!r})")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged file
+        raise InputError(weights, f"cannot read the model weights ({type(error).__name__})") from None
+    model = NeuralAdmixture(metadata["n_variants"], metadata["K"], metadata["hidden"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise InputError(weights, f"weights do not match the metadata in {meta.name}: {error}") from None
+    metadata["variants"] = Variants(**metadata["variants"])
+    return model.eval(), metadata
+
+
+@dataclass
+class AlignmentReport:
+    """How new genotypes were matched to a model's variants."""
+
+    n_model: int
+    n_data: int
+    matched: int
+    flipped: int
+    allele_mismatch: int
+    absent: int
+    matched_by: str
+
+    def __str__(self) -> str:
+        return (f"{self.matched:,} of the model's {self.n_model:,} variants matched by {self.matched_by} "
+                f"({self.flipped:,} with A1/A2 swapped and flipped); {self.absent:,} absent from the data and "
+                f"{self.allele_mismatch:,} with other alleles are treated as missing; "
+                f"{self.n_data - self.matched:,} data variants not in the model are ignored")
+
+
+def align_to_model(genotypes: Genotypes, model_variants: Variants) -> tuple[Genotypes, AlignmentReport]:
+    """Reorder ``genotypes`` onto a model's variants.
+
+    Variants are matched by ID when both tables have unique, informative IDs, else by (chromosome, position).
+    Matched variants whose alleles are swapped (data A1/A2 = model A2/A1) are flipped (g → 2 − g); other allele
+    mismatches, and model variants absent from the data, become missing calls.
+
+    Returns
+    -------
+    aligned : Genotypes  with ``model_variants`` as its variant table
+    report : AlignmentReport
+    """
+    data = genotypes.variants
+    by_id = _unique_informative(model_variants.id) and _unique_informative(data.id)
+    if by_id:
+        data_keys, model_keys, matched_by = list(data.id), list(model_variants.id), "ID"
+    else:
+        data_keys = list(zip(data.chrom, data.pos.tolist()))
+        model_keys = list(zip(model_variants.chrom, model_variants.pos.tolist()))
+        matched_by = "chromosome and position"
+    where = {}
+    for j, key in enumerate(data_keys):
+        where.setdefault(key, j)
+    counts = genotypes.counts()  # (n, M_data) int8, -1 missing
+    aligned = np.full((genotypes.n_samples, len(model_variants)), -1, np.int8)
+    matched = flipped = mismatch = absent = 0
+    for j_model, key in enumerate(model_keys):
+        j = where.get(key)
+        if j is None:
+            absent += 1
+            continue
+        same = data.a1[j] == model_variants.a1[j_model] and data.a2[j] == model_variants.a2[j_model]
+        swapped = data.a1[j] == model_variants.a2[j_model] and data.a2[j] == model_variants.a1[j_model]
+        if same:
+            aligned[:, j_model] = counts[:, j]
+        elif swapped:
+            column = counts[:, j]
+            aligned[:, j_model] = np.where(column < 0, -1, 2 - column)
+            flipped += 1
+        else:
+            mismatch += 1
+            continue
+        matched += 1
+    report = AlignmentReport(len(model_variants), len(data), matched, flipped, mismatch, absent, matched_by)
+    packed = pack_calls(aligned.T)
+    return Genotypes(packed, genotypes.samples, model_variants, source=genotypes.source), report
+
+
+def _unique_informative(ids) -> bool:
+    ids = np.asarray(ids)
+    return len(ids) > 0 and not np.isin(ids, [".", "", "0"]).any() and len(np.unique(ids)) == len(ids)

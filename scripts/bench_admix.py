@@ -1,0 +1,210 @@
+"""Benchmark `genoae admix` against the other ADMIXTURE-likelihood programs on simulated admixed data with known Q.
+
+Simulation (Pritchard–Stephens–Donnelly with a Balding–Nichols drift model):
+    ancestral frequency p_j ~ U(0.05, 0.95);  population frequencies P_jk ~ Beta(p_j (1 − F)/F, (1 − p_j)(1 − F)/F)
+    (F = ``--fst``, clamped to [1e-3, 1 − 1e-3]);  Q_i ~ Dirichlet(α = ``--alpha``);  g_ij ~ Binomial(2, (Q Pᵀ)_ij).
+Written as PLINK files (A2 counted); the true Q is kept beside them.
+
+Each program runs as its own process with the same thread count; wall time and peak resident memory (the child's
+``ru_maxrss``) are measured from outside.  Every result is scored with genoae's own likelihood code (ℓ on
+ADMIXTURE's scale; a program whose P counts the other allele is scored with 1 − P) and by its Q RMSE against the
+truth after Hungarian matching of clusters.  Programs not installed are listed as such.
+
+    python scripts/bench_admix.py                 # 1,500 × 100,000, K = 3, 2 threads, CPU
+    python scripts/bench_admix.py --small         # 300 × 10,000: a quick check
+    python scripts/bench_admix.py --device cuda   # genoae (and ADAMIXTURE) on the GPU
+
+Prints a markdown table and appends it, with the settings and the machine, to scripts/BENCHMARKS_ADMIX.md.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def simulate(n: int, m: int, K: int, fst: float, alpha: float, seed: int, out: Path):
+    """Write ``out``.bed/.bim/.fam and ``out``.Q_true; return the true Q (n, K)."""
+    from genoae.genotypes import Genotypes, Samples, Variants, pack_calls
+    from genoae.io.plink import write_plink
+
+    rng = np.random.default_rng(seed)
+    ancestral = rng.uniform(0.05, 0.95, size=m)
+    a = ancestral * (1 - fst) / fst
+    b = (1 - ancestral) * (1 - fst) / fst
+    P = np.clip(rng.beta(a[:, None], b[:, None], size=(m, K)), 1e-3, 1 - 1e-3)
+    Q = rng.dirichlet(np.full(K, alpha), size=n)
+    packed = np.empty((m, (n + 3) // 4), np.uint8)
+    chunk = 10_000
+    for start in range(0, m, chunk):
+        h = Q @ P[start:start + chunk].T  # (n, chunk)
+        g = rng.binomial(2, h).astype(np.int8)
+        packed[start:start + chunk] = pack_calls(g.T)
+    variants = Variants(chrom=np.full(m, "1"), pos=np.arange(1, m + 1) * 10, id=np.array([f"snp{j}" for j in range(m)]),
+                        a1=np.full(m, "A"), a2=np.full(m, "G"))
+    samples = Samples(np.array([f"ind{i}" for i in range(n)]))
+    write_plink(Genotypes(packed, samples, variants), out)
+    np.savetxt(f"{out}.Q_true", Q, fmt="%.6f")
+    return Q
+
+
+def run_measured(command: list[str], log_path: Path, env=None) -> tuple[float, float, int]:
+    """Run a command; return (wall seconds, peak RSS in MiB of the child, exit status)."""
+    with open(log_path, "w") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024.0, process.returncode
+
+
+def matched_rmse(Q, Q_true) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    cost = ((Q[:, :, None] - Q_true[:, None, :]) ** 2).sum(axis=0)
+    rows, cols = linear_sum_assignment(cost)
+    return float(np.sqrt(((Q[:, rows] - Q_true[:, cols]) ** 2).mean()))
+
+
+def score(calls, Q, P) -> float:
+    """ℓ with genoae's likelihood code; P may count either allele (the better orientation is ADMIXTURE's)."""
+    import torch
+
+    Qt = torch.from_numpy(np.asarray(Q, np.float64))
+    Qt = Qt / Qt.sum(dim=1, keepdim=True)
+    Pt = torch.from_numpy(np.asarray(P, np.float64)).clamp(1e-5, 1 - 1e-5)
+    return max(calls.loglik(Qt, Pt), calls.loglik(Qt, 1 - Pt))
+
+
+def programs(prefix: Path, work: Path, K: int, threads: int, device: str, seed: int):
+    """(name, command, where its Q and P land) for every program available here."""
+    genoae_cmd = [sys.executable, "-m", "genoae", "admix", f"{prefix}.bed", "-k", str(K), "-o", str(work / "genoae"),
+                  "--threads", str(threads), "--device", device, "--seed", str(seed), "--quiet"]
+    yield "genoae", genoae_cmd, (f"{work}/genoae.{K}.Q", f"{work}/genoae.{K}.P")
+    if shutil.which("adamixture"):
+        out = work / "adamixture"
+        out.mkdir(exist_ok=True)
+        cmd = ["adamixture", "-k", str(K), "--data_path", f"{prefix}.bed", "--save_dir", str(out), "--name", "sim",
+               "-t", str(threads), "--seed", str(seed), "--device", "gpu" if device == "cuda" else "cpu",
+               "--chrom_mode", "all"]
+        yield "ADAMIXTURE", cmd, (f"{out}/*{K}*.Q", f"{out}/*{K}*.P")
+    else:
+        yield "ADAMIXTURE", None, "not installed (pip install adamixture)"
+    if shutil.which("fastmixture"):
+        out = work / "fastmixture"
+        cmd = ["fastmixture", "--bfile", str(prefix), "--K", str(K), "--threads", str(threads), "--seed", str(seed),
+               "--out", str(out)]
+        yield "fastmixture", cmd, (f"{out}*K{K}*.Q", f"{out}*K{K}*.P")
+    else:
+        yield "fastmixture", None, "not installed (pip install fastmixture)"
+    if shutil.which("neural-admixture"):
+        out = work / "neural_admixture"
+        out.mkdir(exist_ok=True)
+        cmd = ["neural-admixture", "train", "--k", str(K), "--data_path", f"{prefix}.bed", "--save_dir", str(out),
+               "--name", "sim", "--threads", str(threads), "--seed", str(seed)] + (
+                   ["--num_gpus", "1"] if device == "cuda" else [])
+        yield "neural-admixture", cmd, (f"{out}/*{K}*.Q", f"{out}/*{K}*.P")
+    else:
+        yield "neural-admixture", None, ("not installed: its wheel pins its own torch, which would replace the "
+                                         "shared environment's torch 2.13")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1500)
+    parser.add_argument("--m", type=int, default=100_000)
+    parser.add_argument("-k", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="300 individuals x 10,000 SNPs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--fst", type=float, default=0.1)
+    parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of Q")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", default="", help="comma-separated program names to run (default: all)")
+    parser.add_argument("--work", default=None, help="folder for data and outputs (default: a temp folder)")
+    parser.add_argument("--no-write", action="store_true", help="do not append to scripts/BENCHMARKS_ADMIX.md")
+    args = parser.parse_args(argv)
+    if args.small:
+        args.n, args.m = 300, 10_000
+
+    import tempfile
+
+    import torch
+
+    from genoae.io.plink import read_plink
+    from genoae.likelihood import CallMatrix
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_admix_"))
+    work.mkdir(parents=True, exist_ok=True)
+    prefix = work / f"sim_{args.n}x{args.m}_K{args.k}"
+    if not Path(f"{prefix}.bed").exists():
+        tick = time.perf_counter()
+        simulate(args.n, args.m, args.k, args.fst, args.alpha, args.seed, prefix)
+        print(f"simulated {args.n} x {args.m}, K={args.k} in {time.perf_counter() - tick:.1f}s -> {prefix}",
+              file=sys.stderr)
+    Q_true = np.loadtxt(f"{prefix}.Q_true")
+    torch.set_num_threads(args.threads)
+    calls = CallMatrix.from_genotypes(read_plink(f"{prefix}.bed"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    only = {name.strip().lower() for name in args.only.split(",") if name.strip()}
+
+    rows = []
+    for name, command, where in programs(prefix, work, args.k, args.threads, args.device, args.seed):
+        if only and name.lower() not in only:
+            continue
+        if command is None:
+            rows.append((name, None, None, None, None, where))
+            continue
+        print(f"running {name}: {' '.join(command)}", file=sys.stderr)
+        wall, peak, status = run_measured(command, work / f"{name}.log", env)
+        q_files = sorted(glob.glob(where[0]))
+        p_files = sorted(glob.glob(where[1]))
+        if status != 0 or not q_files or not p_files:
+            tail = open(work / f"{name}.log").read()[-300:].replace("\n", " ")
+            rows.append((name, wall, peak, None, None, f"failed (exit {status}): {tail}"))
+            continue
+        Q, P = np.loadtxt(q_files[-1], ndmin=2), np.loadtxt(p_files[-1], ndmin=2)
+        rows.append((name, wall, peak, score(calls, Q, P), matched_rmse(Q, Q_true), ""))
+        print(f"  {name}: {wall:.1f}s, {peak:.0f} MiB, loglik {rows[-1][3]:.2f}", file=sys.stderr)
+
+    best = max((r[3] for r in rows if r[3] is not None and r[0] != "genoae"), default=None)
+    header = (f"### {args.n:,} individuals × {args.m:,} SNPs, K = {args.k}, {args.threads} threads, "
+              f"device {args.device} — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n"
+              f"Simulated PSD/Balding–Nichols (F = {args.fst}, Q ~ Dirichlet({args.alpha}), seed {args.seed}). "
+              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs"
+              + (f", {torch.cuda.get_device_name(0)}" if args.device == "cuda" else "") + ".\n\n")
+    table = ["| program | wall (s) | peak RSS (MiB) | log-likelihood | Δℓ vs best peer (%) | Q RMSE vs truth | note |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, wall, peak, ll, rmse, note in rows:
+        if ll is None:
+            table.append(f"| {name} | {'' if wall is None else f'{wall:.1f}'} | "
+                         f"{'' if peak is None else f'{peak:.0f}'} | | | | {note} |")
+            continue
+        rel = "" if best is None else f"{100 * (ll - best) / abs(best):+.5f}"
+        table.append(f"| {name} | {wall:.1f} | {peak:.0f} | {ll:,.2f} | {rel} | {rmse:.5f} | {note} |")
+    text = header + "\n".join(table) + "\n"
+    print(text)
+    if not args.no_write:
+        path = ROOT / "scripts" / "BENCHMARKS_ADMIX.md"
+        if not path.exists():
+            path.write_text("# `genoae admix` benchmarks\n\nWritten by `scripts/bench_admix.py`; newest last.\n\n")
+        with open(path, "a") as handle:
+            handle.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

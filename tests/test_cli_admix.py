@@ -1,0 +1,142 @@
+"""`genoae admix`, `genoae project` and `genoae demo` end to end through the command line."""
+import numpy as np
+import pytest
+
+from genoae.cli import main
+from genoae.genotypes import Genotypes, Samples, Variants
+from genoae.io.plink import write_plink
+
+
+def run_cli(args):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code
+
+
+def simulated_plink(folder, n=80, m=600, K=3, seed=0, missing=0.02, name="sim"):
+    rng = np.random.default_rng(seed)
+    P = rng.uniform(0.05, 0.95, size=(m, K))
+    # mostly unadmixed individuals so that supervised labels make sense
+    labels = rng.integers(0, K, size=n)
+    Q = np.full((n, K), 0.02 / (K - 1))
+    Q[np.arange(n), labels] = 0.98
+    g = rng.binomial(2, Q @ P.T).astype(np.int8)
+    g[rng.random(g.shape) < missing] = -1
+    variants = Variants(chrom=np.full(m, "1"), pos=np.arange(1, m + 1) * 100,
+                        id=np.array([f"rs{j}" for j in range(m)]), a1=np.full(m, "A"), a2=np.full(m, "G"))
+    geno = Genotypes.from_counts(g, Samples(np.array([f"i{i}" for i in range(n)])), variants)
+    prefix = folder / name
+    write_plink(geno, prefix)
+    return prefix, geno, Q, labels
+
+
+def test_admix_writes_every_output(tmp_path, capsys):
+    from genoae.io.model import load_model
+    from genoae.io.qp import read_p, read_q
+    from genoae.io.results import read_results_h5
+
+    prefix, geno, _, _ = simulated_plink(tmp_path)
+    out = tmp_path / "out" / "run"
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "-o", out, "--seed", 3, "--epochs", 2, "--quiet",
+                    "--threads", 1]) == 0
+    printed = capsys.readouterr().out
+    assert "K=2\tloglik=" in printed and "K=3\tloglik=" in printed
+    results, samples, variants = read_results_h5(f"{out}.h5")
+    assert sorted(results) == [2, 3]
+    assert list(samples.iid) == list(geno.samples.iid) and list(variants.id) == list(geno.variants.id)
+    for K in (2, 3):
+        Q, P = read_q(f"{out}.{K}.Q"), read_p(f"{out}.{K}.P")
+        assert Q.shape == (geno.n_samples, K) and P.shape == (geno.n_variants, K)
+        first_line = open(f"{out}.{K}.Q").readline().split()
+        assert len(first_line) == K and all(len(x.split(".")[1]) == 6 for x in first_line)
+        np.testing.assert_allclose(Q, results[K].Q, atol=5e-7)
+        assert results[K].p_allele == "A2" and np.isfinite(results[K].loglik)
+        model, metadata = load_model(f"{out}.{K}.model.pt")
+        assert metadata["K"] == K and list(metadata["variants"].id) == list(geno.variants.id)
+        # the decoder holds the refined P
+        np.testing.assert_allclose(model.P.detach().numpy(), results[K].P, atol=1e-5)
+    log = open(f"{out}.log").read()
+    assert "A2 (PLINK .bim column 6)" in log and "K=3\tloglik=" in log
+    assert f"{results[3].loglik:.6f}" in log
+    # more clusters fit at least as well
+    assert results[3].loglik >= results[2].loglik
+
+
+def test_admix_refuses_k_not_below_n(tmp_path, capsys):
+    prefix, _, _, _ = simulated_plink(tmp_path, n=6, m=50)
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "6", "-o", tmp_path / "x", "--quiet"]) == 2
+    assert "not smaller than the number of individuals" in capsys.readouterr().err
+    assert not (tmp_path / "x.6.Q").exists()
+
+
+def test_cross_validation_prints_cv_error(tmp_path, capsys):
+    prefix, _, _, _ = simulated_plink(tmp_path, n=60, m=400)
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "--cv", 3, "-o", tmp_path / "cv", "--epochs", 1,
+                    "--quiet", "--threads", 1]) == 0
+    printed = capsys.readouterr().out
+    errors = {K: float(printed.split(f"CV error (K={K}): ")[1].split()[0]) for K in (2, 3)}
+    # the data have three populations: K=3 predicts held-out calls better
+    assert 0.2 < errors[3] < errors[2] < 1.5
+
+
+def test_supervised_keeps_labelled_individuals(tmp_path):
+    from genoae.io.qp import read_q
+
+    prefix, geno, Q_true, labels = simulated_plink(tmp_path, n=60, m=500, seed=2)
+    names = np.array(["alpha", "beta", "gamma"])[labels]
+    known = np.arange(60) % 2 == 0
+    pop = tmp_path / "sim.pop"
+    pop.write_text("".join(f"{names[i] if known[i] else '-'}\n" for i in range(60)))
+    out = tmp_path / "sup"
+    assert run_cli(["admix", f"{prefix}.bed", "-k", 3, "--supervised", pop, "-o", out, "--quiet", "--epochs", 2,
+                    "--threads", 1]) == 0
+    Q = read_q(f"{out}.3.Q")
+    # labelled rows are exactly their population (columns in sorted label order)
+    np.testing.assert_allclose(Q[known, labels[known]], 1.0, atol=1e-4)
+    # unlabelled rows are assigned to the right population, in the same column order
+    assert (Q[~known].argmax(axis=1) == labels[~known]).mean() > 0.95
+    assert "supervised: Q columns = alpha beta gamma" in open(f"{out}.log").read()
+    # K must match the number of labels
+    assert run_cli(["admix", f"{prefix}.bed", "-k", 2, "--supervised", pop, "-o", out, "--quiet"]) == 2
+
+
+def test_project_new_individuals_with_reordered_and_flipped_variants(tmp_path, capsys):
+    from genoae.io.qp import read_q
+
+    prefix, geno, Q_true, labels = simulated_plink(tmp_path, n=100, m=600, seed=4)
+    train = geno.subset(samples=np.arange(80))
+    write_plink(train, tmp_path / "train")
+    out = tmp_path / "model_run"
+    assert run_cli(["admix", tmp_path / "train.bed", "-k", 3, "-o", out, "--quiet", "--epochs", 3,
+                    "--threads", 1]) == 0
+    Q_train = read_q(f"{out}.3.Q")
+    # the new individuals: variants reversed, the first 50 dropped, alleles swapped for every third variant
+    new = geno.subset(samples=np.arange(80, 100), variants=np.arange(599, 49, -1))
+    counts = new.counts()
+    flip = np.arange(new.n_variants) % 3 == 0
+    counts[:, flip] = np.where(counts[:, flip] < 0, -1, 2 - counts[:, flip])
+    v = new.variants
+    a1, a2 = v.a1.copy(), v.a2.copy()
+    a1[flip], a2[flip] = v.a2[flip], v.a1[flip]
+    new = Genotypes.from_counts(counts, new.samples, Variants(v.chrom, v.pos, v.id, a1, a2))
+    write_plink(new, tmp_path / "new")
+    capsys.readouterr()
+    assert run_cli(["project", tmp_path / "new.bed", "--model", f"{out}.3.model.pt", "-o", tmp_path / "proj",
+                    "--threads", 1]) == 0
+    printed = capsys.readouterr().out
+    assert "550 of the model's 600 variants matched by ID (184 with A1/A2 swapped and flipped)" in printed
+    assert "50 absent" in printed
+    Q_new = read_q(tmp_path / "proj.3.Q")
+    # each new individual lands in the training cluster of its true population
+    train_cluster = {lab: np.bincount(Q_train[labels[:80] == lab].argmax(1)).argmax() for lab in range(3)}
+    predicted = Q_new.argmax(axis=1)
+    assert np.mean([predicted[i] == train_cluster[labels[80 + i]] for i in range(20)]) >= 0.95
+
+
+def test_demo_runs_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["demo", "-k", 3, "--quiet", "--threads", 1]) == 0
+    printed = capsys.readouterr().out
+    assert "K=3\tloglik=" in printed and "AFR: mean Q" in printed
+    for name in ("demo.3.Q", "demo.3.P", "demo.h5", "demo.log", "demo.3.model.pt", "demo.3.model.json"):
+        assert (tmp_path / "genoae_demo" / name).exists()
