@@ -10,7 +10,7 @@ from genoae.errors import UsageError
 from tests.test_evaluate import mosaic_haplotypes
 
 TINY = dict(latent_channels=2, global_dim=4, hidden=16, block_size=8, n_layers=1, prior_window=3, epochs=15,
-            batch_size=16, progress=False, device="cpu", warmup_epochs=2)
+            batch_size=16, progress=False, device="cpu", warmup_epochs=2, learning_rate=1e-2)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -208,3 +208,20 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     assert code == 2 and "ZZZ" in err and not (tmp_path / "x.vcf.gz").exists()
     code, out, err = run_cli(capsys, "vae", "sample", tmp_path / "labels.tsv", "-n", 3, "-o", tmp_path / "x.bed")
     assert code == 2 and "not a genoae VAE model" in err
+
+
+def test_pack_rows_matches_container_constructors():
+    from genoae.genotypes import Variants
+    from genoae.vae import pack_rows
+
+    rng = np.random.default_rng(3)
+    for n in (1, 4, 7):
+        haps = rng.integers(0, 2, size=(n, 2, 13)).astype(np.int8)
+        samples, variants = Samples([f"s{i}" for i in range(n)]), Variants.placeholder(13)
+        fast = pack_rows(haps.reshape(-1, 13), True, samples, variants)
+        slow = Genotypes.from_haplotypes(haps, samples, variants)
+        assert np.array_equal(fast.packed, slow.packed)
+        assert np.array_equal(fast.haplotypes_packed, slow.haplotypes_packed)
+        counts = haps.sum(axis=1).astype(np.int8)
+        assert np.array_equal(pack_rows(counts, False, samples, variants).packed,
+                              Genotypes.from_counts(counts, samples, variants).packed)
