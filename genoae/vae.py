@@ -109,12 +109,20 @@ class GenomeVAE(nn.Module):
         self.encoder_trunk = nn.Sequential(*[ResidualConv(H, kernel_size) for _ in range(n_layers)])
         self.encoder_local = nn.Conv1d(H, 2 * latent_channels, 1)
         self.encoder_global = nn.Linear(H, 2 * global_dim) if global_dim else None
+        # class-conditional prior of the global latent, N(mu_pop, sigma_pop^2): where a population's codes sit is
+        # learned, so sampling "YRI" draws from YRI's region of latent space (starts at N(0, I))
+        self.prior_global = nn.Embedding(n_pops, 2 * global_dim) if (n_pops and global_dim) else None
+        if self.prior_global is not None:
+            nn.init.zeros_(self.prior_global.weight)
 
         self.decoder_in = nn.Linear(latent_channels, H)
         self.decoder_context = nn.Linear(global_dim + n_pops, H, bias=False) if global_dim + n_pops else None
         self.decoder_trunk = nn.Sequential(*[ResidualConv(H, kernel_size) for _ in range(n_layers)])
         self.decoder_norm = nn.GroupNorm(1, H)
         self.decoder_out = BlockLinear(L, H * readout_blocks, S * self.n_logits, init_scale=0.1)
+        # a direct per-population, per-SNP logit offset: population frequency differences are often small and
+        # SNP-specific, and without this path the decoder blurred close populations together
+        self.decoder_pop_bias = nn.Parameter(torch.zeros(n_pops, n_variants * self.n_logits)) if n_pops else None
 
         if prior_window:
             # autoregressive prior over blocks: p(z_k | z_{k-W..k-1}, z_global, pop), a causal convolution
@@ -173,7 +181,23 @@ class GenomeVAE(nn.Module):
             h = torch.cat([padded[:, k:k + L] for k in range(self.readout_blocks)], dim=2)  # (B, L, H*R)
         logits = self.decoder_out(h)  # (B, L, S * n_logits)
         logits = logits.reshape(B, L * self.block_size, self.n_logits)[:, :self.n_variants]
+        if self.decoder_pop_bias is not None:
+            logits = logits + (pop_one_hot @ self.decoder_pop_bias).view(B, self.n_variants, self.n_logits)
         return logits.squeeze(-1) if self.n_logits == 1 else logits
+
+    def global_prior_parameters(self, pop_one_hot):
+        """Mean and log-variance of p(z_global | population), each (B, global_dim)."""
+        return (pop_one_hot @ self.prior_global.weight).chunk(2, dim=1)
+
+    def sample_global_prior(self, n: int, pop_one_hot=None, temperature: float = 1.0, generator=None, device=None):
+        """Draw global latents, shape (n, global_dim) (None when the model has none)."""
+        if not self.global_dim:
+            return None
+        noise = temperature * torch.randn(n, self.global_dim, generator=generator, device=device)
+        if self.prior_global is None:
+            return noise
+        mu, logvar = self.global_prior_parameters(pop_one_hot)
+        return mu + torch.exp(0.5 * logvar) * noise
 
     def _prior_context(self, z_global, pop_one_hot):
         """(B, H, 1) term of the prior that depends on the global latent and the population (or 0)."""
@@ -224,7 +248,11 @@ class GenomeVAE(nn.Module):
         else:
             kl = _kl_standard_normal(mu_l, logvar_l).sum(dim=(1, 2))
         if mu_g is not None:
-            kl = kl + _kl_standard_normal(mu_g, logvar_g).sum(dim=1)
+            if self.prior_global is not None:
+                prior_mu, prior_logvar = self.global_prior_parameters(pop_one_hot)
+                kl = kl + _kl_gaussians(mu_g, logvar_g, prior_mu, prior_logvar).sum(dim=1)
+            else:
+                kl = kl + _kl_standard_normal(mu_g, logvar_g).sum(dim=1)
         return logits, kl
 
     def reconstruction_nll(self, logits, states):
@@ -235,6 +263,23 @@ class GenomeVAE(nn.Module):
         else:
             nll = F.cross_entropy(logits.transpose(1, 2), states.clamp(min=0).long(), reduction="none")
         return (nll * observed).sum(dim=1)
+
+    @torch.no_grad()
+    def init_population_bias(self, pop_frequencies, frequencies):
+        """Start the per-population offsets at logit(population frequency) - logit(overall frequency).
+
+        pop_frequencies : ndarray, shape (n_pops, n_variants) or (n_pops, n_variants, 3); frequencies as in
+        :meth:`init_output_bias`.  Frequencies are clipped to [0.01, 0.99] so tiny populations do not start extreme.
+        """
+        if self.decoder_pop_bias is None:
+            return
+
+        def link(f):
+            f = np.clip(np.asarray(f, np.float64), 0.01, 0.99)
+            return np.log(f / (1 - f)) if self.n_logits == 1 else np.log(f)
+
+        offset = link(pop_frequencies) - link(frequencies)[None]
+        self.decoder_pop_bias.copy_(torch.as_tensor(offset.reshape(len(offset), -1), dtype=torch.float32))
 
     @torch.no_grad()
     def init_output_bias(self, frequencies):
@@ -302,10 +347,10 @@ class SyntheticGenomes:
     history_ : TrainingHistory
     """
 
-    def __init__(self, mode: str = "auto", latent_channels: int = 4, global_dim: int = 16, hidden: int = 32,
-                 block_size: int = 32, n_layers: int = 2, kernel_size: int = 5, prior_window: int = 8,
+    def __init__(self, mode: str = "auto", latent_channels: int = 16, global_dim: int = 16, hidden: int = 32,
+                 block_size: int = 64, n_layers: int = 2, kernel_size: int = 5, prior_window: int = 4,
                  beta: float = 1.0,
-                 warmup_epochs: int = 10, epochs: int = 100, batch_size: int = 64, learning_rate: float = 2e-3,
+                 warmup_epochs: int = 5, epochs: int = 150, batch_size: int = 64, learning_rate: float = 2e-3,
                  weight_decay: float = 0.0, validation_fraction: float = 0.1, patience: int = 10,
                  seed: int | None = 0, device: str = "auto", progress: bool = True):
         self.mode = mode
@@ -396,7 +441,12 @@ class SyntheticGenomes:
         self.variants_ = genotypes.variants
         n_pops = len(self.populations_)
         model = GenomeVAE(genotypes.n_variants, mode=mode, n_pops=n_pops, **self._architecture()).to(device)
-        model.init_output_bias(_frequencies(rows[train_rows], mode))
+        overall = _frequencies(rows[train_rows], mode)
+        model.init_output_bias(overall)
+        if n_pops:
+            model.init_population_bias(np.stack([
+                _frequencies(rows[train_rows[row_pop[train_rows] == k]], mode) if np.any(row_pop[train_rows] == k)
+                else overall for k in range(n_pops)]), overall)
         self.model_ = model
 
         states = torch.as_tensor(rows, dtype=torch.int8, device=device)
@@ -532,12 +582,10 @@ class SyntheticGenomes:
         prior_chunk = max(batch_size, 8192)
         for start in range(0, n_rows, prior_chunk):
             b = min(prior_chunk, n_rows - start)
-            z_global = None
-            if model.global_dim:
-                z_global = temperature * torch.randn(b, model.global_dim, generator=generator, device=device)
             pop_one_hot = None
             if code is not None:
                 pop_one_hot = F.one_hot(torch.full((b,), code, device=device), len(self.populations_)).float()
+            z_global = model.sample_global_prior(b, pop_one_hot, temperature, generator, device)
             z_local = model.sample_local_prior(b, z_global, pop_one_hot, temperature, generator, device)
             for first in range(0, b, batch_size):
                 part = slice(first, min(first + batch_size, b))
