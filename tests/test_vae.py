@@ -225,3 +225,20 @@ def test_pack_rows_matches_container_constructors():
         counts = haps.sum(axis=1).astype(np.int8)
         assert np.array_equal(pack_rows(counts, False, samples, variants).packed,
                               Genotypes.from_counts(counts, samples, variants).packed)
+
+
+def test_sequential_prior_sampling_matches_teacher_forced_prior():
+    """The fast block-by-block sampler must draw from exactly the prior used in training."""
+    torch.manual_seed(0)
+    model = GenomeVAE(100, n_pops=2, block_size=8, latent_channels=3, global_dim=4, hidden=8, prior_window=3)
+    for module in model.prior_out:
+        if isinstance(module, torch.nn.Conv1d):
+            torch.nn.init.normal_(module.weight, std=0.3)
+    torch.nn.init.normal_(model.prior_position, std=0.3)
+    pop = torch.nn.functional.one_hot(torch.tensor([0, 1, 1]), 2).float()
+    z_global = torch.randn(3, 4)
+    generator = torch.Generator().manual_seed(5)
+    z = model.sample_local_prior(3, z_global, pop, temperature=1.0, generator=generator)
+    noise = torch.randn(3, 3, model.n_blocks, generator=torch.Generator().manual_seed(5))
+    mu, logvar = model.prior_parameters(z, z_global, pop)
+    torch.testing.assert_close(z, mu + torch.exp(0.5 * logvar) * noise, atol=1e-5, rtol=1e-5)
