@@ -39,7 +39,7 @@ def main(argv=None):
 # ======================================================================== I/O: info, convert
 def _read_options(legend):
     """Reader keyword arguments from the shared I/O options."""
-    return {} if legend is None else {"legend": legend}
+    return {} if legend is None else {"legend": legend}  # default: read_genotypes looks for a legend itself
 
 
 @cli.command()

@@ -34,6 +34,16 @@ _COUNT_TO_CODE = np.array([0b00, 0b10, 0b11, 0b01], dtype=np.uint8)
 _BYTE_TO_COUNTS = _CODE_TO_COUNT[(np.arange(256)[:, None] >> (2 * np.arange(4))) & 3].astype(np.int8)
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _popcount_rows(bits: np.ndarray) -> np.ndarray:
+    """Number of set bits per row of a uint8 matrix, shape (n_rows,), int64."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+    return _POPCOUNT[bits].sum(axis=1, dtype=np.int64)
+
+
 def unpack_calls(packed: np.ndarray, n_samples: int) -> np.ndarray:
     """Decode SNP-major packed calls.
 
@@ -48,7 +58,7 @@ def unpack_calls(packed: np.ndarray, n_samples: int) -> np.ndarray:
         A2 allele counts, -1 for missing.
     """
     counts = _BYTE_TO_COUNTS[packed]  # (n_variants, n_bytes, 4)
-    return counts.reshape(packed.shape[0], -1)[:, :n_samples]
+    return counts.reshape(packed.shape[0], 4 * packed.shape[1])[:, :n_samples]  # explicit: -1 fails for 0 rows
 
 
 def pack_calls(counts: np.ndarray) -> np.ndarray:
@@ -273,14 +283,27 @@ class Genotypes:
 
     # ------------------------------------------------------------------ summaries
     def _per_variant_tallies(self, chunk: int = 4096):
-        """Observed-call count and A2 allele sum per variant, decoded in chunks to bound memory."""
+        """Observed-call count and A2 allele sum per variant, straight from the packed bytes in chunks.
+
+        Bit arithmetic instead of unpacking: per 2-bit code (hi, lo), the call is observed unless (0, 1), and its
+        A2 count is hi + (hi & lo); so population counts of three masked bytes give both tallies.
+        """
         n_observed = np.zeros(self.n_variants, np.int64)
         a2_sum = np.zeros(self.n_variants, np.int64)
+        n_bytes = (self.n_samples + 3) // 4
+        if n_bytes == 0:
+            return n_observed, a2_sum
+        # 0b01 at every 2-bit pair that holds a real sample; the last byte may carry padding pairs
+        pair_mask = np.full(n_bytes, 0x55, np.uint8)
+        if self.n_samples % 4:
+            pair_mask[-1] = 0x55 & ((1 << (2 * (self.n_samples % 4))) - 1)
         for start in range(0, self.n_variants, chunk):
-            block = unpack_calls(np.asarray(self.packed[start:start + chunk]), self.n_samples)
-            observed = block >= 0
-            n_observed[start:start + chunk] = observed.sum(axis=1)
-            a2_sum[start:start + chunk] = np.where(observed, block, 0).sum(axis=1, dtype=np.int64)
+            block = np.asarray(self.packed[start:start + chunk])
+            hi = (block >> 1) & pair_mask
+            lo = block & pair_mask
+            observed = hi | (lo ^ pair_mask)
+            n_observed[start:start + chunk] = _popcount_rows(observed)
+            a2_sum[start:start + chunk] = _popcount_rows(hi) + _popcount_rows(hi & lo)
         return n_observed, a2_sum
 
     def allele_freqs(self) -> np.ndarray:

@@ -1,12 +1,10 @@
 """Shared fixtures.  Tests that read ../shared/data skip cleanly when it is absent."""
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# GENOAE_SHARED_DATA lets a checkout that does not sit beside ../shared (e.g. a git worktree) find the data
-SHARED_DATA = Path(os.environ.get("GENOAE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def shared_path(*parts) -> Path:

@@ -64,3 +64,18 @@ def test_hapt_legend_option(tmp_path, capsys):
     assert "2\t7\t2:7_A_C\tA\tC\t.\t.\t.\tGT\t0|1" in text
     code, out, _ = run(["info", tmp_path / "h.hapt"], capsys)
     assert code == 0 and "placeholder" in out
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    geno = Genotypes.from_counts(np.array([[0, 1], [2, -1]]))
+    umask = os.umask(0o022)
+    try:
+        for name in ("g.bed", "g.vcf.gz", "g.h5", "g.npy"):
+            write_genotypes(geno, tmp_path / name)
+    finally:
+        os.umask(umask)
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name

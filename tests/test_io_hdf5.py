@@ -92,3 +92,21 @@ def test_not_hdf5_and_no_gt(tmp_path):
         h5["something"] = np.zeros(3)
     with pytest.raises(InputError, match="no calldata/GT"):
         read_genotypes(tmp_path / "y.h5")
+
+
+def test_corrupt_or_odd_files_are_input_errors(tmp_path):
+    geno = random_genotypes(20, 500, seed=7, phased=False)
+    write_hdf5(geno, tmp_path / "g.h5")
+    data = (tmp_path / "g.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="not a readable HDF5"):
+        read_genotypes(tmp_path / "cut.h5")
+    with h5py.File(tmp_path / "float.h5", "w") as h5:
+        h5["calldata/GT"] = np.full((3, 2, 2), 0.5, np.float32)
+    with pytest.raises(InputError, match="dtype float32"):
+        read_genotypes(tmp_path / "float.h5")
+    with h5py.File(tmp_path / "pos.h5", "w") as h5:
+        h5["calldata/GT"] = np.zeros((3, 2, 2), np.int8)
+        h5["variants/POS"] = np.array([b"a", b"b", b"c"])
+    with pytest.raises(InputError, match="cannot read genotypes"):
+        read_genotypes(tmp_path / "pos.h5")

@@ -119,3 +119,21 @@ def test_hapt_805_snp_1kg():
     freqs = geno.allele_freqs()
     assert (freqs > 0.5).sum() == 319 and (freqs < 0.5).sum() == 485
     assert (geno.maf() == 0).sum() == 3
+
+
+def test_zero_variant_container_writes_everywhere(tmp_path):
+    from genoae.genotypes import Genotypes
+
+    geno = Genotypes.from_counts(np.zeros((3, 0), np.int8))
+    for name in ("e.npy", "e.bed", "e.vcf.gz", "e.h5"):
+        write_genotypes(geno, tmp_path / name)
+    assert np.load(tmp_path / "e.npy").shape == (3, 0)
+    with pytest.raises(InputError, match="no biallelic SNP"):
+        read_genotypes(tmp_path / "e.vcf.gz")
+
+
+@pytest.mark.parametrize("name", ["x.geno", "x.pgen", "x.bgen"])
+def test_unsupported_formats_are_named(tmp_path, name):
+    (tmp_path / name).write_text("0")
+    with pytest.raises(InputError, match="not supported"):
+        read_genotypes(tmp_path / name)

@@ -111,3 +111,20 @@ def _a2_list(tmp_path, geno):
     path = tmp_path / "a2.txt"
     path.write_text("".join(f"{i}\t{a}\n" for i, a in zip(geno.variants.id, geno.variants.a2)))
     return path
+
+
+@pytest.mark.parametrize("n_samples", [1, 2, 3, 4, 5, 13])
+def test_tallies_from_packed_bytes_ignore_padding_bits(n_samples):
+    from genoae.genotypes import Genotypes
+
+    rng = np.random.default_rng(n_samples)
+    counts = rng.integers(-1, 3, size=(n_samples, 41))
+    geno = Genotypes.from_counts(counts)
+    if n_samples % 4:  # some writers leave junk in the padding pairs of the last byte
+        geno.packed[:, -1] |= np.uint8(0xFF & ~((1 << (2 * (n_samples % 4))) - 1))
+    observed = counts >= 0
+    with np.errstate(invalid="ignore"):
+        expected = np.where(observed, counts, 0).sum(axis=0) / (2.0 * observed.sum(axis=0))
+    np.testing.assert_allclose(geno.allele_freqs(), expected)
+    np.testing.assert_allclose(geno.missing_rate_per_variant(), 1 - observed.mean(axis=0))
+    np.testing.assert_array_equal(geno.counts(), counts)

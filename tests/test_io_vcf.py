@@ -207,3 +207,100 @@ def test_phased_1kg_haplotypes_agree_with_scikit_allel():
     np.testing.assert_array_equal(geno.variants.pos, pos)
     haps = geno.haplotypes()  # (N, 2, M)
     np.testing.assert_array_equal(haps.transpose(2, 0, 1), gt)
+
+
+def test_crlf_line_ends_and_no_final_newline(tmp_path):
+    text = (HEADER + record(1, "A", "G", "0/1", "1/1", "./.") + record(2, "C", "T", "0/0", "0/1", "0/0"))
+    path = tmp_path / "crlf.vcf"
+    path.write_bytes(text.replace("\n", "\r\n").rstrip("\r\n").encode())
+    np.testing.assert_array_equal(read_vcf(path).counts(), [[1, 0], [2, 1], [-1, 0]])
+
+
+def test_sample_meta_lines_from_other_tools_are_harmless(tmp_path):
+    header = HEADER.replace("#CHROM", '##SAMPLE=<ID=S1,Description="tumour, left">\n##SAMPLE=<ID=S2,SEX=>\n#CHROM')
+    geno = read_vcf(write_text(tmp_path, record(1, "A", "G", "0/1", "1/1", "0/0"), header=header))
+    assert list(geno.samples.fid) == ["S1", "S2", "S3"] and list(geno.samples.sex) == [0, 0, 0]
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    import genoae.io.vcf as vcf_module
+
+    geno = random_genotypes(4, 50, seed=1, phased=False)
+    calls = {"n": 0}
+    original = vcf_module._genotype_lines
+
+    def fail_on_second_chunk(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk full")
+        return original(*args)
+
+    monkeypatch.setattr(vcf_module, "_genotype_lines", fail_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        write_vcf(geno, tmp_path / "x.vcf.gz", chunk=10)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_zlib_fallback_reads_the_same(tmp_path, monkeypatch):
+    import zlib
+
+    import genoae.io.vcf as vcf_module
+
+    geno = random_genotypes(7, 300, seed=2, phased=True)
+    path = write_vcf(geno, tmp_path / "x.vcf.gz", chunk=50)
+    fast = read_vcf(path)
+    monkeypatch.setattr(vcf_module, "_inflate_zlib", zlib)
+    slow = read_vcf(path)
+    np.testing.assert_array_equal(fast.counts(), slow.counts())
+    np.testing.assert_array_equal(fast.haplotypes(), geno.haplotypes())
+    path.write_bytes(path.read_bytes()[:-40])  # cut into the last member
+    with pytest.raises(InputError, match="cannot read"):
+        read_vcf(path)
+
+
+@pytest.mark.parametrize("token", ["0/0", "0/1", "1/0", "1/1", "./.", "0/.", "./1", "0|1", "1|1", ".|.", "1|.",
+                                   "0", "1", ".", "0:3", "1:", ".:x", "0/1:5", "1|0:7,8", "1:1:1"])
+def test_call_tables_agree_with_the_slow_parser(token):
+    """The 4-byte lookup tables of the vectorised paths against the plain Python GT parser."""
+    from genoae.io import vcf as v
+
+    gt = token.split(":")[0]
+    a, b, phased, haploid = v._parse_call(gt, "x", 1, "s")
+    missing = a < 0 or b < 0
+    code = 0b01 if missing else v._AB_TO_CODE[2 * a + b]
+    status = 0 if missing else 3 if haploid else 1 if phased else 2
+    bits = (a > 0 and not missing, b > 0 and not missing)
+    word = int.from_bytes((token + "\t\0\0\0").encode()[:4], "little")
+    key = v._LO_GENERAL[word & 0xFFFF] | v._HI_GENERAL[word >> 16]
+    assert v._G_SIMPLE[key]
+    assert (v._G_CODE[key], v._G_STATUS[key], tuple(v._G_BITS[key])) == (code, status, bits)
+    if len(token) == 3 and not haploid:  # the fixed-width table sees exactly 'a?b<tab>'
+        key = v._LO[word & 0xFFFF] | v._HI[word >> 16]
+        assert key < 64
+        assert (v._KEY_TO_CODE[key], v._KEY_TO_STATUS[key], tuple(v._KEY_TO_BITS[key])) == (code, status, bits)
+
+
+def test_non_utf8_bytes_in_fixed_columns_do_not_crash(tmp_path):
+    path = tmp_path / "latin1.vcf"
+    path.write_bytes(HEADER.encode() + b"1\t5\trs\xff\tA\tG\t.\t.\t.\tGT\t0/1\t0/0\t1/1\n")
+    geno = read_vcf(path)
+    assert geno.variants.id[0].startswith("rs") and geno.n_variants == 1
+
+
+def test_many_small_blocks_give_the_same_result(tmp_path, monkeypatch):
+    import genoae.io.vcf as vcf_module
+
+    geno = random_genotypes(5, 103, seed=9, phased=True)
+    path = write_vcf(geno, tmp_path / "p.vcf")
+    one_block = read_vcf(path)
+    monkeypatch.setattr(vcf_module, "BATCH_CALLS", 5)  # 16 records per block
+    many_blocks = read_vcf(path)
+    np.testing.assert_array_equal(many_blocks.haplotypes(), one_block.haplotypes())
+    np.testing.assert_array_equal(many_blocks.haplotypes(), geno.haplotypes())
+    # one unphased call in the last block drops the haplotypes of the earlier blocks too
+    text = path.read_text().splitlines()
+    text[-1] = text[-1][: text[-1].rindex("\t")] + "\t0/1"
+    path.write_text("\n".join(text) + "\n")
+    mixed = read_vcf(path)
+    assert not mixed.phased and "1 unphased" in mixed.info["phasing"]
+    np.testing.assert_array_equal(mixed.counts()[:4], geno.counts()[:4])

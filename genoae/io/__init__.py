@@ -1,4 +1,9 @@
-"""Readers and writers, kept apart from the models.  One entry point for reading: :func:`read_genotypes`."""
+"""Readers and writers, kept apart from the models.
+
+One entry point for reading, :func:`read_genotypes` (dispatch on extension), one for writing,
+:func:`write_genotypes`, and :func:`convert` joining them.  Population labels per sample: :mod:`genoae.io.labels`
+(``read_labels``).
+"""
 from __future__ import annotations
 
 import os
@@ -24,23 +29,31 @@ def detect_format(path) -> str:
         return "npy"
     if name.endswith((".hapt", ".hapt.gz")):
         return "hapt"
-    if name.endswith((".txt", ".tsv", ".geno", ".txt.gz", ".tsv.gz")):
+    if name.endswith((".txt", ".tsv", ".txt.gz", ".tsv.gz")):
         return "text"
+    if name.endswith((".geno", ".pgen", ".bgen", ".zarr", ".vcz")):
+        raise InputError(path, f"{p.suffix} files are not supported: convert to PLINK 1 .bed or VCF first "
+                               f"(e.g. plink2 --{'pfile' if name.endswith('.pgen') else 'bgen'} ... --make-bed, "
+                               f"or convertf for EIGENSTRAT .geno)")
     raise InputError(path, "unknown genotype format: expected .bed/.bim/.fam, .vcf[.gz], .h5, .npy, "
                            ".txt/.tsv or .hapt[.gz]")
 
 
-def read_genotypes(path, **kwargs) -> Genotypes:
+def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
     """Read genotypes from any supported file into a :class:`genoae.Genotypes`.
 
     Parameters
     ----------
     path : str or Path
-        ``.bed``/``.bim``/``.fam`` or a PLINK prefix, ``.vcf``/``.vcf.gz``, ``.h5``, ``.npy``, whitespace text,
-        or 1000 Genomes ``.hapt`` haplotype text.
-    **kwargs
-        Passed to the format's reader: ``quiet`` (VCF: no skipped-records note on stderr), ``legend`` (.hapt:
-        legend file, None for placeholders, "auto" by default).
+        ``.bed``/``.bim``/``.fam`` or a PLINK prefix, ``.vcf``/``.vcf.gz``/``.vcf.bgz``, ``.h5``/``.hdf5``
+        (scikit-allel layout or genoae's packed one), ``.npy``, whitespace text (``.txt``/``.tsv``/``.geno``,
+        optionally gzipped), or 1000 Genomes ``.hapt``/``.hapt.gz`` haplotype text.
+    quiet : bool
+        VCF/HDF5: do not print the one-line note about skipped records on stderr (they are still counted in
+        ``genotypes.info``).
+    legend : str, Path, None or "auto"
+        ``.hapt`` only: legend file (``id position a0 a1``) for chromosome/position/alleles; "auto" looks for one
+        beside the file, None gives placeholder variants.
 
     Raises
     ------
@@ -53,27 +66,27 @@ def read_genotypes(path, **kwargs) -> Genotypes:
     if fmt == "plink":
         from genoae.io.plink import read_plink
 
-        return read_plink(path, **kwargs)
+        return read_plink(path)
     if fmt == "vcf":
         from genoae.io.vcf import read_vcf
 
-        return read_vcf(path, **kwargs)
+        return read_vcf(path, quiet=quiet)
     if fmt == "hdf5":
         from genoae.io.hdf5 import read_hdf5
 
-        return read_hdf5(path, **kwargs)
+        return read_hdf5(path, quiet=quiet)
     if fmt == "npy":
         from genoae.io.matrix import read_npy
 
-        return read_npy(path, **kwargs)
+        return read_npy(path)
     if fmt == "text":
         from genoae.io.matrix import read_text_matrix
 
-        return read_text_matrix(path, **kwargs)
+        return read_text_matrix(path)
     if fmt == "hapt":
         from genoae.io.matrix import read_hapt
 
-        return read_hapt(path, **kwargs)
+        return read_hapt(path, legend=legend)
     raise InputError(path, f"reading {fmt} files is not supported: convert to VCF first "
                            f"(bcftools view -Oz -o out.vcf.gz {Path(path).name})")
 
@@ -122,7 +135,8 @@ def write_genotypes(genotypes: Genotypes, path):
     return write_plink(genotypes, path)[0]
 
 
-def convert(source, target, maf: float | None = None, max_missing: float | None = None, **read_kwargs) -> Genotypes:
+def convert(source, target, maf: float | None = None, max_missing: float | None = None, quiet: bool = False,
+            legend="auto") -> Genotypes:
     """Read ``source`` (any reader), optionally filter variants, write ``target`` (writer chosen by extension).
 
     Parameters
@@ -138,7 +152,7 @@ def convert(source, target, maf: float | None = None, max_missing: float | None 
         What was written.
     """
     output_format(target)  # refuse an unknown output extension before reading anything
-    genotypes = read_genotypes(source, **read_kwargs)
+    genotypes = read_genotypes(source, quiet=quiet, legend=legend)
     if maf is not None or max_missing is not None:
         n_before = genotypes.n_variants
         genotypes = genotypes.filter(maf=maf, max_missing=max_missing)

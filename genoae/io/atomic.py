@@ -7,6 +7,13 @@ import tempfile
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` would give (mkstemp's temp files are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(target):
     """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
@@ -18,6 +25,7 @@ def atomic_path(target):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, _default_mode())
     try:
         yield Path(tmp)
         os.replace(tmp, target)
@@ -48,6 +56,7 @@ def atomic_group(targets):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(fd)
+            os.chmod(tmp, _default_mode())
             tmps.append(Path(tmp))
         yield tmps
         for tmp, target in zip(tmps, targets):

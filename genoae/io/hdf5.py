@@ -84,73 +84,82 @@ def read_hdf5(path, quiet: bool = False) -> Genotypes:
     """
     path = Path(path)
     with _open(path) as h5:
-        if "calldata/packed" in h5:
-            return _read_packed(h5, path)
-        if "calldata/GT" not in h5:
-            raise InputError(path, f"no calldata/GT dataset (top-level keys: {', '.join(h5.keys()) or 'none'}): "
-                                   f"expected scikit-allel's layout")
-        gt = h5["calldata/GT"]
-        if gt.ndim == 2:
-            n_variants, n_samples, ploidy = *gt.shape, 1
-        elif gt.ndim == 3:
-            n_variants, n_samples, ploidy = gt.shape
-        else:
-            raise InputError(path, f"calldata/GT has shape {gt.shape}: expected (variants, samples, ploidy)")
-        if ploidy not in (1, 2):
-            raise InputError(path, f"calldata/GT has ploidy {ploidy}: genoae reads diploid and haploid calls only")
-        if n_samples == 0 or n_variants == 0:
-            raise InputError(path, f"calldata/GT has shape {gt.shape}: no calls")
-        samples = _read_samples(h5, n_samples, path)
-        chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
-        alt, more_alts = _alt_columns(h5, n_variants, path)
-        skipped = {"multi-allelic": more_alts,
-                   "no ALT allele": (alt == "") | (alt == "."),
-                   "symbolic ALT": np.char.startswith(alt, "<") | (alt == "*"),
-                   "indel/MNP": (np.char.str_len(ref) != 1) | (np.char.str_len(alt) != 1)}
-        drop = np.zeros(n_variants, bool)
-        counts_skipped = {}
-        for reason, mask in skipped.items():
-            counts_skipped[reason] = int((mask & ~drop).sum())
-            drop |= mask
-        keep = np.flatnonzero(~drop)
-        if keep.size == 0:
-            raise InputError(path, "no biallelic SNP to read (" + ", ".join(
-                f"{n} {k}" for k, n in counts_skipped.items() if n) + ")")
-        phased = bool(h5.attrs.get("phased", False)) and ploidy == 2
-        packed_blocks, hap_blocks = [], []
-        for start in range(0, n_variants, CHUNK_VARIANTS):
-            stop = min(start + CHUNK_VARIANTS, n_variants)
-            block_keep = keep[(keep >= start) & (keep < stop)] - start
-            if block_keep.size == 0:
-                continue
-            block = np.asarray(gt[start:stop])
-            block = block.reshape(stop - start, n_samples, ploidy)[block_keep].astype(np.int16)
-            bad = (block > 1) | (block < -1)
-            if bad.any():
-                v, s, _ = np.argwhere(bad)[0]
-                raise InputError(path, f"calldata/GT allele index {int(block[v, s].max())} for sample "
-                                       f"{samples.iid[s]} is out of range for a biallelic SNP (REF=0, ALT=1)",
-                                 start + int(block_keep[v]) + 1, what="record")
-            a = block[..., 0]
-            b = block[..., 1] if ploidy == 2 else a
-            missing = (a < 0) | (b < 0)
-            packed_blocks.append(pack_calls(np.where(missing, -1, a + b)))
-            if phased:
-                bits = np.empty((len(block_keep), 2 * n_samples), np.uint8)
-                bits[:, 0::2], bits[:, 1::2] = a > 0, b > 0
-                hap_blocks.append(np.packbits(bits, axis=1, bitorder="little"))
-        variants = Variants(chrom[keep], pos[keep], ids[keep], ref[keep], alt[keep], cm[keep])
-        n_skipped = n_variants - keep.size
-        info = {"skipped records": f"{n_skipped} of {n_variants}" + (" (" + ", ".join(
-            f"{n} {k}" for k, n in counts_skipped.items() if n) + ")" if n_skipped else "")}
-        if ploidy == 1:
-            info["haploid calls"] = "all (read as homozygous, as PLINK does)"
-        if n_skipped and not quiet:
-            detail = ", ".join(f"{n} {k}" for k, n in counts_skipped.items() if n)
-            print(f"genoae: {path}: skipped {n_skipped} of {n_variants} records ({detail}); kept {keep.size} "
-                  f"biallelic SNPs", file=sys.stderr)
-        return Genotypes(np.concatenate(packed_blocks), samples, variants,
-                         np.concatenate(hap_blocks) if phased else None, source=os.fspath(path), info=info)
+        try:
+            return _read_open_file(h5, path, quiet)
+        except (OSError, KeyError, ValueError, TypeError) as error:  # corrupt or oddly typed datasets
+            raise InputError(path, f"cannot read genotypes from this HDF5 file: {error}") from None
+
+
+def _read_open_file(h5, path: Path, quiet: bool) -> Genotypes:
+    if "calldata/packed" in h5:
+        return _read_packed(h5, path)
+    if "calldata/GT" not in h5:
+        raise InputError(path, f"no calldata/GT dataset (top-level keys: {', '.join(h5.keys()) or 'none'}): "
+                               f"expected scikit-allel's layout")
+    gt = h5["calldata/GT"]
+    if gt.ndim == 2:
+        n_variants, n_samples, ploidy = *gt.shape, 1
+    elif gt.ndim == 3:
+        n_variants, n_samples, ploidy = gt.shape
+    else:
+        raise InputError(path, f"calldata/GT has shape {gt.shape}: expected (variants, samples, ploidy)")
+    if gt.dtype.kind not in "iu":
+        raise InputError(path, f"calldata/GT has dtype {gt.dtype}: expected integer allele indices")
+    if ploidy not in (1, 2):
+        raise InputError(path, f"calldata/GT has ploidy {ploidy}: genoae reads diploid and haploid calls only")
+    if n_samples == 0 or n_variants == 0:
+        raise InputError(path, f"calldata/GT has shape {gt.shape}: no calls")
+    samples = _read_samples(h5, n_samples, path)
+    chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
+    alt, more_alts = _alt_columns(h5, n_variants, path)
+    skipped = {"multi-allelic": more_alts,
+               "no ALT allele": (alt == "") | (alt == "."),
+               "symbolic ALT": np.char.startswith(alt, "<") | (alt == "*"),
+               "indel/MNP": (np.char.str_len(ref) != 1) | (np.char.str_len(alt) != 1)}
+    drop = np.zeros(n_variants, bool)
+    counts_skipped = {}
+    for reason, mask in skipped.items():
+        counts_skipped[reason] = int((mask & ~drop).sum())
+        drop |= mask
+    keep = np.flatnonzero(~drop)
+    if keep.size == 0:
+        raise InputError(path, "no biallelic SNP to read (" + ", ".join(
+            f"{n} {k}" for k, n in counts_skipped.items() if n) + ")")
+    phased = bool(h5.attrs.get("phased", False)) and ploidy == 2
+    packed_blocks, hap_blocks = [], []
+    for start in range(0, n_variants, CHUNK_VARIANTS):
+        stop = min(start + CHUNK_VARIANTS, n_variants)
+        block_keep = keep[(keep >= start) & (keep < stop)] - start
+        if block_keep.size == 0:
+            continue
+        block = np.asarray(gt[start:stop])
+        block = block.reshape(stop - start, n_samples, ploidy)[block_keep].astype(np.int16)
+        bad = (block > 1) | (block < -1)
+        if bad.any():
+            v, s, _ = np.argwhere(bad)[0]
+            raise InputError(path, f"calldata/GT allele index {int(block[v, s].max())} for sample "
+                                   f"{samples.iid[s]} is out of range for a biallelic SNP (REF=0, ALT=1)",
+                             start + int(block_keep[v]) + 1, what="record")
+        a = block[..., 0]
+        b = block[..., 1] if ploidy == 2 else a
+        missing = (a < 0) | (b < 0)
+        packed_blocks.append(pack_calls(np.where(missing, -1, a + b)))
+        if phased:
+            bits = np.empty((len(block_keep), 2 * n_samples), np.uint8)
+            bits[:, 0::2], bits[:, 1::2] = a > 0, b > 0
+            hap_blocks.append(np.packbits(bits, axis=1, bitorder="little"))
+    variants = Variants(chrom[keep], pos[keep], ids[keep], ref[keep], alt[keep], cm[keep])
+    n_skipped = n_variants - keep.size
+    info = {"skipped records": f"{n_skipped} of {n_variants}" + (" (" + ", ".join(
+        f"{n} {k}" for k, n in counts_skipped.items() if n) + ")" if n_skipped else "")}
+    if ploidy == 1:
+        info["haploid calls"] = "all (read as homozygous, as PLINK does)"
+    if n_skipped and not quiet:
+        detail = ", ".join(f"{n} {k}" for k, n in counts_skipped.items() if n)
+        print(f"genoae: {path}: skipped {n_skipped} of {n_variants} records ({detail}); kept {keep.size} "
+              f"biallelic SNPs", file=sys.stderr)
+    return Genotypes(np.concatenate(packed_blocks), samples, variants,
+                     np.concatenate(hap_blocks) if phased else None, source=os.fspath(path), info=info)
 
 
 def _read_samples(h5, n_samples: int, path) -> Samples:
@@ -245,8 +254,8 @@ def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: s
                 calls.create_dataset("haplotypes_packed", data=np.asarray(g.haplotypes_packed), **opts)
             return path
         chunk_rows = max(1, min(g.n_variants, (1 << 20) // max(1, 2 * g.n_samples)))
-        gt = calls.create_dataset("GT", shape=(g.n_variants, g.n_samples, 2), dtype=np.int8,
-                                  chunks=(chunk_rows, g.n_samples, 2), **opts)
+        layout_opts = dict(chunks=(chunk_rows, g.n_samples, 2), **opts) if g.n_variants and g.n_samples else {}
+        gt = calls.create_dataset("GT", shape=(g.n_variants, g.n_samples, 2), dtype=np.int8, **layout_opts)
         for start in range(0, g.n_variants, CHUNK_VARIANTS):
             stop = min(start + CHUNK_VARIANTS, g.n_variants)
             counts = unpack_calls(np.asarray(g.packed[start:stop]), g.n_samples)  # (n, N)

@@ -92,14 +92,19 @@ def read_text_matrix(path) -> Genotypes:
     ids = [r[0] for r in rows] if has_ids else None
     width = len(rows[0])
     counts = np.empty((len(rows), width - has_ids), np.int8)
+    missing_codes = np.array(sorted(TEXT_MISSING))
     for i, (fields, line_no) in enumerate(zip(rows, line_nos)):
         if len(fields) != width:
             raise InputError(path, f"row has {len(fields)} columns, the first row has {width}", line_no)
-        try:
-            counts[i] = [_VALUE_OF[f] for f in fields[has_ids:]]
-        except KeyError as error:
-            raise InputError(path, f"genotype {error.args[0]!r} is not 0, 1, 2 or a missing code "
-                                   f"({'/'.join(sorted(TEXT_MISSING))})", line_no) from None
+        tokens = np.array(fields[has_ids:], dtype=str)
+        row = np.full(len(tokens), -2, np.int8)
+        for value in (0, 1, 2):
+            row[tokens == str(value)] = value
+        row[np.isin(tokens, missing_codes)] = -1
+        if (row == -2).any():
+            raise InputError(path, f"genotype {str(tokens[np.argmax(row == -2)])!r} is not 0, 1, 2 or a missing "
+                                   f"code ({'/'.join(sorted(TEXT_MISSING))})", line_no)
+        counts[i] = row
     variants = None
     if header is not None:
         snp_ids = header[-counts.shape[1]:] if len(header) >= counts.shape[1] else None

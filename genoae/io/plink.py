@@ -63,19 +63,25 @@ def read_bim(path) -> Variants:
     rows = _read_columns(path, 6, ".bim")
     if not rows:
         raise InputError(path, "empty .bim file: no variants")
-    cm = np.empty(len(rows))
-    pos = np.empty(len(rows), np.int64)
-    for i, r in enumerate(rows):
-        try:
-            cm[i] = float(r[2])
-        except ValueError:
-            raise InputError(path, f"genetic position (column 3) {r[2]!r} is not a number", i + 1) from None
-        try:
-            pos[i] = int(r[3])
-        except ValueError:
-            raise InputError(path, f"base-pair position (column 4) {r[3]!r} is not an integer", i + 1) from None
-    return Variants(chrom=np.array([r[0] for r in rows]), pos=pos, id=np.array([r[1] for r in rows]),
-                    a1=np.array([r[4] for r in rows]), a2=np.array([r[5] for r in rows]), cm=cm)
+    columns = list(zip(*rows))
+    cm = _numeric_column(path, columns[2], np.float64, "genetic position (column 3)", "a number")
+    pos = _numeric_column(path, columns[3], np.int64, "base-pair position (column 4)", "an integer")
+    return Variants(chrom=np.array(columns[0]), pos=pos, id=np.array(columns[1]),
+                    a1=np.array(columns[4]), a2=np.array(columns[5]), cm=cm)
+
+
+def _numeric_column(path, values, dtype, what: str, expected: str) -> np.ndarray:
+    """Convert a text column in one vectorised step; on failure, find and name the first bad line."""
+    convert = float if dtype == np.float64 else int
+    try:
+        return np.array(values).astype(dtype)
+    except (ValueError, OverflowError):
+        for line_no, value in enumerate(values, start=1):
+            try:
+                convert(value)
+            except ValueError:
+                raise InputError(path, f"{what} {value!r} is not {expected}", line_no) from None
+        raise InputError(path, f"{what} holds a value out of range") from None
 
 
 def _check_bed_header(path: Path) -> int:

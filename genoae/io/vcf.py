@@ -22,7 +22,7 @@ Genotype rules
 """
 from __future__ import annotations
 
-import gzip
+import itertools
 import os
 import re
 import struct
@@ -32,25 +32,80 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # ISA-L inflates about twice as fast as zlib; the files are the same gzip/BGZF either way
+    from isal import isal_zlib as _inflate_zlib
+except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is the fallback
+    _inflate_zlib = zlib
+
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants
 
-# records decoded together; bounds the memory of one block to ~ BATCH_RECORDS x n_samples x 40 bytes
-BATCH_RECORDS = 2048
+# calls decoded together: about 2**18 per block keeps the block's index arrays (8 bytes per call) at a few MB, which
+# the allocator reuses; blocks of 2 M calls were ~10% slower from page faults on fresh memory
+BATCH_CALLS = 1 << 18
 BATCH_BYTES = 64 << 20
 
-_TAB, _COLON, _SLASH, _PIPE, _DOT, _ZERO, _ONE = (ord(c) for c in "\t:/|.01")
+_TAB, _NEWLINE, _COLON, _SLASH, _PIPE, _DOT, _ZERO, _ONE = (ord(c) for c in "\t\n:/|.01")
 
 SKIP_REASONS = ("multi-allelic", "symbolic ALT", "indel/MNP", "no ALT allele", "no GT in FORMAT")
 
 
-def _open_binary(path: Path):
-    """Open plain or gzip/BGZF text by content (magic bytes), not by name."""
+def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb", buffering=1 << 20)
+        return probe.read(2) == b"\x1f\x8b"
+
+
+def _blocks(path: Path, raw_size: int = 1 << 20):
+    """Decompressed (or plain) bytes of a file in large blocks.
+
+    gzip and BGZF (many concatenated gzip members) are inflated member by member with ISA-L (``isal``; ``zlib``
+    when it is not installed) directly: the ``gzip`` module adds a Python-level CRC pass and small reads.
+    """
+    with open(path, "rb") as handle:
+        if not _is_gzip(path):
+            while True:
+                block = handle.read(raw_size * 8)
+                if not block:
+                    return
+                yield block
+        inflater = _inflate_zlib.decompressobj(31)
+        in_member = False
+        while True:
+            raw = handle.read(raw_size)
+            if not raw:
+                break
+            pieces = []
+            while raw:
+                pieces.append(inflater.decompress(raw))
+                in_member = True
+                if inflater.eof:
+                    raw = inflater.unused_data
+                    inflater = _inflate_zlib.decompressobj(31)
+                    in_member = False
+                    if raw and not raw.startswith(b"\x1f\x8b"):
+                        if raw.strip(b"\0"):
+                            raise EOFError("trailing bytes after the last gzip member are not gzip data")
+                        raw = b""
+                else:
+                    raw = b""
+            yield b"".join(pieces)
+        if in_member:
+            raise EOFError("compressed file ended before the end-of-stream marker (truncated?)")
+
+
+def _line_lists(blocks):
+    """Lists of lines (without line ends) from an iterator of byte blocks: one list per block, so the caller loops
+    over plain lists instead of resuming a generator per line."""
+    leftover = b""
+    for block in blocks:
+        text = leftover + block
+        lines = text.split(b"\n")
+        leftover = lines.pop()
+        if b"\r" in text:
+            lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        yield lines
+    if leftover:
+        yield [leftover[:-1] if leftover.endswith(b"\r") else leftover]
 
 
 def _classify(ref: bytes, alt: bytes) -> str | None:
@@ -108,88 +163,144 @@ class _Accumulator:
     def __init__(self, n_samples: int):
         self.n_samples = n_samples
         self.packed, self.haps = [], []
-        self.chrom, self.pos, self.id, self.ref, self.alt, self.cm = [], [], [], [], [], []
         self.n_unphased = 0  # observed diploid calls written with '/'
         self.n_phased = 0    # observed diploid calls written with '|'
         self.n_haploid = 0
 
 
-def _fixed_width_table():
-    """Lookup tables for 4-byte calls ``a?b<tab>`` (a, b in 0 1 ., ? in / |) read as little-endian uint32.
+def _fixed_width_tables():
+    """Lookup tables for 3-character GT fields ``a?b`` + tab, read as two little-endian uint16 (``a?`` and ``b\\t``).
 
-    The key is built from the low 2 bits of bytes 0, 1, 2 ('0' 00, '1' 01, '.' 10; '|' 00, '/' 11); ``value[key]``
-    is the only uint32 that key may come from, so ``value[key] == word`` validates the call.
+    ``_LO[a?]`` holds a's code in bits 0-1 ('0' 0, '1' 1, '.' 2), bit 2 set for '|', bit 6 set if not valid;
+    ``_HI[b\\t]`` holds b's code in bits 4-5, bit 7 set if not valid.  OR-ing them gives one byte per call, and
+    small tables on that byte give the PLINK code, the two haplotype bits and the phase/observed status.
     """
-    value = np.zeros(64, np.uint32)
-    allele = np.zeros((64, 2), np.int8)
-    phased = np.zeros(64, bool)
-    known = np.zeros(64, bool)
-    for c0 in "01.":
-        for sep in "/|":
-            for c2 in "01.":
-                word = (c0 + sep + c2 + "\t").encode()
-                key = (word[0] & 3) | ((word[1] & 3) << 2) | ((word[2] & 3) << 4)
-                value[key] = int.from_bytes(word, "little")
-                allele[key] = [{"0": 0, "1": 1, ".": -1}[c] for c in (c0, c2)]
-                phased[key] = sep == "|"
-                known[key] = True
-    value[~known] = 0xFFFFFFFF
-    return value, allele, phased
+    allele = {ord("0"): 0, ord("1"): 1, ord("."): 2}
+    lo = np.full(65536, 0x40, np.uint8)
+    hi = np.full(65536, 0x80, np.uint8)
+    for c, code in allele.items():
+        for sep, phased in ((ord("/"), 0), (ord("|"), 4)):
+            lo[c | (sep << 8)] = code | phased
+        hi[c | (_TAB << 8)] = code << 4
+    key = np.arange(256)
+    a, b, phased, invalid = key & 3, (key >> 4) & 3, (key & 4) != 0, key >= 64
+    missing = (a == 2) | (b == 2) | invalid | (a == 3) | (b == 3)
+    count = np.where(missing, 0, a + b)
+    plink_code = np.where(missing, 0b01, np.array([0b00, 0b10, 0b11])[count.clip(0, 2)]).astype(np.uint8)
+    bits = np.stack([a == 1, b == 1], axis=1) & ~missing[:, None]
+    status = np.where(missing, 0, np.where(phased, 1, 2)).astype(np.uint8)  # 1 observed phased, 2 unphased
+    return lo, hi, plink_code, bits, status
 
 
-_FW_VALUE, _FW_ALLELE, _FW_PHASED = _fixed_width_table()
+_LO, _HI, _KEY_TO_CODE, _KEY_TO_BITS, _KEY_TO_STATUS = _fixed_width_tables()
 
 
-def _decode_fixed_width(rests: list[bytes], n_samples: int):
+def _decode_fixed_width(rests: list[bytes], n_samples: int, want_haplotypes: bool = True):
     """Decode records whose sample columns are all 3-character GTs (``0|1``, ``./.`` ...), the common case.
+
+    Two 65,536-entry table lookups per call on the raw bytes (see :func:`_fixed_width_tables`).
 
     Returns
     -------
-    a, b : ndarray, int8, shape (n_records, n_samples)   alleles 0/1, -1 missing
-    phased : ndarray, bool, shape (n_records, n_samples)
+    codes : ndarray, uint8, shape (n_records, n_samples)   PLINK 2-bit codes
+    hap_bits : ndarray, bool, shape (n_records, 2 n_samples)   allele 1 per haplotype (None if not wanted)
+    status : ndarray, uint8, shape (n_records, n_samples)   0 missing, 1 observed phased, 2 observed unphased
     ok : ndarray, bool, shape (n_records,)   False for records with any call that is not of this simple form
     """
-    words = np.frombuffer(b"\t".join(rests) + b"\t", "<u4").reshape(len(rests), n_samples)
-    key = (words & 3) | ((words >> 6) & 0xC) | ((words >> 12) & 0x30)
-    ok = (_FW_VALUE[key] == words).all(axis=1)
-    alleles = _FW_ALLELE[key]
-    return alleles[..., 0], alleles[..., 1], _FW_PHASED[key], ok
+    n_records = len(rests)
+    halves = np.frombuffer(b"\t".join(rests) + b"\t", "<u2").reshape(n_records, n_samples, 2)
+    key = _LO.take(halves[..., 0])
+    key |= _HI.take(halves[..., 1])
+    ok = (key < 64).all(axis=1)
+    codes = _KEY_TO_CODE.take(key)
+    hap_bits = _KEY_TO_BITS.take(key, axis=0).reshape(n_records, 2 * n_samples) if want_haplotypes else None
+    return codes, hap_bits, _KEY_TO_STATUS.take(key), ok
 
 
-def _decode_general(rests: list[bytes], line_nos: list[int], samples: np.ndarray, path):
+def _general_tables():
+    """Tables for the first four bytes of any GT field, read as two little-endian uint16 (bytes 0-1 and 2-3).
+
+    ``lo``: bits 0-1 allele code of byte 0 ('0' 0, '1' 1, '.' 2), bit 2 '|' separator, bit 3 haploid (byte 1 ends
+    the GT: ':', tab or newline), bit 6 not a simple call.  ``hi``: bits 4-5 allele code of byte 2, bit 7 set unless
+    byte 2 is an allele and byte 3 ends the GT.  ``lo | hi`` is one key byte per call; 256-entry tables on it give
+    the PLINK code, the haplotype bits, the call's status, and whether it was simple (for a haploid key, the ``hi``
+    bits are ignored).  Anything else (multi-digit alleles, VCF 4.4 prefixes, ploidy > 2) goes to
+    :func:`_parse_call`.
+    """
+    allele = {ord("0"): 0, ord("1"): 1, ord("."): 2}
+    lo = np.full(65536, 0x40, np.uint8)
+    hi = np.full(65536, 0x80, np.uint8)
+    for c, code in allele.items():
+        for sep, bits in ((ord("/"), 0), (ord("|"), 4), (_COLON, 8 | 4), (_TAB, 8 | 4), (_NEWLINE, 8 | 4)):
+            lo[c | (sep << 8)] = code | bits
+        for end in (_COLON, _TAB, _NEWLINE):
+            hi[c | (end << 8)] = code << 4
+    key = np.arange(256)
+    haploid = (key & 8) != 0
+    a = key & 3
+    b = np.where(haploid, a, (key >> 4) & 3)
+    simple = ((key & 0x40) == 0) & (haploid | ((key & 0x80) == 0))  # byte 2-3 do not matter for haploid
+    missing = ~simple | (a == 2) | (b == 2)
+    count = np.where(missing, 0, a + b).clip(0, 2)
+    plink_code = np.where(missing, 0b01, np.array([0b00, 0b10, 0b11])[count]).astype(np.uint8)
+    bits = np.stack([a == 1, b == 1], axis=1) & ~missing[:, None]
+    # status: 0 missing, 1 observed phased diploid, 2 observed unphased diploid, 3 observed haploid
+    status = np.where(missing, 0, np.where(haploid, 3, np.where((key & 4) != 0, 1, 2))).astype(np.uint8)
+    return lo, hi, plink_code, bits, status, simple
+
+
+_LO_GENERAL, _HI_GENERAL, _G_CODE, _G_BITS, _G_STATUS, _G_SIMPLE = _general_tables()
+_AB_TO_CODE = np.array([0b00, 0b10, 0b10, 0b11], np.uint8)  # index 2 a + b for observed calls
+
+
+def _decode_general(rests: list[bytes], line_nos: list[int], samples: np.ndarray, path, want_haplotypes: bool):
     """Decode records with any GT form (extra sub-fields, haploid, multi-digit alleles, VCF 4.4 prefixes).
 
-    Returns a, b, phased, haploid : ndarray, shape (n_records, n_samples).
+    Every field's first four bytes are gathered as one uint32 (an unaligned overlapping view of the text), then
+    classified with two table lookups; the rare fields that are not simple calls go through :func:`_parse_call`.
+
+    Returns
+    -------
+    codes : ndarray, uint8, shape (n_records, n_samples)   PLINK 2-bit codes
+    hap_bits : ndarray, bool, shape (n_records, 2 n_samples), or None when not wanted
+    status : ndarray, uint8, shape (n_records, n_samples)   0 missing, 1 phased, 2 unphased diploid, 3 haploid
     """
     n_records, n_samples = len(rests), len(samples)
-    buf = b"\t".join(rests) + b"\t\0\0\0\0"
-    arr = np.frombuffer(buf, np.uint8)
-    ends = np.flatnonzero(arr[:-4] == _TAB)
-    # each record was checked to have n_samples fields, so the field ends line up record by record
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    c0, c1, c2, c3 = arr[starts], arr[starts + 1], arr[starts + 2], arr[starts + 3]
-    allele0 = (c0 == _ZERO) | (c0 == _ONE) | (c0 == _DOT)
-    allele2 = (c2 == _ZERO) | (c2 == _ONE) | (c2 == _DOT)
-    field_end1 = (c1 == _COLON) | (c1 == _TAB)
-    field_end3 = (c3 == _COLON) | (c3 == _TAB)
-    diploid = allele0 & ((c1 == _SLASH) | (c1 == _PIPE)) & allele2 & field_end3
-    haploid = allele0 & field_end1
-    a = np.where(c0 == _ONE, 1, np.where(c0 == _ZERO, 0, -1)).astype(np.int8)
-    b = np.where(diploid, np.where(c2 == _ONE, 1, np.where(c2 == _ZERO, 0, -1)), a).astype(np.int8)
-    phased = ~diploid | (c1 == _PIPE)
-    is_haploid = haploid.copy()
-    for k in np.flatnonzero(~(diploid | haploid)):
-        field = buf[starts[k]:ends[k]]
+    buf = b"\n".join(rests) + b"\n\0\0\0\0"
+    arr = np.frombuffer(buf, np.uint8)[:-4]
+    record_ends = np.flatnonzero(arr == _NEWLINE)
+    ends = np.flatnonzero((arr == _TAB) | (arr == _NEWLINE))
+    # field count per record, checked here for all records of the block at once
+    n_fields = np.diff(np.searchsorted(ends, record_ends, side="right"), prepend=0)
+    if (n_fields != n_samples).any():
+        bad = int(np.argmax(n_fields != n_samples))
+        raise InputError(path, f"record has {n_fields[bad]} sample columns, the header has {n_samples}",
+                         line_nos[bad])
+    # next_starts[k] = start of field k + 1 (in place: no second index array of 8 bytes per call)
+    next_starts = ends
+    next_starts += 1
+    text_words = np.ndarray((len(buf) - 3,), dtype="<u4", buffer=buf, strides=(1,))
+    words = np.empty(len(next_starts), np.uint32)
+    words[0] = text_words[0]
+    words[1:] = text_words[next_starts[:-1]]
+    key = _LO_GENERAL.take(words & 0xFFFF)
+    key |= _HI_GENERAL.take(words >> 16)
+    codes = _G_CODE.take(key)
+    status = _G_STATUS.take(key)
+    hap_bits = _G_BITS.take(key, axis=0) if want_haplotypes else None  # (n_calls, 2)
+    for k in np.flatnonzero(~_G_SIMPLE.take(key)):
+        field = buf[(next_starts[k - 1] if k else 0):next_starts[k] - 1]
         token = field.split(b":", 1)[0].decode("ascii", errors="replace")
         record, sample = divmod(int(k), n_samples)
-        a[k], b[k], phased[k], is_haploid[k] = _parse_call(token, path, line_nos[record], samples[sample])
+        a, b, phased, haploid = _parse_call(token, path, line_nos[record], samples[sample])
+        missing = a < 0 or b < 0
+        codes[k] = 0b01 if missing else _AB_TO_CODE[2 * a + b]
+        status[k] = 0 if missing else 3 if haploid else 1 if phased else 2
+        if want_haplotypes:
+            hap_bits[k] = (a > 0 and not missing, b > 0 and not missing)
     shape = (n_records, n_samples)
-    return a.reshape(shape), b.reshape(shape), phased.reshape(shape), is_haploid.reshape(shape)
-
-
-_AB_TO_CODE = np.array([0b00, 0b10, 0b10, 0b11], np.uint8)  # index 2 a + b for observed calls
+    return (codes.reshape(shape), None if hap_bits is None else hap_bits.reshape(n_records, 2 * n_samples),
+            status.reshape(shape))
 
 
 def _decode_block(rests: list[bytes], line_nos: list[int], samples: np.ndarray, path, acc: _Accumulator):
@@ -201,32 +312,47 @@ def _decode_block(rests: list[bytes], line_nos: list[int], samples: np.ndarray, 
         The sample columns of each record (tab-separated, no newline), each with exactly n_samples fields.
     """
     n_records, n_samples = len(rests), len(samples)
-    a = np.empty((n_records, n_samples), np.int8)
-    b = np.empty_like(a)
-    phased = np.empty(a.shape, bool)
-    haploid = np.zeros(a.shape, bool)
+    want_haplotypes = acc.n_unphased == 0  # one unphased call and the file's haplotypes are dropped anyway
     simple_width = 4 * n_samples - 1
     fixed = np.array([len(r) == simple_width for r in rests], bool)
+    codes = np.empty((n_records, n_samples), np.uint8)
+    status = np.empty((n_records, n_samples), np.uint8)
+    hap_bits = np.empty((n_records, 2 * n_samples), bool) if want_haplotypes else None
     general = ~fixed
     if fixed.any():
         rows = np.flatnonzero(fixed)
-        fa, fb, fp, ok = _decode_fixed_width([rests[i] for i in rows], n_samples)
-        a[rows[ok]], b[rows[ok]], phased[rows[ok]] = fa[ok], fb[ok], fp[ok]
-        general[rows[~ok]] = True
+        every_row = rows.size == n_records
+        f_codes, f_bits, f_status, ok = _decode_fixed_width(rests if every_row else [rests[i] for i in rows],
+                                                            n_samples, want_haplotypes)
+        if every_row and ok.all():  # the usual case: nothing to copy
+            _accumulate(acc, f_codes, f_bits, f_status)
+            return
+        general[rows[~ok]] = True  # a 4N-1 byte row that is not all 3-character calls: the general path checks it
+        rows = rows[ok]
+        codes[rows], status[rows] = f_codes[ok], f_status[ok]
+        if want_haplotypes:
+            hap_bits[rows] = f_bits[ok]
     if general.any():
         rows = np.flatnonzero(general)
-        ga, gb, gp, gh = _decode_general([rests[i] for i in rows], [line_nos[i] for i in rows], samples, path)
-        a[rows], b[rows], phased[rows], haploid[rows] = ga, gb, gp, gh
-    missing = (a < 0) | (b < 0)
-    observed_diploid = ~missing & ~haploid
-    acc.n_unphased += int(np.count_nonzero(observed_diploid & ~phased))
-    acc.n_phased += int(np.count_nonzero(observed_diploid & phased))
-    acc.n_haploid += int(np.count_nonzero(haploid & ~missing))
-    acc.packed.append(_pack_codes(np.where(missing, 0b01, _AB_TO_CODE[2 * a.clip(0) + b.clip(0)])))
-    bits = np.empty((n_records, 2 * n_samples), np.uint8)
-    bits[:, 0::2] = a > 0
-    bits[:, 1::2] = b > 0
-    acc.haps.append(np.packbits(bits, axis=1, bitorder="little"))
+        g_codes, g_bits, g_status = _decode_general([rests[i] for i in rows], [line_nos[i] for i in rows],
+                                                    samples, path, want_haplotypes)
+        codes[rows], status[rows] = g_codes, g_status
+        if want_haplotypes:
+            hap_bits[rows] = g_bits
+    _accumulate(acc, codes, hap_bits, status)
+
+
+def _accumulate(acc: _Accumulator, codes: np.ndarray, hap_bits, status: np.ndarray):
+    """Add a decoded block: pack its calls, keep its haplotype bits while the file still looks phased."""
+    counts = np.bincount(status.ravel(), minlength=4) if status.size else np.zeros(4, np.int64)
+    acc.n_phased += int(counts[1])
+    acc.n_unphased += int(counts[2])
+    acc.n_haploid += int(counts[3])
+    acc.packed.append(_pack_codes(codes))
+    if acc.n_unphased:  # haplotypes will be dropped: stop spending memory on them
+        acc.haps.clear()
+    else:
+        acc.haps.append(np.packbits(hap_bits, axis=1, bitorder="little"))
 
 
 def _pack_codes(codes: np.ndarray) -> np.ndarray:
@@ -288,88 +414,77 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
     sample_meta = {}
     acc = None
     rests, line_nos, block_bytes = [], [], 0
+    records = []  # (line number, CHROM, POS, ID, REF, ALT, INFO) of kept records
     n_records = 0
     try:
-        handle = _open_binary(path)
-        with handle:
-            line_no = 0
-            for line in handle:
-                line_no += 1
-                if samples is None:
-                    if line.startswith(b"##"):
-                        meta = _parse_sample_meta(line.decode("utf-8", errors="replace"))
-                        if meta:
-                            sample_meta[meta[0]] = meta[1]
-                        continue
-                    if line.startswith(b"#CHROM"):
-                        header = line.rstrip(b"\r\n").decode("utf-8", errors="replace").split("\t")
-                        if len(header) < 8:
-                            raise InputError(path, f"#CHROM header has {len(header)} tab-separated columns, "
-                                                   f"expected at least 8", line_no)
-                        if len(header) < 10:
-                            raise InputError(path, "the VCF has no sample columns: no genotypes to read", line_no)
-                        samples = np.array(header[9:])
-                        acc = _Accumulator(len(samples))
-                        continue
-                    if not line.strip():
-                        continue
-                    raise InputError(path, "data line before the #CHROM header line (is this a VCF?)", line_no)
+        line_no = 0
+        for line in itertools.chain.from_iterable(_line_lists(_blocks(path))):
+            line_no += 1
+            if samples is None:
+                if line.startswith(b"##"):
+                    meta = _parse_sample_meta(line.decode("utf-8", errors="replace"))
+                    if meta:
+                        sample_meta[meta[0]] = meta[1]
+                    continue
+                if line.startswith(b"#CHROM"):
+                    header = line.decode("utf-8", errors="replace").split("\t")
+                    if len(header) < 8:
+                        raise InputError(path, f"#CHROM header has {len(header)} tab-separated columns, "
+                                               f"expected at least 8", line_no)
+                    if len(header) < 10:
+                        raise InputError(path, "the VCF has no sample columns: no genotypes to read", line_no)
+                    samples = np.array(header[9:])
+                    n_samples = len(samples)
+                    batch_records = max(16, BATCH_CALLS // n_samples)
+                    acc = _Accumulator(n_samples)
+                    continue
                 if not line.strip():
                     continue
-                n_records += 1
-                parts = line.rstrip(b"\r\n").split(b"\t", 9)
-                if len(parts) < 10:
-                    raise InputError(path, f"record has {len(parts)} tab-separated columns, the header has "
-                                           f"{9 + len(samples)} (9 fixed + {len(samples)} samples)", line_no)
-                rest = parts[9]
-                n_fields = rest.count(b"\t") + 1
-                if n_fields != len(samples):
-                    raise InputError(path, f"record has {n_fields} sample columns, the header has "
-                                           f"{len(samples)}", line_no)
-                reason = _classify(parts[3], parts[4])
+                raise InputError(path, "data line before the #CHROM header line (is this a VCF?)", line_no)
+            if not line or line.isspace():
+                continue
+            n_records += 1
+            parts = line.split(b"\t", 9)
+            if len(parts) < 10:
+                raise InputError(path, f"record has {len(parts)} tab-separated columns, the header has "
+                                       f"{9 + len(samples)} (9 fixed + {len(samples)} samples)", line_no)
+            rest = parts[9]  # its field count is checked, vectorised, when its block is decoded
+            ref, alt, fmt = parts[3], parts[4], parts[8]
+            # fast path for the usual biallelic SNP with GT first; everything else goes through _classify
+            if len(ref) != 1 or len(alt) != 1 or alt == b"." or alt == b"*" or \
+                    not (fmt == b"GT" or fmt.startswith(b"GT:")):
+                reason = _classify(ref, alt)
                 if reason is None:
-                    format_keys = parts[8].split(b":")
-                    if format_keys[0] != b"GT":
-                        if b"GT" in format_keys:  # against the spec, but seen in real files: pick GT out
-                            rest = _gt_first(rest, format_keys.index(b"GT"))
-                        else:
-                            reason = "no GT in FORMAT"
+                    format_keys = fmt.split(b":")
+                    if b"GT" in format_keys:  # GT not first: against the spec, but seen in real files
+                        rest = _gt_first(rest, format_keys.index(b"GT"))
+                    else:
+                        reason = "no GT in FORMAT"
                 if reason is not None:
                     skipped[reason] += 1
                     continue
-                try:
-                    pos = int(parts[1])
-                except ValueError:
-                    raise InputError(path, f"POS {parts[1].decode(errors='replace')!r} is not an integer",
-                                     line_no) from None
-                acc.chrom.append(parts[0])
-                acc.pos.append(pos)
-                acc.id.append(parts[2])
-                acc.ref.append(parts[3])
-                acc.alt.append(parts[4])
-                acc.cm.append(_info_cm(parts[7]))
-                rests.append(rest)
-                line_nos.append(line_no)
-                block_bytes += len(rest)
-                if len(rests) >= BATCH_RECORDS or block_bytes >= BATCH_BYTES:
-                    _decode_block(rests, line_nos, samples, path, acc)
-                    rests, line_nos, block_bytes = [], [], 0
-            if rests:
+            records.append((line_no, parts[0], parts[1], parts[2], ref, alt, parts[7]))
+            rests.append(rest)
+            line_nos.append(line_no)
+            block_bytes += len(rest)
+            if len(rests) >= batch_records or block_bytes >= BATCH_BYTES:
                 _decode_block(rests, line_nos, samples, path, acc)
-    except (OSError, EOFError, zlib.error) as error:
+                rests, line_nos, block_bytes = [], [], 0
+        if rests:
+            _decode_block(rests, line_nos, samples, path, acc)
+    except (OSError, EOFError, zlib.error, _inflate_zlib.error) as error:
         raise InputError(path, f"cannot read compressed/plain text: {error}") from None
     if samples is None:
         raise InputError(path, "no #CHROM header line: not a VCF file")
     n_skipped = sum(skipped.values())
-    if not acc.pos:
+    if not records:
         detail = ", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "the file has no records"
         raise InputError(path, f"no biallelic SNP with a GT call to read ({n_records} records; {detail})")
-    variants = Variants(chrom=np.array(acc.chrom).astype(str), pos=np.array(acc.pos, np.int64),
-                        id=np.array(acc.id).astype(str), a1=np.array(acc.ref).astype(str),
-                        a2=np.array(acc.alt).astype(str), cm=np.array(acc.cm, np.float64))
-    fid = [sample_meta.get(s, {}).get("FID", s) for s in samples]
-    sex = [int(sample_meta.get(s, {}).get("SEX", 0)) if sample_meta.get(s, {}).get("SEX", "0") in "012" else 0
-           for s in samples]
+    variants = _variant_table(records, path)
+    # ##SAMPLE lines (genoae writes them) restore the .fam family ID and sex; anything else is ignored
+    fid = [sample_meta.get(s, {}).get("FID") or s for s in samples]
+    sex_text = [sample_meta.get(s, {}).get("SEX", "0") for s in samples]
+    sex = [int(x) if x in ("0", "1", "2") else 0 for x in sex_text]
     sample_table = Samples(iid=samples, fid=np.array(fid), sex=np.array(sex, np.int8))
     packed = np.concatenate(acc.packed)
     haps = np.concatenate(acc.haps) if acc.n_unphased == 0 else None
@@ -386,6 +501,26 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
         print(f"genoae: {path}: skipped {n_skipped} of {n_records} records ({detail}); kept {len(variants)} "
               f"biallelic SNPs", file=sys.stderr)
     return genotypes
+
+
+def _variant_table(records: list[tuple], path) -> Variants:
+    """Variants from the kept records' fixed columns (vectorised conversions; errors name the line)."""
+    columns = list(zip(*records))
+    pos_text = np.array(columns[2])
+    try:
+        pos = pos_text.astype(np.int64)
+    except (ValueError, OverflowError):
+        for line_no, value in zip(columns[0], columns[2]):
+            try:
+                int(value)
+            except ValueError:
+                raise InputError(path, f"POS {value.decode(errors='replace')!r} is not an integer", line_no) from None
+        raise InputError(path, "POS column holds a value that does not fit a 64-bit integer") from None
+    cm = np.array([_info_cm(info) for info in columns[6]], np.float64)
+    return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8", "replace"), pos=pos,
+                    id=np.char.decode(np.array(columns[3]), "utf-8", "replace"),
+                    a1=np.char.decode(np.array(columns[4]), "utf-8", "replace"),
+                    a2=np.char.decode(np.array(columns[5]), "utf-8", "replace"), cm=cm)
 
 
 def _info_cm(info: bytes) -> float:
