@@ -259,5 +259,92 @@ def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out):
 
 # ======================================================================== synthetic genomes: vae
 
+@cli.group()
+def vae():
+    """Synthetic genomes: train a population-conditioned VAE, sample from it, evaluate realism and privacy."""
+
+
+@vae.command("train")
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("--pop", "labels", type=click.Path(), help="Population labels (table with an ID column, or one per "
+              "line); the model becomes conditional on them.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (e.g. model.pt).")
+@click.option("--mode", type=click.Choice(["auto", "haplotype", "genotype"]), default="auto", show_default=True,
+              help="haplotype = Bernoulli per SNP on phased haplotypes; genotype = categorical 0/1/2.")
+@click.option("--epochs", type=int, default=150, show_default=True)
+@click.option("--latent-dim", "latent_channels", type=int, default=16, show_default=True, help="Local latent channels per SNP block.")
+@click.option("--global-dim", type=int, default=16, show_default=True, help="Global latent dimension.")
+@click.option("--hidden", type=int, default=32, show_default=True, help="Channels of the convolutions.")
+@click.option("--block-size", type=int, default=64, show_default=True, help="SNPs per block.")
+@click.option("--prior-window", type=int, default=4, show_default=True,
+              help="Blocks the autoregressive latent prior looks back over.")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight after warm-up.")
+@click.option("--warmup", "warmup_epochs", type=int, default=5, show_default=True, help="KL warm-up epochs.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
+@click.option("--patience", type=int, default=10, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--validation", "validation_fraction", type=float, default=0.1, show_default=True,
+              help="Share of individuals held out for early stopping.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def vae_train(input_path, labels, output, quiet, **params):
+    """Train a VAE on INPUT (VCF, PLINK, HDF5, .hapt ...) and save it to MODEL."""
+    from genoae.vae import train_file
+
+    estimator = train_file(input_path, output, labels=labels, progress=not quiet, **params)
+    history = estimator.history_
+    pops = f"{len(estimator.populations_)} populations" if estimator.populations_ else "unconditional"
+    click.echo(f"trained {estimator.mode_} VAE ({pops}, {estimator.variants_.pos.size} variants): "
+               f"{len(history.validation)} epochs, best held-out loss {min(history.validation):.2f} at epoch "
+               f"{history.best_epoch}, {history.seconds:.0f} s -> {output}")
+
+
+@vae.command("sample")
+@click.argument("model", type=click.Path())
+@click.option("-n", "n", type=int, default=None, help="Individuals to draw (split over populations in training "
+              "proportions for a conditional model).")
+@click.option("--pop", "populations", default=None, help="Individuals per population, e.g. YRI=500,CEU=500.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="OUT.vcf.gz, OUT.h5 or OUT.bed.")
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="Scale of the latent draws.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=int, default=None)
+def vae_sample(model, n, populations, output, temperature, seed, device, threads):
+    """Draw synthetic individuals named synth_<pop>_<i> from MODEL."""
+    from genoae.errors import UsageError
+    from genoae.vae import sample_file
+
+    if n is None and not populations:
+        raise UsageError("give -n N or --pop POP=N[,POP=N...]")
+    genotypes = sample_file(model, output, n=n, populations=populations, seed=seed, temperature=temperature,
+                            device=device, threads=threads)
+    click.echo(f"wrote {genotypes.n_samples} synthetic individuals x {genotypes.n_variants} variants -> {output}")
+
+
+@vae.command("evaluate")
+@click.argument("real", type=click.Path())
+@click.argument("synthetic", type=click.Path())
+@click.option("--holdout", type=click.Path(), default=None, help="Real genomes not used in training (the ceiling, "
+              "and the other half of the privacy loss).")
+@click.option("--pop", "labels", type=click.Path(), default=None, help="Population labels of REAL and HOLDOUT "
+              "individuals, for the train-on-synthetic / test-on-real classifier.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Report prefix: REPORT.json + REPORT_*.png.")
+@click.option("--ld-window", type=int, default=100, show_default=True, help="LD pairs: variants at most this many "
+              "apart.")
+@click.option("--max-rows", type=int, default=5000, show_default=True, help="Rows per set in nearest-neighbour "
+              "metrics.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, seed):
+    """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
+    from genoae.evaluate import evaluate_files, format_summary
+
+    report = evaluate_files(real, synthetic, output, holdout_path=holdout, labels=labels, ld_window=ld_window,
+                            max_rows=max_rows, seed=seed)
+    click.echo(format_summary(report))
+
+
+
 
 # ======================================================================== (end of synthetic-genome commands)
