@@ -745,19 +745,18 @@ def run_demo(out_dir="genoae_demo", K: int = 5, seed: int = 42, device: str = "a
          f"805 ancestry-informative SNPs)")
     run = run_admix(data, [K], prefix=out_dir / "demo", seed=seed, device=device, threads=threads, epochs=20,
                     progress=progress, echo=echo)
-    labels = [line.rstrip("\n").split("\t")[2] for line in open(data.with_suffix(".labels.tsv"))][1:]
+    from genoae.io.labels import read_labels
+
+    labels = read_labels(data.with_suffix(".labels.tsv"), column="super_pop")  # rows in .fam order
     Q = run.estimators[K].Q_
     # mean Q per super-population: the demo's one-screen summary
     for name in sorted(set(labels)):
         rows = Q[np.array(labels) == name]
         echo(f"  {name}: mean Q " + " ".join(f"{x:.3f}" for x in rows.mean(axis=0)))
-    try:
-        from genoae.plot import structure_plot
-    except ImportError:
-        echo("(no genoae.plot in this installation: structure plot skipped)")
-    else:
-        plot_path = out_dir / f"demo.{K}.structure.png"
-        structure_plot(Q, labels, plot_path)
-        run.files.append(plot_path)
+    from genoae.plot import structure_plot
+
+    plot_path = out_dir / f"demo.{K}.structure.png"
+    structure_plot([(Q, f"K={K}")], plot_path, labels=np.asarray(labels))
+    run.files.append(plot_path)
     echo(f"wrote {len(run.files)} files to {out_dir}/")
     return run
