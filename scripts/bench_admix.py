@@ -55,7 +55,11 @@ def simulate(n: int, m: int, K: int, fst: float, alpha: float, seed: int, out: P
     variants = Variants(chrom=np.full(m, "1"), pos=np.arange(1, m + 1) * 10, id=np.array([f"snp{j}" for j in range(m)]),
                         a1=np.full(m, "A"), a2=np.full(m, "G"))
     samples = Samples(np.array([f"ind{i}" for i in range(n)]))
-    write_plink(Genotypes(packed, samples, variants), out)
+    geno = Genotypes(packed, samples, variants)
+    # fastmixture refuses monomorphic SNPs ("Please perform MAF filtering!"): drop them for every program
+    freq = geno.allele_freqs()
+    geno = geno.subset(variants=np.flatnonzero((freq > 0) & (freq < 1)))
+    write_plink(geno, out)
     np.savetxt(f"{out}.Q_true", Q, fmt="%.6f")
     return Q
 
