@@ -304,7 +304,7 @@ class CallMatrix:
         return float(total), n
 
 
-def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 5e-9, max_iter: int = 1000,
+def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e-7, max_iter: int = 1000,
             update_q: bool = True, update_p: bool = True, q_fixed_rows: torch.Tensor | None = None,
             check: int = 5, callback=None):
     """Maximise ℓ by EM accelerated with SQUAREM (Varadhan & Roland 2008, scheme S3), as fastmixture does.

@@ -55,20 +55,37 @@ def simulate(n: int, m: int, K: int, fst: float, alpha: float, seed: int, out: P
     variants = Variants(chrom=np.full(m, "1"), pos=np.arange(1, m + 1) * 10, id=np.array([f"snp{j}" for j in range(m)]),
                         a1=np.full(m, "A"), a2=np.full(m, "G"))
     samples = Samples(np.array([f"ind{i}" for i in range(n)]))
-    write_plink(Genotypes(packed, samples, variants), out)
+    geno = Genotypes(packed, samples, variants)
+    # fastmixture refuses monomorphic SNPs ("Please perform MAF filtering!"): drop them for every program
+    freq = geno.allele_freqs()
+    geno = geno.subset(variants=np.flatnonzero((freq > 0) & (freq < 1)))
+    write_plink(geno, out)
     np.savetxt(f"{out}.Q_true", Q, fmt="%.6f")
     return Q
 
 
 def run_measured(command: list[str], log_path: Path, env=None) -> tuple[float, float, int]:
-    """Run a command; return (wall seconds, peak RSS in MiB of the child, exit status)."""
+    """Run a command; return (wall seconds, peak RSS in MiB of the program, exit status).
+
+    The peak comes from GNU time when it is installed: a child forked from this (large) process starts with this
+    process's resident-set high-water mark, so the child's own ``ru_maxrss`` would hide any peak below it.
+    """
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    peak_file = Path(f"{log_path}.maxrss")
+    if gnu_time:
+        command = [gnu_time, "-o", str(peak_file), "-f", "%M"] + command
     with open(log_path, "w") as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024.0, process.returncode
+    peak_kib = usage.ru_maxrss
+    if gnu_time and peak_file.exists():
+        try:
+            peak_kib = int(peak_file.read_text().split()[-1])
+        except (ValueError, IndexError):
+            pass
+    return wall, peak_kib / 1024.0, os.waitstatus_to_exitcode(status)
 
 
 def matched_rmse(Q, Q_true) -> float:
@@ -94,6 +111,9 @@ def programs(prefix: Path, work: Path, K: int, threads: int, device: str, seed: 
     genoae_cmd = [sys.executable, "-m", "genoae", "admix", f"{prefix}.bed", "-k", str(K), "-o", str(work / "genoae"),
                   "--threads", str(threads), "--device", device, "--seed", str(seed), "--quiet"]
     yield "genoae", genoae_cmd, (f"{work}/genoae.{K}.Q", f"{work}/genoae.{K}.P")
+    # the same fit without training the encoder (it is trained after the EM and only serves `genoae project`)
+    no_encoder = [x if x != str(work / "genoae") else str(work / "genoae_e0") for x in genoae_cmd] + ["--epochs", "0"]
+    yield "genoae --epochs 0", no_encoder, (f"{work}/genoae_e0.{K}.Q", f"{work}/genoae_e0.{K}.P")
     if shutil.which("adamixture"):
         out = work / "adamixture"
         out.mkdir(exist_ok=True)
