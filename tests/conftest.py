@@ -23,3 +23,17 @@ def hapmap3_bed():
 @pytest.fixture
 def admixture_output():
     return shared_path("hapmap3_admixture", "admixture_1.3.0_output")
+
+
+def assert_same_genotypes(back, expected):
+    """Calls, phase, haplotypes, variant table and sample table all equal (for round-trip tests)."""
+    import numpy as np
+
+    np.testing.assert_array_equal(back.counts(), expected.counts())
+    assert back.phased == expected.phased
+    if expected.phased:
+        np.testing.assert_array_equal(back.haplotypes(), expected.haplotypes())
+    for field in ("chrom", "pos", "id", "a1", "a2", "cm"):
+        np.testing.assert_array_equal(getattr(back.variants, field), getattr(expected.variants, field))
+    for field in ("iid", "fid", "sex"):
+        np.testing.assert_array_equal(getattr(back.samples, field), getattr(expected.samples, field))
