@@ -271,8 +271,9 @@ class GenomeVAE(nn.Module):
         noise = noise.transpose(1, 2)  # (n, L, C)
         K = self.prior_components
         if K > 1:
-            # Gumbel-max choice of the mixture component of every block (drawn up front, like the noise)
-            gumbel = -torch.log(-torch.log(torch.rand(n, L, K, generator=generator, device=device).clamp_(1e-20, 1.0)))
+            # the mixture component of every block by inverse CDF: one uniform per row and block, drawn up front like
+            # the noise (a Gumbel-max draw needs K uniforms and two logs each: 1.4 s more at K = 16, 10k x 10k SNPs)
+            uniform = torch.rand(n, L, 1, generator=generator, device=device)
             rows = torch.arange(n, device=device)
         for k in range(L):
             h = torch.addmm(bias[k] + context, z[:, k:k + W].reshape(n, W * C), conv_weight) \
@@ -282,7 +283,8 @@ class GenomeVAE(nn.Module):
             if K == 1:
                 mu, logvar = out.chunk(2, dim=1)
             else:
-                choice = (out[:, 2 * K * C:] + gumbel[:, k]).argmax(dim=1)  # (n,)
+                cdf = torch.softmax(out[:, 2 * K * C:], dim=1).cumsum_(dim=1)
+                choice = (cdf < uniform[:, k]).sum(dim=1).clamp_(max=K - 1)  # (n,)
                 mu = out[:, :K * C].view(n, K, C)[rows, choice]
                 logvar = out[:, K * C:2 * K * C].view(n, K, C)[rows, choice]
             z[:, W + k] = mu + torch.exp(0.5 * logvar) * noise[:, k]

@@ -270,7 +270,7 @@ def test_805_panel_conditional_round_trip(tmp_path):
 
 
 def test_sequential_mixture_prior_sampling_matches_teacher_forced_prior():
-    """With a mixture prior, every sampled block is mean + sd * noise of the component its Gumbel draw picks."""
+    """With a mixture prior, every sampled block is mean + sd * noise of the component its uniform draw picks."""
     torch.manual_seed(0)
     K, C = 4, 3
     model = GenomeVAE(100, n_pops=2, block_size=8, latent_channels=C, global_dim=4, hidden=8, prior_window=3,
@@ -284,9 +284,10 @@ def test_sequential_mixture_prior_sampling_matches_teacher_forced_prior():
     z = model.sample_local_prior(5, z_global, pop, temperature=1.0, generator=torch.Generator().manual_seed(5))
     replay = torch.Generator().manual_seed(5)
     noise = torch.randn(5, C, model.n_blocks, generator=replay)
-    gumbel = -torch.log(-torch.log(torch.rand(5, model.n_blocks, K, generator=replay).clamp_(1e-20, 1.0)))
+    uniform = torch.rand(5, model.n_blocks, generator=replay)
     mu, logvar, logits = model.prior_parameters(z, z_global, pop)  # (B, K, C, L), (B, K, C, L), (B, K, L)
-    choice = (logits + gumbel.transpose(1, 2)).argmax(dim=1)  # (B, L)
+    cdf = torch.softmax(logits, dim=1).cumsum(dim=1)  # (B, K, L)
+    choice = (cdf < uniform[:, None, :]).sum(dim=1).clamp(max=K - 1)  # (B, L): inverse-CDF draw
     assert len(set(choice.flatten().tolist())) > 1  # the test exercises more than one component
     index = choice[:, None, None, :].expand(-1, 1, C, -1)
     expected = mu.gather(1, index)[:, 0] + torch.exp(0.5 * logvar.gather(1, index)[:, 0]) * noise
