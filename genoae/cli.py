@@ -272,12 +272,14 @@ def vae():
 @click.option("--mode", type=click.Choice(["auto", "haplotype", "genotype"]), default="auto", show_default=True,
               help="haplotype = Bernoulli per SNP on phased haplotypes; genotype = categorical 0/1/2.")
 @click.option("--epochs", type=int, default=150, show_default=True)
-@click.option("--latent-dim", "latent_channels", type=int, default=16, show_default=True, help="Local latent channels per SNP block.")
+@click.option("--latent-dim", "latent_channels", type=int, default=8, show_default=True, help="Local latent channels per SNP block.")
 @click.option("--global-dim", type=int, default=16, show_default=True, help="Global latent dimension.")
 @click.option("--hidden", type=int, default=32, show_default=True, help="Channels of the convolutions.")
 @click.option("--block-size", type=int, default=64, show_default=True, help="SNPs per block.")
-@click.option("--prior-window", type=int, default=4, show_default=True,
+@click.option("--prior-window", type=int, default=16, show_default=True,
               help="Blocks the autoregressive latent prior looks back over.")
+@click.option("--prior-components", type=int, default=4, show_default=True,
+              help="Gaussians in each conditional of the latent prior (a mixture; 1 = a single Gaussian).")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight after warm-up.")
 @click.option("--warmup", "warmup_epochs", type=int, default=5, show_default=True, help="KL warm-up epochs.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
