@@ -228,7 +228,8 @@ class Genotypes:
         if haps.ndim != 3 or haps.shape[1] != 2:
             raise ValueError("haplotypes must have shape (n_samples, 2, n_variants)")
         missing = (haps < 0).any(axis=1)
-        counts = np.where(missing, MISSING, haps.clip(0, 1).sum(axis=1)).astype(np.int8)
+        # sum in int8 so that the missing value -1 fits whatever the input dtype (uint8 input would give uint64)
+        counts = np.where(missing, np.int8(MISSING), haps.clip(0, 1).sum(axis=1, dtype=np.int8))
         geno = cls.from_counts(counts, samples, variants, source=source)
         # haplotype-major rows (2 n_samples, n_variants) -> variant-major bits
         hap_rows = haps.clip(0, 1).reshape(-1, haps.shape[2]).astype(np.uint8)

@@ -55,3 +55,12 @@ def test_batches_unpack_on_device_with_mask():
         np.testing.assert_array_equal(np.where(counts[index] >= 0, counts[index], 0), x.numpy())
         seen.extend(index.tolist())
     assert seen == list(range(10))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64])
+def test_from_haplotypes_any_integer_dtype(dtype):
+    # uint8 haplotypes once made the counts uint64, where -1 (missing) overflows under NumPy >= 2.5
+    haps = np.array([[[0, 1, 1], [1, 1, 0]]], dtype=dtype)
+    geno = Genotypes.from_haplotypes(haps)
+    assert geno.counts().dtype == np.int8
+    np.testing.assert_array_equal(geno.counts(), [[1, 2, 1]])
