@@ -114,7 +114,7 @@ def _device_options(function):
 @click.option("--epochs", type=int, default=5, show_default=True,
               help="Encoder training epochs (after the EM refinement; the encoder serves genoae project).")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--tol", type=float, default=1e-7, show_default=True,
+@click.option("--tol", type=float, default=1e-6, show_default=True,
               help="Stop the EM refinement when the log-likelihood rises by less than TOL x the number of observed "
                    "calls between two checks (every 5 SQUAREM iterations).")
 @click.option("--max-iter", type=int, default=1000, show_default=True, help="Most EM (SQUAREM) iterations.")
