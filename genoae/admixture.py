@@ -377,13 +377,17 @@ class Admixture:
         freq = torch.from_numpy(np.nan_to_num(genotypes.allele_freqs(), nan=0.5)).float().to(device)
         model.input_freq.copy_(freq)
         model.set_P(P)
-        unpacker = _unpacker(genotypes, device)
-        Q_fixed = Q.float() if fixed_rows is not None else None
+        Q_net = None
         if self.K > 1:
-            report.encoder_start_rmse = initialise_encoder(model, unpacker, n, Q.float(), self.batch_size)
+            report.encoder_start_rmse, Q_net = initialise_encoder(model, calls, Q.float())
         if self.epochs > 0 and self.K > 1 and not report.encoder_start_rmse < ENCODER_STOP_RMSE:
+            Q_fixed = Q.float() if fixed_rows is not None else None
+            unpacker = _unpacker(genotypes, device)
             report.epoch_logliks = self._train(model, unpacker, n, rng, Q_fixed, fixed_rows, Q.float())
-        Q_net = project_simplex_rows(encode_all(model, unpacker, n, self.batch_size).to(torch.float64))
+            Q_net = encode_all(model, unpacker, n, self.batch_size)
+        elif Q_net is None:
+            Q_net = encode_all(model, _unpacker(genotypes, device), n, self.batch_size)
+        Q_net = project_simplex_rows(Q_net.to(torch.float64))
         report.encoder_rmse = float(torch.sqrt(((Q_net - Q) ** 2).mean()))
         report.network_loglik = calls.loglik(Q_net, P)
         report.seconds["network"] = time.perf_counter() - tick
@@ -543,8 +547,7 @@ def check_k(K: int, n_samples: int) -> None:
                          "ancestry proportions cannot be estimated")
 
 
-def initialise_encoder(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int, Q_refined: torch.Tensor,
-                       batch_size: int) -> float:
+def initialise_encoder(model: NeuralAdmixture, calls: CallMatrix, Q_refined: torch.Tensor):
     """Set the encoder from the refined P and Q in closed form (one pass over the data), instead of Adam epochs.
 
     With h = Q Pᵀ, an individual's input x = g/2 − freq has expectation C q with C = P − freq (n_variants, K),
@@ -560,12 +563,13 @@ def initialise_encoder(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int,
 
     Returns
     -------
-    float  RMSE between the encoder's Q and ``Q_refined`` (nan when hidden < K: the encoder is left as it is)
+    rmse : float  RMSE between the encoder's Q and ``Q_refined`` (nan when hidden < K: the encoder is left as is)
+    Q : torch.Tensor, float32, (n, K)  the encoder's Q of every individual (None when hidden < K)
     """
-    K, hidden = model.K, model.hidden
+    K, hidden, n = model.K, model.hidden, calls.n_samples
     units = hidden // K
     if units < 1:
-        return float("nan")
+        return float("nan"), None
     first, output = model.encoder[0], model.encoder[2]
     device = first.weight.device
     C = (model.P.detach().double() - model.input_freq.double()[:, None])  # (m, K)
@@ -585,13 +589,13 @@ def initialise_encoder(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int,
             rows = slice(k * units, (k + 1) * units)
             first.weight[rows] = slope * weight_q[k]
             first.bias[rows] = slope * (bias_q[k] - thresholds)
-        # hidden features of every individual (one pass, as encode_all)
-        features = torch.empty((n, hidden), dtype=torch.float32, device=device)
-        for start in range(0, n, batch_size):
-            index = np.arange(start, min(start + batch_size, n))
-            counts, observed = unpacker.unpack(index)
-            x = torch.where(observed, counts.float() / 2.0 - model.input_freq, torch.zeros((), device=device))
-            features[start:start + len(index)] = model.encoder[1](first(x))
+        # hidden features of every individual: one pass over the SNP-major calls the EM used (the same x as
+        # encode() builds from the unpacked genotypes, without building the sample-major unpacker)
+        pre = first.bias.expand(n, hidden).clone()
+        for cols, g, r in calls.blocks(torch.float32):
+            x = torch.where((g + r) > 0, g / 2.0 - model.input_freq[cols, None], torch.zeros((), device=device))
+            pre += x.T @ first.weight[:, cols].T
+        features = model.encoder[1](pre)
     # softmax regression of the refined Q on the features (tiny: n × hidden), standardised for conditioning
     mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
     z = (features - mean) / std
@@ -614,7 +618,7 @@ def initialise_encoder(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int,
         output.weight.copy_(W / std)
         output.bias.copy_(b - (W / std) @ mean)
         Q = torch.softmax(features @ output.weight.T + output.bias, dim=1)
-    return float(torch.sqrt(((Q - target) ** 2).mean()))
+    return float(torch.sqrt(((Q - target) ** 2).mean())), Q
 
 
 def encode_all(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int, batch_size: int) -> torch.Tensor:
