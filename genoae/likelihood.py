@@ -210,12 +210,39 @@ class CallMatrix:
     def loglik(self, Q: torch.Tensor, P: torch.Tensor) -> float:
         """ℓ on ADMIXTURE's scale, as :func:`loglik` (terms in ``Q.dtype``, accumulated in float64)."""
         QT = Q.T.contiguous()
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for cols, g, r in self.blocks(Q.dtype):
-            h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
-            total += (g * torch.log(h)).sum(dtype=torch.float64)
-            total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
-        return float(total)
+
+        def partial(block_indices):
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for index in block_indices:
+                cols = slice(index * self.block, min((index + 1) * self.block, self.n_variants))
+                g, r = self._counts(index, cols, Q.dtype)
+                h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
+                total += (g * torch.log(h)).sum(dtype=torch.float64)
+                total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
+            return total
+
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and threads > 1 and self.n_variants >= 2 * threads * self.block:
+            return float(sum(self._split_blocks(partial, threads)))  # see _em_pass_threaded
+        return float(partial(range(len(self._has_missing))))
+
+    def _split_blocks(self, work, threads: int) -> list:
+        """``work(block_indices)`` on ``threads`` contiguous ranges of blocks in parallel Python threads, torch
+        single-threaded inside; results in range order (see :meth:`_em_pass_threaded` for why)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = np.linspace(0, len(self._has_missing), threads + 1).round().astype(int)
+
+        def run(part):
+            torch.set_num_threads(1)
+            return work(range(bounds[part], bounds[part + 1]))
+
+        try:
+            torch.set_num_threads(1)
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                return list(pool.map(run, range(threads)))
+        finally:
+            torch.set_num_threads(threads)
 
     def em_step(self, Q: torch.Tensor, P: torch.Tensor, update_q: bool = True, update_p: bool = True,
                 q_fixed_rows: torch.Tensor | None = None, with_loglik: bool = False):
@@ -260,22 +287,9 @@ class CallMatrix:
         parallelism on a shared, loaded 2-core machine was 5-20x *slower* than one thread (every op waits at a
         barrier for a descheduled thread), where independent workers degrade at worst to one thread's speed.
         Partial sums are added in a fixed order: the result depends on ``threads`` only through float rounding."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        n_blocks = len(self._has_missing)
-        bounds = np.linspace(0, n_blocks, threads + 1).round().astype(int)
-
-        def work(part):
-            torch.set_num_threads(1)
-            return self._em_pass(range(bounds[part], bounds[part + 1]), QT, P, P_new, update_q, update_p,
-                                 with_loglik)
-
-        try:
-            torch.set_num_threads(1)
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                parts = list(pool.map(work, range(threads)))
-        finally:
-            torch.set_num_threads(threads)
+        parts = self._split_blocks(
+            lambda block_indices: self._em_pass(block_indices, QT, P, P_new, update_q, update_p, with_loglik),
+            threads)
         q_num, total = parts[0]
         for q_part, total_part in parts[1:]:
             q_num = q_num + q_part

@@ -197,11 +197,14 @@ def test_em_pass_split_over_threads_matches_the_single_thread_pass():
     try:
         torch.set_num_threads(1)
         single = calls.em_step(Q0, P0, with_loglik=True)
+        single_loglik = calls.loglik(Q0, P0)
         torch.set_num_threads(3)
         split = calls.em_step(Q0, P0, with_loglik=True)
+        split_loglik = calls.loglik(Q0, P0)
         assert torch.get_num_threads() == 3  # restored after the pass
     finally:
         torch.set_num_threads(previous)
     np.testing.assert_allclose(split[0].numpy(), single[0].numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(split[1].numpy(), single[1].numpy(), rtol=1e-12, atol=1e-14)
     assert split[2] == pytest.approx(single[2], rel=1e-12)
+    assert split_loglik == pytest.approx(single_loglik, rel=1e-12) and single_loglik == pytest.approx(single[2])
