@@ -8,9 +8,10 @@ The pipeline of :meth:`Admixture.fit`, top to bottom:
    clusters' allele frequencies and softened memberships give the starting P and Q.
 2. **Refinement to the maximum likelihood**: EM accelerated by SQUAREM (:func:`genoae.likelihood.squarem`) until ℓ
    rises by less than ``tol`` × (observed calls) over 5 iterations.  This makes the answer as good as the classics'.
-3. **Network training**: the decoder holds the refined P; mini-batch Adam epochs on −ℓ
-   (:func:`genoae.likelihood.loglik_terms`) plus the KL divergence from the refined Q teach the encoder to map an
-   individual's genotypes to its Q, so that
+3. **Network**: the decoder holds the refined P; the encoder is set in closed form from the refined P and Q
+   (:func:`initialise_encoder`: a least-squares layer, then softmax regression onto the refined Q), and only if that
+   misses the refined Q by RMSE ≥ ``ENCODER_STOP_RMSE`` do mini-batch Adam epochs on −ℓ
+   (:func:`genoae.likelihood.loglik_terms`) plus the KL divergence from the refined Q train it further, so that
    :func:`project` places new individuals with one forward pass (then a short EM on Q with P fixed).
 
 Why the network comes after the EM and not before it: starting the EM from a trained network's Q (decoder trained
@@ -264,14 +265,15 @@ class Admixture:
     hidden : int
         Encoder hidden width.
     epochs : int
-        Network training epochs before the EM refinement (0: refine straight from the PCA/k-means start).
+        Most Adam epochs of encoder training after the EM refinement; none run when the encoder's closed-form start
+        is already within Q RMSE ``ENCODER_STOP_RMSE`` of the refined Q (0: never train beyond that start).
     batch_size : int
     lr : float
         Adam learning rate of the encoder.
     tol : float
         Refinement stops when ℓ rises by less than ``tol`` × (number of observed calls) between two likelihood
-        checks (every 5 SQUAREM iterations); 1e-7 is ≈ 0.45 on hapmap3 (4.5 million calls), where the result is
-        then within ~1.3 of ADMIXTURE's ℓ (Q RMSE 0.001 from its Q).
+        checks (every 5 SQUAREM iterations); 1e-6 is ≈ 4.5 on hapmap3 (4.5 million calls), where the result is
+        then within ~5.5 of ADMIXTURE's ℓ (0.00014 %; Q RMSE 0.003 from its Q).
     max_iter : int
         Most SQUAREM iterations.
     seed : int
