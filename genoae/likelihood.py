@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 
 # ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here.
@@ -208,12 +210,39 @@ class CallMatrix:
     def loglik(self, Q: torch.Tensor, P: torch.Tensor) -> float:
         """ℓ on ADMIXTURE's scale, as :func:`loglik` (terms in ``Q.dtype``, accumulated in float64)."""
         QT = Q.T.contiguous()
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for cols, g, r in self.blocks(Q.dtype):
-            h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
-            total += (g * torch.log(h)).sum(dtype=torch.float64)
-            total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
-        return float(total)
+
+        def partial(block_indices):
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for index in block_indices:
+                cols = slice(index * self.block, min((index + 1) * self.block, self.n_variants))
+                g, r = self._counts(index, cols, Q.dtype)
+                h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
+                total += (g * torch.log(h)).sum(dtype=torch.float64)
+                total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
+            return total
+
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and threads > 1 and self.n_variants >= 2 * threads * self.block:
+            return float(sum(self._split_blocks(partial, threads)))  # see _em_pass_threaded
+        return float(partial(range(len(self._has_missing))))
+
+    def _split_blocks(self, work, threads: int) -> list:
+        """``work(block_indices)`` on ``threads`` contiguous ranges of blocks in parallel Python threads, torch
+        single-threaded inside; results in range order (see :meth:`_em_pass_threaded` for why)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = np.linspace(0, len(self._has_missing), threads + 1).round().astype(int)
+
+        def run(part):
+            torch.set_num_threads(1)
+            return work(range(bounds[part], bounds[part + 1]))
+
+        try:
+            torch.set_num_threads(1)
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                return list(pool.map(run, range(threads)))
+        finally:
+            torch.set_num_threads(threads)
 
     def em_step(self, Q: torch.Tensor, P: torch.Tensor, update_q: bool = True, update_p: bool = True,
                 q_fixed_rows: torch.Tensor | None = None, with_loglik: bool = False):
@@ -232,10 +261,49 @@ class CallMatrix:
         """
         dtype = Q.dtype
         QT = Q.T.contiguous()
-        q_num = torch.zeros_like(QT)  # (K, n)
         P_new = P.clone()
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and threads > 1 and self.n_variants >= 2 * threads * self.block:
+            q_num, total = self._em_pass_threaded(QT, P, P_new, update_q, update_p, with_loglik, threads)
+        else:
+            q_num, total = self._em_pass(range(len(self._has_missing)), QT, P, P_new, update_q, update_p,
+                                         with_loglik)
+        P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX)
+        if update_q:
+            n_obs = self.n_observed.to(dtype)[:, None]
+            Q_new = torch.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clamp_min(1e-30), Q)
+            Q_new = project_simplex_rows(Q_new)
+            if q_fixed_rows is not None:
+                Q_new = torch.where(q_fixed_rows[:, None], Q, Q_new)
+        else:
+            Q_new = Q
+        if with_loglik:
+            return Q_new, P_new, float(total)
+        return Q_new, P_new
+
+    def _em_pass_threaded(self, QT, P, P_new, update_q, update_p, with_loglik, threads):
+        """The EM pass split into ``threads`` contiguous ranges of blocks, one Python thread each, torch ops
+        single-threaded inside (they release the GIL).  Why: the blocks' ops are small, and torch's per-op OpenMP
+        parallelism on a shared, loaded 2-core machine was 5-20x *slower* than one thread (every op waits at a
+        barrier for a descheduled thread), where independent workers degrade at worst to one thread's speed.
+        Partial sums are added in a fixed order: the result depends on ``threads`` only through float rounding."""
+        parts = self._split_blocks(
+            lambda block_indices: self._em_pass(block_indices, QT, P, P_new, update_q, update_p, with_loglik),
+            threads)
+        q_num, total = parts[0]
+        for q_part, total_part in parts[1:]:
+            q_num = q_num + q_part
+            total = total + total_part
+        return q_num, total
+
+    def _em_pass(self, block_indices, QT, P, P_new, update_q, update_p, with_loglik):
+        """EM sums over the given blocks: returns (q_num (K, n), ℓ of the input); writes P_new's rows."""
+        dtype = QT.dtype
+        q_num = torch.zeros_like(QT)  # (K, n)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for cols, g, r in self.blocks(dtype):
+        for index in block_indices:
+            cols = slice(index * self.block, min((index + 1) * self.block, self.n_variants))
+            g, r = self._counts(index, cols, dtype)
             P_block = P[cols]
             h = (P_block @ QT).clamp_(FREQ_MIN, FREQ_MAX)  # (block, n)
             if with_loglik:
@@ -255,18 +323,7 @@ class CallMatrix:
                 denom = A + B
                 # a SNP with no observed call keeps its frequency
                 P_new[cols] = torch.where(denom > 0, A / denom.clamp_min(1e-30), P_block)
-        P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX)
-        if update_q:
-            n_obs = self.n_observed.to(dtype)[:, None]
-            Q_new = torch.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clamp_min(1e-30), Q)
-            Q_new = project_simplex_rows(Q_new)
-            if q_fixed_rows is not None:
-                Q_new = torch.where(q_fixed_rows[:, None], Q, Q_new)
-        else:
-            Q_new = Q
-        if with_loglik:
-            return Q_new, P_new, float(total)
-        return Q_new, P_new
+        return q_num, total
 
     def deviance(self, held_out: "CallMatrix", Q: torch.Tensor, P: torch.Tensor) -> tuple[float, int]:
         """Binomial deviance of the calls of ``held_out`` (a CallMatrix of the same shape holding only the held-out

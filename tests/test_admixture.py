@@ -185,3 +185,26 @@ def test_float32_refinement_agrees_with_float64():
     f32 = Admixture(3, epochs=1, seed=2, threads=1, precision="float32", progress=False).fit(geno)
     assert f32.loglik_ == pytest.approx(f64.loglik_, rel=1e-6)
     assert matched_rmse(f32.Q_, f64.Q_) < 5e-3
+
+
+def test_em_pass_split_over_threads_matches_the_single_thread_pass():
+    """With several torch threads the CPU EM pass runs block ranges in parallel Python threads; the update and ℓ
+    must be the single-threaded ones up to float rounding (float64 here), missing calls included."""
+    g, Q, P = simulate(n=60, m=900, K=3, seed=11, missing=0.05)
+    calls = CallMatrix.from_genotypes(Genotypes.from_counts(g), block=64)  # 15 blocks: some for every thread
+    Q0, P0 = torch.from_numpy(Q), torch.from_numpy(P)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = calls.em_step(Q0, P0, with_loglik=True)
+        single_loglik = calls.loglik(Q0, P0)
+        torch.set_num_threads(3)
+        split = calls.em_step(Q0, P0, with_loglik=True)
+        split_loglik = calls.loglik(Q0, P0)
+        assert torch.get_num_threads() == 3  # restored after the pass
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_allclose(split[0].numpy(), single[0].numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(split[1].numpy(), single[1].numpy(), rtol=1e-12, atol=1e-14)
+    assert split[2] == pytest.approx(single[2], rel=1e-12)
+    assert split_loglik == pytest.approx(single_loglik, rel=1e-12) and single_loglik == pytest.approx(single[2])

@@ -70,3 +70,22 @@ def test_project_recovers_the_fitted_q_of_the_training_individuals():
     assert np.abs(Q_proj - est.Q_).max() < 0.02
     # the encoder alone is already close: it was trained on the refined P
     assert np.sqrt(((Q_encoder - est.Q_) ** 2).mean()) < 0.1
+
+
+def test_closed_form_encoder_start_matches_the_refined_q_and_the_forward_pass():
+    """The encoder set from the refined P and Q (no Adam epochs) gives their Q, and its forward pass on the
+    unpacked genotypes gives the same Q as the features computed from the EM's SNP-major calls."""
+    from genoae.admixture import _unpacker, encode_all
+
+    rng = np.random.default_rng(5)
+    P = rng.uniform(0.05, 0.95, size=(2000, 3))
+    Q = rng.dirichlet(np.full(3, 0.5), size=120)
+    g = rng.binomial(2, Q @ P.T).astype(np.int8)
+    g[rng.random(g.shape) < 0.02] = -1
+    geno = Genotypes.from_counts(g)
+    est = Admixture(3, epochs=5, seed=0, threads=1, progress=False).fit(geno)
+    assert est.report_.encoder_start_rmse < 0.02
+    assert est.report_.epoch_logliks == []  # the start was good enough: no epochs ran
+    Q_forward = encode_all(est.model_, _unpacker(geno, "cpu"), geno.n_samples, 50).double().numpy()
+    assert np.sqrt(((Q_forward - est.Q_) ** 2).mean()) == pytest.approx(est.report_.encoder_rmse, abs=1e-4)
+    assert np.sqrt(((Q_forward - est.Q_) ** 2).mean()) < 0.02
