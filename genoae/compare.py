@@ -386,6 +386,13 @@ def align_columns(Q_ref: np.ndarray, Q: np.ndarray) -> np.ndarray:
     return np.concatenate([matched, np.array(rest, dtype=np.int64)]).astype(np.int64)
 
 
+def aligned_rmse(Q: np.ndarray, Q_ref: np.ndarray) -> float:
+    """RMSE between ``Q`` and ``Q_ref`` (same K) after Hungarian matching of ``Q``'s columns to ``Q_ref``'s."""
+    Q = np.asarray(Q, np.float64)
+    Q_ref = np.asarray(Q_ref, np.float64)
+    return float(np.sqrt(((Q[:, align_columns(Q_ref, Q)] - Q_ref) ** 2).mean()))
+
+
 def align_runs(runs: list[Run]) -> list[Run]:
     """Give every run a column order so that one ancestry has one column across runs and K.
 

@@ -91,14 +91,6 @@ def run_measured(command: list[str], log_path: Path, env=None) -> tuple[float, f
     return wall, peak_kib / 1024.0, os.waitstatus_to_exitcode(status), cpu
 
 
-def matched_rmse(Q, Q_true) -> float:
-    from scipy.optimize import linear_sum_assignment
-
-    cost = ((Q[:, :, None] - Q_true[:, None, :]) ** 2).sum(axis=0)
-    rows, cols = linear_sum_assignment(cost)
-    return float(np.sqrt(((Q[:, rows] - Q_true[:, cols]) ** 2).mean()))
-
-
 def score(calls, Q, P) -> float:
     """ℓ with genoae's likelihood code; P may count either allele (the better orientation is ADMIXTURE's)."""
     import torch
@@ -167,6 +159,7 @@ def main(argv=None):
 
     import torch
 
+    from genoae.compare import aligned_rmse
     from genoae.io.plink import read_plink
     from genoae.likelihood import CallMatrix
 
@@ -201,7 +194,7 @@ def main(argv=None):
             rows.append((name, wall, cpu, peak, None, None, f"failed (exit {status}): {tail}"))
             continue
         Q, P = np.loadtxt(q_files[-1], ndmin=2), np.loadtxt(p_files[-1], ndmin=2)
-        rows.append((name, wall, cpu, peak, score(calls, Q, P), matched_rmse(Q, Q_true), ""))
+        rows.append((name, wall, cpu, peak, score(calls, Q, P), aligned_rmse(Q, Q_true), ""))
         print(f"  {name}: {wall:.1f}s, CPU {cpu:.1f}s, {peak:.0f} MiB, loglik {rows[-1][4]:.2f}", file=sys.stderr)
 
     best = max((r[4] for r in rows if r[4] is not None and not r[0].startswith("genoae")), default=None)

@@ -3,21 +3,14 @@ edge cases, reproducibility, models on disk."""
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from genoae.admixture import Admixture, check_k, parse_k, project
+from genoae.compare import aligned_rmse as matched_rmse
 from genoae.errors import UsageError
 from genoae.genotypes import Genotypes
 from genoae.likelihood import CallMatrix, em_update, loglik, squarem
 
 ADMIXTURE_K3_LOGLIK = -3799887.171935  # log3.out, "Loglikelihood:"
-
-
-def matched_rmse(Q, Q_ref):
-    """RMSE between two Q matrices after the Hungarian matching of their columns."""
-    cost = ((Q[:, :, None] - Q_ref[:, None, :]) ** 2).sum(axis=0)
-    rows, cols = linear_sum_assignment(cost)
-    return float(np.sqrt(((Q[:, rows] - Q_ref[:, cols]) ** 2).mean()))
 
 
 def simulate(n=60, m=400, K=3, seed=0, missing=0.0):
