@@ -281,6 +281,8 @@ def vae():
               help="Blocks the autoregressive latent prior looks back over.")
 @click.option("--prior-components", type=int, default=4, show_default=True,
               help="Gaussians in each conditional of the latent prior (a mixture; 1 = a single Gaussian).")
+@click.option("--prior-hidden", type=int, default=None, help="Width of the latent prior network (default: "
+              "--hidden).")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight after warm-up.")
 @click.option("--warmup", "warmup_epochs", type=int, default=5, show_default=True, help="KL warm-up epochs.")
 @click.option("--batch-size", type=int, default=64, show_default=True)

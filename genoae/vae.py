@@ -30,7 +30,6 @@ data are drawn from the decoder's probabilities (never thresholded), which is wh
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,8 +41,6 @@ from torch.nn import functional as F
 
 from genoae.errors import InputError, UsageError
 from genoae.genotypes import Genotypes, Samples, Variants
-
-MODEL_FORMAT = "genoae-vae-1"
 
 
 # ====================================================================== the network
@@ -90,11 +87,15 @@ class GenomeVAE(nn.Module):
         Blocks the autoregressive local prior looks back over (0 = independent N(0, I) per block).
     prior_components : int
         Gaussians in each conditional of the local prior (1 = one Gaussian, closed-form KL).
+    prior_hidden : int, optional
+        Width of the prior network (default: ``hidden``).  The prior decides how long a sampled chromosome stays
+        on one haplotype background, so it gets its own width.
     """
 
     def __init__(self, n_variants: int, mode: str = "haplotype", n_pops: int = 0, block_size: int = 32,
                  hidden: int = 32, latent_channels: int = 4, global_dim: int = 16, n_layers: int = 2,
-                 kernel_size: int = 5, readout_blocks: int = 1, prior_window: int = 8, prior_components: int = 1):
+                 kernel_size: int = 5, readout_blocks: int = 1, prior_window: int = 8, prior_components: int = 1,
+                 prior_hidden: int | None = None):
         super().__init__()
         if mode not in ("haplotype", "genotype"):
             raise ValueError(f"mode must be 'haplotype' or 'genotype', not {mode!r}")
@@ -134,15 +135,16 @@ class GenomeVAE(nn.Module):
 
         if prior_window:
             # autoregressive prior over blocks: p(z_k | z_{k-W..k-1}, z_global, pop), a causal convolution
-            self.prior_conv = nn.Conv1d(latent_channels, H, prior_window)
-            self.prior_position = nn.Parameter(torch.zeros(1, H, L))
-            self.prior_context = nn.Linear(global_dim + n_pops, H) if global_dim + n_pops else None
+            HP = prior_hidden or hidden
+            self.prior_conv = nn.Conv1d(latent_channels, HP, prior_window)
+            self.prior_position = nn.Parameter(torch.zeros(1, HP, L))
+            self.prior_context = nn.Linear(global_dim + n_pops, HP) if global_dim + n_pops else None
             K, C = self.prior_components, latent_channels
             # K > 1: a mixture of K Gaussians per block (channels: K*C means, K*C log-variances, K mixture logits).
             # Haplotype groups are discrete: a single Gaussian conditional puts mass between the groups' codes,
             # which decode to blurred in-between haplotypes
             n_out = 2 * C if K == 1 else 2 * K * C + K
-            self.prior_out = nn.Sequential(nn.GELU(), nn.Conv1d(H, H, 1), nn.GELU(), nn.Conv1d(H, n_out, 1))
+            self.prior_out = nn.Sequential(nn.GELU(), nn.Conv1d(HP, HP, 1), nn.GELU(), nn.Conv1d(HP, n_out, 1))
             nn.init.zeros_(self.prior_out[-1].weight)  # start at N(0, I)
             nn.init.zeros_(self.prior_out[-1].bias)
             if K > 1:
@@ -392,6 +394,10 @@ class SyntheticGenomes:
         latent size, convolution channels / layers / kernel, and how many blocks the latent prior looks back.
     prior_components : int
         Mixture components of each conditional of the autoregressive local prior (1 = a single Gaussian).
+    prior_hidden : int or None
+        Width of the local prior network (None = ``hidden``).  Wider follows a chromosome's haplotype background
+        further (better LD and AATS) but sits closer to the training haplotypes (privacy loss): see
+        ``scripts/BENCHMARKS_VAE.md``.
     beta : float
         Weight of the KL term once warm-up is over.
     warmup_epochs : int
@@ -415,7 +421,7 @@ class SyntheticGenomes:
 
     def __init__(self, mode: str = "auto", latent_channels: int = 8, global_dim: int = 16, hidden: int = 32,
                  block_size: int = 64, n_layers: int = 2, kernel_size: int = 5, prior_window: int = 16,
-                 prior_components: int = 4, beta: float = 1.0,
+                 prior_components: int = 4, prior_hidden: int | None = None, beta: float = 1.0,
                  warmup_epochs: int = 5, epochs: int = 150, batch_size: int = 64, learning_rate: float = 2e-3,
                  weight_decay: float = 0.0, validation_fraction: float = 0.1, patience: int = 10,
                  seed: int | None = 0, device: str = "auto", progress: bool = True):
@@ -428,6 +434,7 @@ class SyntheticGenomes:
         self.kernel_size = kernel_size
         self.prior_window = prior_window
         self.prior_components = prior_components
+        self.prior_hidden = prior_hidden
         self.beta = beta
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
@@ -444,12 +451,13 @@ class SyntheticGenomes:
     def _architecture(self) -> dict:
         return dict(latent_channels=self.latent_channels, global_dim=self.global_dim, hidden=self.hidden,
                     block_size=self.block_size, n_layers=self.n_layers, kernel_size=self.kernel_size,
-                    prior_window=self.prior_window, prior_components=self.prior_components)
+                    prior_window=self.prior_window, prior_components=self.prior_components,
+                    prior_hidden=self.prior_hidden)
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in (
             "mode", "latent_channels", "global_dim", "hidden", "block_size", "n_layers", "kernel_size",
-            "prior_window", "prior_components", "beta",
+            "prior_window", "prior_components", "prior_hidden", "beta",
             "warmup_epochs", "epochs", "batch_size", "learning_rate", "weight_decay", "validation_fraction",
             "patience", "seed", "device")}
 
@@ -696,7 +704,6 @@ class SyntheticGenomes:
         self._check_fitted()
         v = self.variants_
         return {
-            "format": MODEL_FORMAT,
             "mode": self.mode_,
             "n_variants": int(self.model_.n_variants),
             "architecture": self._architecture(),
@@ -709,39 +716,33 @@ class SyntheticGenomes:
         }
 
     def save(self, path) -> None:
-        """One file: ``torch.save`` of {"state_dict": tensors, "metadata": JSON text}; written atomically."""
-        from genoae.io.atomic import atomic_path
+        """One file (``genoae.io.vae_model``): the state dict plus the JSON metadata; written atomically."""
+        from genoae.io.vae_model import save_vae
 
-        state = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
-        with atomic_path(path) as tmp:
-            torch.save({"state_dict": state, "metadata": json.dumps(self.metadata())}, tmp)
+        save_vae(path, self.model_.state_dict(), self.metadata())
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> "SyntheticGenomes":
         """Read a model written by :meth:`save` (``torch.load(weights_only=True)``: no code is unpickled)."""
         from genoae.device import choose_device
+        from genoae.io.vae_model import load_vae
 
+        state_dict, metadata = load_vae(path)
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            metadata = json.loads(blob["metadata"])
-            state_dict = blob["state_dict"]
-        except FileNotFoundError:
-            raise
-        except Exception as error:  # noqa: BLE001 - any unreadable file is an input error for the user
-            raise InputError(path, f"not a genoae VAE model file ({type(error).__name__}: {error})") from None
-        if metadata.get("format") != MODEL_FORMAT:
-            raise InputError(path, f"model format {metadata.get('format')!r}, expected {MODEL_FORMAT!r}")
-        params = dict(metadata["params"])
-        estimator = cls(**params)
-        estimator.mode_ = metadata["mode"]
-        estimator.populations_ = metadata["populations"]
-        estimator.population_counts_ = metadata["population_counts"]
-        estimator.variants_ = Variants(**metadata["variants"])
-        if metadata.get("history"):
-            estimator.history_ = TrainingHistory(**metadata["history"])
-        model = GenomeVAE(metadata["n_variants"], mode=metadata["mode"], n_pops=len(estimator.populations_),
-                          **metadata["architecture"])
-        model.load_state_dict(state_dict)
+            params = dict(metadata["params"])
+            estimator = cls(**params)
+            estimator.mode_ = metadata["mode"]
+            estimator.populations_ = metadata["populations"]
+            estimator.population_counts_ = metadata["population_counts"]
+            estimator.variants_ = Variants(**metadata["variants"])
+            if metadata.get("history"):
+                estimator.history_ = TrainingHistory(**metadata["history"])
+            model = GenomeVAE(metadata["n_variants"], mode=metadata["mode"], n_pops=len(estimator.populations_),
+                              **metadata["architecture"])
+            model.load_state_dict(state_dict)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise InputError(path, f"model metadata and weights do not fit together ({type(error).__name__}: "
+                                   f"{error})") from None
         estimator.model_ = model.to(choose_device(device)).eval()
         return estimator
 

@@ -72,7 +72,7 @@ def headline(report, name):
 
 
 def run_dataset(name, training, holdout, train_pops, hold_pops, args, log):
-    params = dict(epochs=args.epochs, device=args.device, seed=args.seed, progress=not args.quiet)
+    params = dict(epochs=args.epochs, device=args.device, seed=args.seed, progress=not args.quiet, **args.vae_params)
     t0 = time.time()
     estimator = SyntheticGenomes(**params).fit(training, train_pops)
     fit_seconds = time.time() - t0
@@ -127,7 +127,7 @@ def bench_speed(args, log, n_genomes=10_000, n_variants=10_000):
     from genoae.genotypes import Variants
 
     torch.manual_seed(0)
-    estimator = SyntheticGenomes(device=args.device)
+    estimator = SyntheticGenomes(device=args.device, **args.vae_params)
     estimator.mode_ = "haplotype"
     estimator.populations_, estimator.population_counts_ = [], []
     estimator.variants_ = Variants.placeholder(n_variants)
@@ -153,7 +153,8 @@ def markdown(results, args) -> str:
              f"Written by `scripts/bench_vae.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
              f"device `{args.device}`, torch threads {args.threads or 'default'} (training), "
              f"{os.cpu_count()} CPUs ({platform.machine()}), load average at the end {os.getloadavg()[0]:.1f}, "
-             f"seed {args.seed}, max epochs {args.epochs}, LD window {args.ld_window} SNPs.", "",
+             f"seed {args.seed}, max epochs {args.epochs}, LD window {args.ld_window} SNPs, "
+             f"settings {json.dumps(args.vae_params) if args.vae_params else 'the defaults'}.", "",
              "Rows: `synthetic` = VAE samples; `holdout` = real people not used in training (the ceiling); "
              "`independent` = every SNP drawn from its (per-population) frequency (the floor). "
              "Distances and AATS are on haplotypes (Hamming); privacy loss = AATS(synth vs holdout) − "
@@ -200,6 +201,8 @@ def main(argv=None):
     parser.add_argument("--output", default=str(ROOT / "scripts" / "BENCHMARKS_VAE.md"))
     parser.add_argument("--json", default=None, help="also write the raw results as JSON")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--vae-params", type=json.loads, default={}, help="JSON object of SyntheticGenomes settings "
+                        "that override the defaults, e.g. '{\"prior_hidden\": 64}'")
     args = parser.parse_args(argv)
     default_threads = torch.get_num_threads()
     if args.threads:

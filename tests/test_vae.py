@@ -1,4 +1,6 @@
 """GenomeVAE / SyntheticGenomes: training, sampling, persistence, CLI."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -124,6 +126,8 @@ def test_save_load_round_trip(fitted, tmp_path):
     fitted.save(path)
     blob = torch.load(path, weights_only=True)  # no pickled code needed
     assert set(blob) == {"state_dict", "metadata"}
+    metadata = json.loads(blob["metadata"])
+    assert metadata["format"] == "genoae-vae-1" and metadata["allele_convention"].startswith("A2")
     loaded = SyntheticGenomes.load(path)
     assert loaded.populations_ == fitted.populations_ and loaded.mode_ == "haplotype"
     for key, value in fitted.model_.state_dict().items():
@@ -229,10 +233,13 @@ def test_pack_rows_matches_container_constructors():
                               Genotypes.from_counts(counts, samples, variants).packed)
 
 
-def test_sequential_prior_sampling_matches_teacher_forced_prior():
+@pytest.mark.parametrize("prior_hidden", [None, 12])
+def test_sequential_prior_sampling_matches_teacher_forced_prior(prior_hidden):
     """The fast block-by-block sampler must draw from exactly the prior used in training."""
     torch.manual_seed(0)
-    model = GenomeVAE(100, n_pops=2, block_size=8, latent_channels=3, global_dim=4, hidden=8, prior_window=3)
+    model = GenomeVAE(100, n_pops=2, block_size=8, latent_channels=3, global_dim=4, hidden=8, prior_window=3,
+                      prior_hidden=prior_hidden)
+    assert model.prior_conv.out_channels == (prior_hidden or 8)
     for module in model.prior_out:
         if isinstance(module, torch.nn.Conv1d):
             torch.nn.init.normal_(module.weight, std=0.3)
@@ -295,3 +302,4 @@ def test_sequential_mixture_prior_sampling_matches_teacher_forced_prior():
     # the log-density used in training is a proper mixture: finite, and one value per row and block
     log_p = model.prior_log_density(z, z_global, pop)
     assert log_p.shape == (5, model.n_blocks) and torch.isfinite(log_p).all()
+

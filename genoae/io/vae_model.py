@@ -1,0 +1,51 @@
+"""Trained VAE models on disk: one file, ``torch.save`` of ``{"state_dict": tensors, "metadata": JSON text}``.
+
+Read back with ``torch.load(weights_only=True)``, so a model file can hold tensors and strings only: nothing in a
+user's file is unpickled as code.  What the weights mean (architecture, populations, the training variants, the
+allele convention) is the JSON metadata; :class:`genoae.vae.SyntheticGenomes` builds itself from the two.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from genoae.errors import InputError
+from genoae.genotypes import ALLELE_CONVENTION
+from genoae.io.atomic import atomic_path
+
+FORMAT_NAME = "genoae-vae-1"
+
+
+def save_vae(path, state_dict: dict, metadata: dict) -> None:
+    """Write the weights (moved to the CPU) and ``metadata`` (plus format and allele convention) atomically."""
+    state = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
+    metadata = {"format": FORMAT_NAME, "allele_convention": ALLELE_CONVENTION, **metadata}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "metadata": json.dumps(metadata)}, tmp)
+
+
+def load_vae(path) -> tuple[dict, dict]:
+    """Read a file written by :func:`save_vae`.
+
+    Returns
+    -------
+    state_dict : dict of str -> Tensor (CPU)
+    metadata : dict
+
+    Raises
+    ------
+    FileNotFoundError  when the file is absent; InputError when it is not a genoae VAE model.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        metadata = json.loads(blob["metadata"])
+        state_dict = blob["state_dict"]
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any unreadable file is an input error for the user
+        raise InputError(path, f"not a genoae VAE model file ({type(error).__name__}: {error})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise InputError(path, f"model format {found!r}, expected {FORMAT_NAME!r}")
+    return state_dict, metadata
