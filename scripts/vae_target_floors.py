@@ -1,0 +1,126 @@
+"""What the real data allow on two `genoae vae` targets, measured without any network (see BENCHMARKS_VAE.md).
+
+    python scripts/vae_target_floors.py            # both parts, prints Markdown tables
+
+1. AGBL4: how close real haplotypes are to their nearest real neighbour (training, holdout); AATS ≈ 0.5 needs
+   synthetic haplotypes that close to real ones.
+2. 805-SNP panel: privacy loss and train-on-synthetic accuracy of a generator that draws every SNP from
+   per-population allele frequencies, with the frequencies taken from the training half, the holdout half, both,
+   or the training half shrunk toward a coarser estimate.  It shows how much privacy loss per-population frequency
+   noise alone carries at this sample size, and what removing it costs in accuracy.
+
+Data: ../shared/data (the same splits as scripts/bench_vae.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_vae import DATA, stratified_person_split  # noqa: E402
+from genoae import evaluate as ev  # noqa: E402
+from genoae.genotypes import Genotypes, Samples  # noqa: E402
+from genoae.io import read_genotypes  # noqa: E402
+from genoae.io.labels import read_labels  # noqa: E402
+
+
+def nearest_neighbour_table() -> list[str]:
+    folder = DATA / "1kg_phase3_chr1_agbl4_split_vcf"
+    training = read_genotypes(folder / "AGBL4_split1.vcf.gz", quiet=True)
+    holdout = read_genotypes(folder / "AGBL4_split2.vcf.gz", quiet=True)
+    train_haps = training.haplotypes().reshape(-1, training.n_variants)
+    hold_haps = holdout.haplotypes().reshape(-1, holdout.n_variants)
+    pairs = [("training → nearest other training", ev.nearest_distances(train_haps)),
+             ("holdout → nearest training", ev.nearest_distances(hold_haps, train_haps)),
+             ("holdout → nearest other holdout", ev.nearest_distances(hold_haps))]
+    lines = [f"AGBL4, Hamming distance to the nearest haplotype ({training.n_variants} SNPs)", "",
+             "| pair | 10 % | 25 % | median | 75 % | exact duplicates |", "|---|---|---|---|---|---|"]
+    for name, d in pairs:
+        q10, q25, q50, q75 = np.quantile(d, [0.1, 0.25, 0.5, 0.75])
+        lines.append(f"| {name} | {q10:.0f} | {q25:.0f} | {q50:.0f} | {q75:.0f} | {np.mean(d == 0):.1%} |")
+    return lines
+
+
+def frequency_generator(haps, row_pops, pops, n_per_pop, target, rng):
+    """Haplotypes drawn SNP by SNP from ``target[pop]`` (frequencies), n_per_pop[pop] people per population."""
+    rows, labels = [], []
+    for pop in pops:
+        rows.append((rng.random((2 * n_per_pop[pop], haps.shape[1])) < target[pop]).astype(np.int8))
+        labels += [pop] * n_per_pop[pop]
+    return np.concatenate(rows), np.array(labels)
+
+
+def frequency_source_table(seed: int = 0) -> list[str]:
+    folder = DATA / "1kg_805snp_haplotypes"
+    everyone = read_genotypes(folder / "805_SNP_1000G_real.hapt.gz")
+    pops = read_labels(folder / "labels.tsv", everyone.samples)
+    super_pops = read_labels(folder / "labels.tsv", everyone.samples, column="super_pop")
+    train_idx, hold_idx = stratified_person_split(pops, seed)
+    training, holdout = everyone.subset(samples=train_idx), everyone.subset(samples=hold_idx)
+    haps = {"training": training.haplotypes().reshape(-1, training.n_variants).astype(np.float64),
+            "holdout": holdout.haplotypes().reshape(-1, holdout.n_variants).astype(np.float64)}
+    row_pops = {"training": np.repeat(pops[train_idx], 2), "holdout": np.repeat(pops[hold_idx], 2)}
+    row_super = np.repeat(super_pops[train_idx], 2)
+    names = sorted(set(pops.tolist()))
+    n_per_pop = {p: int(np.sum(pops[train_idx] == p)) for p in names}
+    train_h, train_p = haps["training"], row_pops["training"]
+    overall = train_h.mean(axis=0)
+    super_of = {p: super_pops[train_idx][pops[train_idx] == p][0] for p in names}
+
+    def frequencies(source, shrink=0.0, toward=None):
+        out = {}
+        for p in names:
+            if source == "both":
+                members = np.concatenate([haps[s][row_pops[s] == p] for s in ("training", "holdout")])
+            else:
+                members = haps[source][row_pops[source] == p]
+            target = overall if toward == "overall" else (
+                train_h[row_super == super_of[p]].mean(axis=0) if toward == "super" else 0.0)
+            out[p] = (members.sum(axis=0) + shrink * target) / (len(members) + shrink)
+        return out
+
+    settings = [("the training half", frequencies("training")),
+                ("the holdout half", frequencies("holdout")),
+                ("both halves", frequencies("both"))]
+    settings += [(f"training, shrunk toward the overall frequency (prior weight {a} haplotypes)",
+                  frequencies("training", a, "overall")) for a in (10, 30)]
+    settings += [(f"training, shrunk toward the super-population ({a})", frequencies("training", a, "super"))
+                 for a in (10, 30, 100)]
+    lines = ["805-SNP panel, every SNP drawn from per-population frequencies "
+             f"({training.n_samples} training / {holdout.n_samples} holdout people)", "",
+             "| frequencies taken from | privacy loss | AATS vs training | AA_truth | AA_syn | train-on-synthetic accuracy |",
+             "|---|---|---|---|---|---|"]
+    for k, (name, target) in enumerate(settings):
+        rows, labels = frequency_generator(train_h, train_p, names, n_per_pop, target,
+                                           np.random.default_rng(seed + k))
+        synthetic = Genotypes.from_haplotypes(rows.reshape(-1, 2, rows.shape[1]),
+                                              Samples([f"synth_{p}_{i}" for i, p in enumerate(labels)]),
+                                              training.variants)
+        report, _ = ev.evaluate_synthetic(training, synthetic, holdout, pops[train_idx], labels, pops[hold_idx],
+                                          seed=seed)
+        aats = report["aats"]["synthetic"]
+        lines.append(f"| {name} | {report['privacy_loss']['synthetic']:.3f} | {aats['aats']:.3f} | "
+                     f"{aats['aa_truth']:.3f} | {aats['aa_syn']:.3f} | "
+                     f"{report['population_classification']['train_synthetic_test_real']:.3f} |")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["all", "agbl4", "805"], default="all")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.part in ("all", "agbl4"):
+        print("\n".join(nearest_neighbour_table()), end="\n\n", flush=True)
+    if args.part in ("all", "805"):
+        print("\n".join(frequency_source_table(args.seed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
