@@ -303,3 +303,16 @@ def test_sequential_mixture_prior_sampling_matches_teacher_forced_prior():
     log_p = model.prior_log_density(z, z_global, pop)
     assert log_p.shape == (5, model.n_blocks) and torch.isfinite(log_p).all()
 
+
+
+def test_load_refuses_metadata_that_does_not_fit_the_weights(fitted, tmp_path):
+    from genoae.errors import InputError
+    from genoae.io.vae_model import load_vae, save_vae
+
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    state, metadata = load_vae(path)
+    metadata["architecture"]["hidden"] += 4  # weights of another shape than the metadata says
+    save_vae(path, state, metadata)
+    with pytest.raises(InputError, match="do not fit together"):
+        SyntheticGenomes.load(path)
