@@ -47,11 +47,11 @@ def nearest_neighbour_table() -> list[str]:
     return lines
 
 
-def frequency_generator(haps, row_pops, pops, n_per_pop, target, rng):
+def frequency_generator(pops, n_per_pop, target, rng):
     """Haplotypes drawn SNP by SNP from ``target[pop]`` (frequencies), n_per_pop[pop] people per population."""
     rows, labels = [], []
     for pop in pops:
-        rows.append((rng.random((2 * n_per_pop[pop], haps.shape[1])) < target[pop]).astype(np.int8))
+        rows.append((rng.random((2 * n_per_pop[pop], len(target[pop]))) < target[pop]).astype(np.int8))
         labels += [pop] * n_per_pop[pop]
     return np.concatenate(rows), np.array(labels)
 
@@ -69,7 +69,7 @@ def frequency_source_table(seed: int = 0) -> list[str]:
     row_super = np.repeat(super_pops[train_idx], 2)
     names = sorted(set(pops.tolist()))
     n_per_pop = {p: int(np.sum(pops[train_idx] == p)) for p in names}
-    train_h, train_p = haps["training"], row_pops["training"]
+    train_h = haps["training"]
     overall = train_h.mean(axis=0)
     super_of = {p: super_pops[train_idx][pops[train_idx] == p][0] for p in names}
 
@@ -97,8 +97,7 @@ def frequency_source_table(seed: int = 0) -> list[str]:
              "| frequencies taken from | privacy loss | AATS vs training | AA_truth | AA_syn | train-on-synthetic accuracy |",
              "|---|---|---|---|---|---|"]
     for k, (name, target) in enumerate(settings):
-        rows, labels = frequency_generator(train_h, train_p, names, n_per_pop, target,
-                                           np.random.default_rng(seed + k))
+        rows, labels = frequency_generator(names, n_per_pop, target, np.random.default_rng(seed + k))
         synthetic = Genotypes.from_haplotypes(rows.reshape(-1, 2, rows.shape[1]),
                                               Samples([f"synth_{p}_{i}" for i, p in enumerate(labels)]),
                                               training.variants)
