@@ -340,13 +340,16 @@ def vae_sample(model, n, populations, output, temperature, seed, device, threads
               "apart.")
 @click.option("--max-rows", type=int, default=5000, show_default=True, help="Rows per set in nearest-neighbour "
               "metrics.")
+@click.option("--reference-repeats", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Random halvings of HOLDOUT (by person) scored as if one half were synthetic: the privacy loss "
+              "of fresh real genomes, i.e. its noise level at this sample size.  0 skips it.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, seed):
+def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed):
     """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
     from genoae.evaluate import evaluate_files, format_summary
 
     report = evaluate_files(real, synthetic, output, holdout_path=holdout, labels=labels, ld_window=ld_window,
-                            max_rows=max_rows, seed=seed)
+                            max_rows=max_rows, seed=seed, reference_repeats=reference_repeats)
     click.echo(format_summary(report))
 
 

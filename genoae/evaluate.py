@@ -224,6 +224,55 @@ def privacy_loss(synthetic: np.ndarray, training: np.ndarray, holdout: np.ndarra
     return {"privacy_loss": test["aats"] - train["aats"], "aats_holdout": test, "aats_training": train}
 
 
+def person_rows(people: np.ndarray, rows_per_person: int) -> np.ndarray:
+    """Sorted row indices of ``people`` when each person's rows are consecutive (2 haplotypes, or 1 row)."""
+    return np.sort((np.asarray(people)[:, None] * rows_per_person + np.arange(rows_per_person)).ravel())
+
+
+def split_people(n_people: int, rows_per_person: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of two random halves of ``n_people`` people (a person never splits)."""
+    people = rng.permutation(n_people)
+    half = n_people // 2
+    return person_rows(people[:half], rows_per_person), person_rows(people[half:], rows_per_person)
+
+
+def fresh_real_reference(training: np.ndarray, holdout: np.ndarray, ploidy: int = 1, rows_per_person: int = 1,
+                         repeats: int = 5, max_rows: int | None = None, seed: int = 0) -> dict | None:
+    """Privacy loss of real genomes the generator never saw: how far from 0 sampling noise alone puts it.
+
+    The holdout is split in two random halves by person; one half plays the synthetic set, and its privacy loss is
+    AATS(half vs other half) - AATS(half vs training).  A perfect generator would score like this, so a
+    synthetic privacy loss within the spread of these values is not evidence of memorisation.  The halves are
+    half the holdout's size, so the spread is somewhat wider than the synthetic value's own sampling noise.
+
+    Returns
+    -------
+    dict with ``mean``, ``sd``, ``values`` (privacy loss, one per repeat), ``aats_vs_training`` (mean AATS of
+    the fresh half against as many training people), ``n_rows`` (rows per half); None when the holdout has fewer
+    than 4 people or ``repeats`` is 0.
+    """
+    n_people = len(holdout) // rows_per_person
+    if n_people < 4 or repeats <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    n_training_people = len(training) // rows_per_person
+    values, aats = [], []
+    for repeat in range(repeats):
+        fresh, other = split_people(n_people, rows_per_person, rng)
+        other = other[:len(fresh)]
+        # whole people in all three sets, as many as in each half, so no set is thinned by row (which would
+        # split people and change nearest-neighbour distances)
+        training_rows = person_rows(rng.permutation(n_training_people)[:len(fresh) // rows_per_person],
+                                    rows_per_person)
+        loss = privacy_loss(holdout[fresh], training[training_rows], holdout[other], ploidy, max_rows,
+                            seed + repeat)
+        values.append(loss["privacy_loss"])
+        aats.append(loss["aats_training"]["aats"])
+    values = np.array(values)
+    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
+            "values": values.tolist(), "aats_vs_training": float(np.mean(aats)), "n_rows": int(len(fresh))}
+
+
 def exact_copies(synthetic: np.ndarray, training: np.ndarray) -> int:
     """Number of synthetic rows identical (all columns) to some training row."""
     def keys(M):
@@ -380,7 +429,7 @@ def synthetic_populations(sample_ids) -> np.ndarray:
 
 def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, synthetic_populations_=None,
                        holdout_populations=None, ld_window: int = 100, max_rows: int | None = 5000,
-                       seed: int = 0) -> tuple[dict, dict]:
+                       seed: int = 0, reference_repeats: int = 5) -> tuple[dict, dict]:
     """All realism and privacy metrics of ``synthetic`` against the ``real`` training genomes.
 
     Each metric is also computed for ``holdout`` (real genomes the generator never saw), the ceiling to read the
@@ -396,6 +445,9 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
         LD pairs are all pairs of variants at most this many variants apart.
     max_rows : int, optional
         Cap on the rows per set in the nearest-neighbour metrics (seeded subsample).
+    reference_repeats : int
+        Random person-level halvings of the holdout for the fresh-real-genome privacy-loss reference
+        (:func:`fresh_real_reference`); 0 skips it.
 
     Returns
     -------
@@ -443,7 +495,10 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
         loss = privacy_loss(synth_rows, real_rows, holdout_rows, ploidy, max_rows, seed)
         report["privacy_loss"] = {"synthetic": loss["privacy_loss"],
                                   "aats_synthetic_vs_holdout": loss["aats_holdout"]["aats"],
-                                  "aats_synthetic_vs_training": loss["aats_training"]["aats"]}
+                                  "aats_synthetic_vs_training": loss["aats_training"]["aats"],
+                                  "fresh_real_reference": fresh_real_reference(
+                                      real_rows, holdout_rows, ploidy, 2 if haplotypic else 1, reference_repeats,
+                                      max_rows, seed)}
     if real_populations is not None and synthetic_populations_ is not None and holdout_populations is not None:
         real_counts = real.counts()[:, index[0]]
         synth_counts = synthetic.counts()[:, index[1]]
@@ -485,7 +540,7 @@ def write_report(report: dict, arrays: dict, prefix) -> list:
 
 
 def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=None, ld_window: int = 100,
-                   max_rows: int | None = 5000, seed: int = 0) -> dict:
+                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5) -> dict:
     """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
 
     ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
@@ -505,7 +560,7 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
         if not all(synth_pops):
             real_pops = None  # synthetic individuals without a population in their name: no classifier
     report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops, synth_pops, hold_pops, ld_window,
-                                        max_rows, seed)
+                                        max_rows, seed, reference_repeats)
     report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),
                         "holdout": None if holdout_path is None else str(holdout_path)}
     report["files"] = [str(p) for p in write_report(report, arrays, output)]
@@ -538,6 +593,11 @@ def format_summary(report: dict) -> str:
     row("median distance to closest", lambda n: report["distance_to_closest_record"][n]["median"])
     if "privacy_loss" in report:
         lines.append(f"{'privacy loss (synthetic)':32s}{report['privacy_loss']['synthetic']:12.4f}")
+        reference = report["privacy_loss"].get("fresh_real_reference")
+        if reference:
+            spread = f" ± {reference['sd']:.4f} (sd)" if reference["sd"] is not None else ""
+            lines.append(f"{'  fresh real genomes':32s}{reference['mean']:12.4f}{spread}, {len(reference['values'])} "
+                         f"halvings of the holdout: the noise level")
     if "population_classification" in report:
         c = report["population_classification"]
         lines.append(f"population accuracy: train-on-synthetic {c['train_synthetic_test_real']:.4f}, "

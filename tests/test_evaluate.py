@@ -64,6 +64,36 @@ def test_copy_of_training_set_is_caught(panel):
     assert np.all(ev.nearest_distances(copy, training) == 0)
 
 
+def test_split_people_keeps_each_persons_rows_together():
+    first, second = ev.split_people(7, 2, np.random.default_rng(0))
+    assert len(first) == 6 and len(second) == 8
+    assert sorted(np.concatenate([first, second]).tolist()) == list(range(14))
+    for half in (first, second):
+        assert np.all(half[0::2] % 2 == 0) and np.all(half[1::2] == half[0::2] + 1)
+
+
+def test_fresh_real_reference_is_noise_around_zero_for_real_genomes(panel):
+    training, holdout = panel
+    reference = ev.fresh_real_reference(training, holdout, rows_per_person=2, repeats=5, seed=1)
+    assert len(reference["values"]) == 5 and reference["n_rows"] == 200
+    assert abs(reference["mean"]) < 0.05
+    assert 0 < reference["sd"] < 0.1
+    # the same seed gives the same halvings
+    assert ev.fresh_real_reference(training, holdout, rows_per_person=2, repeats=5, seed=1) == reference
+
+
+def test_fresh_real_reference_flags_a_holdout_that_copies_training(panel):
+    training, _ = panel
+    reference = ev.fresh_real_reference(training, training.copy(), rows_per_person=2, repeats=3)
+    assert reference["mean"] > 0.2
+
+
+def test_fresh_real_reference_needs_four_people(panel):
+    training, holdout = panel
+    assert ev.fresh_real_reference(training, holdout[:6], rows_per_person=2) is None
+    assert ev.fresh_real_reference(training, holdout, rows_per_person=2, repeats=0) is None
+
+
 def test_real_holdout_looks_real(panel):
     training, holdout = panel
     aats = ev.adversarial_accuracy(training, holdout)
@@ -124,6 +154,8 @@ def test_report_and_plots(tmp_path, panel):
     assert report["ld"]["holdout"]["r"] > 0.9 > report["ld"]["synthetic"]["r"]
     assert report["exact_copies_of_training"]["synthetic"] == 0
     assert report["aats"]["synthetic"]["aa_truth"] > report["aats"]["holdout"]["aa_truth"]
+    reference = report["privacy_loss"]["fresh_real_reference"]
+    assert len(reference["values"]) == 5 and abs(reference["mean"]) < 0.1
     paths = ev.write_report(report, arrays, tmp_path / "rep")
     assert (tmp_path / "rep.json").exists() and all(p.exists() and p.stat().st_size > 1000 for p in paths[1:])
     import json

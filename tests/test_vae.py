@@ -208,6 +208,7 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     assert set(report["aats"]) == {"synthetic", "holdout"}
     assert "privacy_loss" in report and report["population_classification"]["n_classes"] == 2
     assert (tmp_path / "report_pca.png").exists() and "AATS" in out
+    assert len(report["privacy_loss"]["fresh_real_reference"]["values"]) == 5 and "fresh real genomes" in out
 
     code, out, err = run_cli(capsys, "vae", "sample", tmp_path / "m.pt", "--pop", "ZZZ=3", "-o",
                              tmp_path / "x.vcf.gz")
