@@ -36,6 +36,7 @@ from genoae.errors import InputError, UsageError
 from genoae.genotypes import ALLELE_CONVENTION, DeviceUnpacker, Genotypes
 from genoae.likelihood import (FREQ_MAX, FREQ_MIN, MISSING_CODE, CallMatrix, loglik_terms, project_simplex_rows,
                                squarem)
+from genoae.pca import randomized_svd
 
 # ============================================================================================== the network
 LOSS_SNPS = 4096  # SNPs drawn per batch for the likelihood term of the encoder's training loss
@@ -130,28 +131,22 @@ def principal_components(calls: CallMatrix, n_components: int, rng: np.random.Ge
 
     n_samples = calls.n_samples
     width = min(n_components + n_oversamples, n_samples)
-    # Y = X Ω with Ω (n_variants, width) Gaussian, X = the (n_samples, n_variants) standardised matrix
+
+    def times(right):  # X Z, X = the (n_samples, n_variants) standardised matrix
+        out = torch.zeros((n_samples, right.shape[1]), dtype=dtype, device=device)
+        for cols, g, r in calls.blocks(dtype):
+            out += standardised(cols, g, r).T @ right[cols]
+        return out
+
+    def transposed_times(left):  # Xᵀ Y
+        out = torch.empty((calls.n_variants, left.shape[1]), dtype=dtype, device=device)
+        for cols, g, r in calls.blocks(dtype):
+            out[cols] = standardised(cols, g, r) @ left
+        return out
+
     omega = torch.from_numpy(rng.standard_normal((calls.n_variants, width))).to(device, dtype)
-    Y = torch.zeros((n_samples, width), dtype=dtype, device=device)
-    for cols, g, r in calls.blocks(dtype):
-        Y += standardised(cols, g, r).T @ omega[cols]
-    for _ in range(n_power_iter):
-        Y, _ = torch.linalg.qr(Y)
-        Z = torch.empty((calls.n_variants, width), dtype=dtype, device=device)
-        for cols, g, r in calls.blocks(dtype):
-            Z[cols] = standardised(cols, g, r) @ Y     # Xᵀ Y
-        Z, _ = torch.linalg.qr(Z)
-        Y = torch.zeros((n_samples, width), dtype=dtype, device=device)
-        for cols, g, r in calls.blocks(dtype):
-            Y += standardised(cols, g, r).T @ Z[cols]  # X Z
-    Y, _ = torch.linalg.qr(Y)
-    # B = Yᵀ X is small (width, n_variants); its SVD gives X's leading singular vectors
-    B = torch.empty((width, calls.n_variants), dtype=dtype, device=device)
-    for cols, g, r in calls.blocks(dtype):
-        B[:, cols] = Y.T @ standardised(cols, g, r).T
-    U_small, S, _ = torch.linalg.svd(B, full_matrices=False)
-    U = Y @ U_small[:, :n_components]
-    return (U * S[:n_components]).cpu().numpy()
+    U, singular = randomized_svd(times, transposed_times, omega, n_power_iter)
+    return (U[:, :n_components] * singular[:n_components]).cpu().numpy()
 
 
 def kmeans(points: np.ndarray, K: int, rng: np.random.Generator, n_init: int = 10,

@@ -766,7 +766,8 @@ def write_report(comparison: Comparison, prefix, plots: bool = True, seed: int =
         structure_plot(panels, png, labels=comparison.labels)
         written.append(png)
         if comparison.genotypes is not None:
-            from genoae.plot import pca, pca_plot
+            from genoae.pca import pca
+            from genoae.plot import pca_plot
 
             scores, explained = pca(comparison.genotypes, n_components=4, seed=seed, device=device)
             largest = max(comparison.runs, key=lambda run: run.K)
