@@ -27,7 +27,7 @@ def test_other_formats_are_refused(tmp_path):
         load_vae(wrong_format)
     not_torch = tmp_path / "text.pt"
     not_torch.write_text("hello\n")
-    with pytest.raises(InputError, match="not a genoae VAE model"):
+    with pytest.raises(InputError, match="not a genoae VAE model file .not a torch.save archive"):
         load_vae(not_torch)
     with pytest.raises(FileNotFoundError):
         load_vae(tmp_path / "absent.pt")

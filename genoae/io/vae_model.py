@@ -7,6 +7,8 @@ allele convention) is the JSON metadata; :class:`genoae.vae.SyntheticGenomes` bu
 from __future__ import annotations
 
 import json
+import zipfile
+from pathlib import Path
 
 import torch
 
@@ -37,6 +39,10 @@ def load_vae(path) -> tuple[dict, dict]:
     ------
     FileNotFoundError  when the file is absent; InputError when it is not a genoae VAE model.
     """
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; anything else (a VCF, a text file) gets a plain answer, not a parse error
+        raise InputError(path, "not a genoae VAE model file (not a torch.save archive; expected the model written "
+                               "by `genoae vae train`)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         metadata = json.loads(blob["metadata"])
