@@ -301,9 +301,13 @@ def vae_train(input_path, labels, output, quiet, **params):
     estimator = train_file(input_path, output, labels=labels, progress=not quiet, **params)
     history = estimator.history_
     pops = f"{len(estimator.populations_)} populations" if estimator.populations_ else "unconditional"
+    if history.best_epoch:
+        kept = f"best held-out loss {history.validation[history.best_epoch - 1]:.2f} at epoch {history.best_epoch}"
+    else:  # early stopping only starts once the KL weight is final
+        kept = (f"all within the KL warm-up, so the last epoch is kept (held-out loss "
+                f"{history.validation[-1]:.2f})")
     click.echo(f"trained {estimator.mode_} VAE ({pops}, {estimator.variants_.pos.size} variants): "
-               f"{len(history.validation)} epochs, best held-out loss {min(history.validation):.2f} at epoch "
-               f"{history.best_epoch}, {history.seconds:.0f} s -> {output}")
+               f"{len(history.validation)} epochs, {kept}, {history.seconds:.0f} s -> {output}")
 
 
 @vae.command("sample")

@@ -191,7 +191,11 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
                              "-o", tmp_path / "m.pt", "--epochs", 3, "--latent-dim", 2, "--global-dim", 4,
                              "--hidden", 8, "--block-size", 8, "--warmup", 1, "--quiet", "--threads", 1)
     assert code == 0, err
-    assert "2 populations" in out and (tmp_path / "m.pt").exists()
+    assert "2 populations" in out and (tmp_path / "m.pt").exists() and "best held-out loss" in out
+    code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "short.pt",
+                             "--epochs", 1, "--warmup", 3, "--hidden", 8, "--block-size", 8, "--quiet")
+    assert code == 0, err
+    assert "all within the KL warm-up, so the last epoch is kept" in out and "unconditional" in out
 
     code, out, err = run_cli(capsys, "vae", "sample", tmp_path / "m.pt", "--pop", "AAA=30,BBB=20",
                              "-o", tmp_path / "synth.vcf.gz", "--seed", 4, "--device", "cpu")
