@@ -499,6 +499,7 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
                                   "fresh_real_reference": fresh_real_reference(
                                       real_rows, holdout_rows, ploidy, 2 if haplotypic else 1, reference_repeats,
                                       max_rows, seed)}
+        arrays["privacy"] = report["privacy_loss"]
     if real_populations is not None and synthetic_populations_ is not None and holdout_populations is not None:
         real_counts = real.counts()[:, index[0]]
         synth_counts = synthetic.counts()[:, index[1]]

@@ -71,6 +71,14 @@ def write_evaluation_plots(arrays: dict, prefix) -> list:
     ax.set(xlabel=f"distance to closest training {arrays['unit'].split()[0]}", ylabel="density",
            title="Distance to closest record")
     ax.legend()
+    if arrays.get("privacy"):
+        # the privacy loss beside its noise level, where the reader compares the two distributions
+        privacy = arrays["privacy"]
+        text = f"privacy loss {privacy['synthetic']:+.3f}"
+        reference = privacy.get("fresh_real_reference")
+        if reference and reference.get("sd") is not None:
+            text += f"\nfresh real genomes {reference['mean']:+.3f} ± {reference['sd']:.3f}"
+        ax.text(0.02, 0.98, text, transform=ax.transAxes, va="top", fontsize=8)
     paths.append(_save(fig, prefix.parent / f"{prefix.name}_dcr.png"))
     plt.close(fig)
     return paths
