@@ -108,20 +108,29 @@ def run_dataset(name, training, holdout, train_pops, hold_pops, args, log):
     return result
 
 
-def bench_agbl4(args, log):
+def agbl4_halves():
+    """The AGBL4 region's two given halves: (training, holdout)."""
     folder = DATA / "1kg_phase3_chr1_agbl4_split_vcf"
-    training = read_genotypes(folder / "AGBL4_split1.vcf.gz", quiet=True)
-    holdout = read_genotypes(folder / "AGBL4_split2.vcf.gz", quiet=True)
+    return (read_genotypes(folder / "AGBL4_split1.vcf.gz", quiet=True),
+            read_genotypes(folder / "AGBL4_split2.vcf.gz", quiet=True))
+
+
+def panel_halves(seed):
+    """The 805-SNP panel split 50/50 by person within population: (training, holdout, their populations)."""
+    folder = DATA / "1kg_805snp_haplotypes"
+    everyone = read_genotypes(folder / "805_SNP_1000G_real.hapt.gz")
+    pops = read_labels(folder / "labels.tsv", everyone.samples)
+    train_idx, hold_idx = stratified_person_split(pops, seed)
+    return everyone.subset(samples=train_idx), everyone.subset(samples=hold_idx), pops[train_idx], pops[hold_idx]
+
+
+def bench_agbl4(args, log):
+    training, holdout = agbl4_halves()
     return run_dataset("AGBL4", training, holdout, None, None, args, log)
 
 
 def bench_805(args, log):
-    folder = DATA / "1kg_805snp_haplotypes"
-    everyone = read_genotypes(folder / "805_SNP_1000G_real.hapt.gz")
-    pops = read_labels(folder / "labels.tsv", everyone.samples)
-    train_idx, hold_idx = stratified_person_split(pops, args.seed)
-    return run_dataset("805-SNP panel", everyone.subset(samples=train_idx), everyone.subset(samples=hold_idx),
-                       pops[train_idx], pops[hold_idx], args, log)
+    return run_dataset("805-SNP panel", *panel_halves(args.seed), args, log)
 
 
 def bench_speed(args, log, n_genomes=10_000, n_variants=10_000):

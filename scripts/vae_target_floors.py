@@ -29,38 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_vae import DATA, stratified_person_split  # noqa: E402
+from bench_vae import DATA, agbl4_halves, panel_halves  # noqa: E402
 from genoae import evaluate as ev  # noqa: E402
 from genoae.genotypes import Genotypes, Samples  # noqa: E402
-from genoae.io import read_genotypes  # noqa: E402
 from genoae.io.labels import read_labels  # noqa: E402
-
-
-def agbl4_halves():
-    folder = DATA / "1kg_phase3_chr1_agbl4_split_vcf"
-    return (read_genotypes(folder / "AGBL4_split1.vcf.gz", quiet=True),
-            read_genotypes(folder / "AGBL4_split2.vcf.gz", quiet=True))
-
-
-def panel_halves(seed):
-    """The 805-SNP panel split 50/50 by person within population (as scripts/bench_vae.py); with labels."""
-    folder = DATA / "1kg_805snp_haplotypes"
-    everyone = read_genotypes(folder / "805_SNP_1000G_real.hapt.gz")
-    pops = read_labels(folder / "labels.tsv", everyone.samples)
-    super_pops = read_labels(folder / "labels.tsv", everyone.samples, column="super_pop")
-    train_idx, hold_idx = stratified_person_split(pops, seed)
-    return (everyone.subset(samples=train_idx), everyone.subset(samples=hold_idx), pops[train_idx], pops[hold_idx],
-            super_pops[train_idx])
-
-
-def haplotype_rows(genotypes) -> np.ndarray:
-    return genotypes.haplotypes().reshape(-1, genotypes.n_variants)
 
 
 def nearest_neighbour_table() -> list[str]:
     training, holdout = agbl4_halves()
-    train_haps = training.haplotypes().reshape(-1, training.n_variants)
-    hold_haps = holdout.haplotypes().reshape(-1, holdout.n_variants)
+    train_haps, hold_haps = ev.allele_rows(training, True), ev.allele_rows(holdout, True)
     pairs = [("training → nearest other training", ev.nearest_distances(train_haps)),
              ("holdout → nearest training", ev.nearest_distances(hold_haps, train_haps)),
              ("holdout → nearest other holdout", ev.nearest_distances(hold_haps))]
@@ -82,9 +59,10 @@ def frequency_generator(pops, n_per_pop, target, rng):
 
 
 def frequency_source_table(seed: int = 0) -> list[str]:
-    training, holdout, train_pops, hold_pops, train_super = panel_halves(seed)
-    haps = {"training": haplotype_rows(training).astype(np.float64),
-            "holdout": haplotype_rows(holdout).astype(np.float64)}
+    training, holdout, train_pops, hold_pops = panel_halves(seed)
+    train_super = read_labels(DATA / "1kg_805snp_haplotypes" / "labels.tsv", training.samples, column="super_pop")
+    haps = {"training": ev.allele_rows(training, True).astype(np.float64),
+            "holdout": ev.allele_rows(holdout, True).astype(np.float64)}
     row_pops = {"training": np.repeat(train_pops, 2), "holdout": np.repeat(hold_pops, 2)}
     row_super = np.repeat(train_super, 2)
     names = sorted(set(train_pops.tolist()))
@@ -136,7 +114,7 @@ def fresh_real_table(seed: int = 0, repeats: int = 8) -> list[str]:
              "| data set | haplotypes a half | AATS vs training (mean) | privacy loss, mean ± sd | min – max | "
              "holdout haplotypes identical to a training one |", "|---|---|---|---|---|---|"]
     for name, (training, holdout) in [("AGBL4", agbl4_halves()), ("805-SNP panel", panel_halves(seed)[:2])]:
-        train_rows, hold_rows = haplotype_rows(training), haplotype_rows(holdout)
+        train_rows, hold_rows = ev.allele_rows(training, True), ev.allele_rows(holdout, True)
         reference = ev.fresh_real_reference(train_rows, hold_rows, 1, 2, repeats, 5000, seed)
         values = reference["values"]
         lines.append(f"| {name} | {reference['n_rows']} | {reference['aats_vs_training']:.3f} | "
@@ -170,7 +148,7 @@ def mosaic_of_training(training_rows, positions, n_rows, mean_switches, rng):
 
 def copying_generator_table(seed: int = 0) -> list[str]:
     training, holdout = agbl4_halves()
-    train_rows, hold_rows = haplotype_rows(training), haplotype_rows(holdout)
+    train_rows, hold_rows = ev.allele_rows(training, True), ev.allele_rows(holdout, True)
     rng = np.random.default_rng(seed)
     n = len(train_rows)
     generators = [(f"copy, {k} alleles flipped", lambda k=k: copy_with_flips(train_rows, n, k, rng))
