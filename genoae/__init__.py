@@ -1,13 +1,13 @@
-"""genoae: ancestry estimation (neural ADMIXTURE), synthetic genomes (VAE) and comparison with classic ADMIXTURE."""
+"""genoae: ancestry estimation (ADMIXTURE's model, fitted by EM, with an encoder network for projection), synthetic
+genomes (a VAE) and comparison of ancestry results from any program.
+
+The library behind the ``genoae`` command: :mod:`genoae.ancestry`, :mod:`genoae.simulate`, :mod:`genoae.compare`,
+:mod:`genoae.plot`, with readers and writers in :mod:`genoae.io` and the genotype container in
+:mod:`genoae.genotypes`.
+"""
 from genoae.errors import InputError
-from genoae.genotypes import Genotypes, Variants, Samples
+from genoae.genotypes import Genotypes, Samples, Variants
+from genoae.io import read_genotypes
 
 __version__ = "0.1.0"
 __all__ = ["Genotypes", "Variants", "Samples", "InputError", "read_genotypes", "__version__"]
-
-
-def read_genotypes(path, **kwargs):
-    """Read genotypes from VCF, PLINK, HDF5 or a plain matrix (see :func:`genoae.io.read_genotypes`)."""
-    from genoae.io import read_genotypes as _read
-
-    return _read(path, **kwargs)

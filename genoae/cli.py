@@ -37,11 +37,6 @@ def main(argv=None):
 
 
 # ======================================================================== I/O: info, convert
-def _read_options(legend):
-    """Reader keyword arguments from the shared I/O options."""
-    return {} if legend is None else {"legend": legend}  # default: read_genotypes looks for a legend itself
-
-
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--legend", type=click.Path(), default=None,
@@ -52,11 +47,9 @@ def info(path, legend):
     Reads PLINK .bed/.bim/.fam, VCF/.vcf.gz, HDF5 (scikit-allel layout), .npy, whitespace text and .hapt.
     Skipped VCF/HDF5 records (multi-allelic, indel, symbolic, no GT) are counted in the output.
     """
-    from genoae.io import read_genotypes
-    from genoae.summary import summarise
+    from genoae.commands.info import info_file
 
-    genotypes = read_genotypes(path, **_read_options(legend))
-    click.echo(summarise(genotypes))
+    click.echo(info_file(path, legend=legend or "auto"))
 
 
 @cli.command()
@@ -72,9 +65,9 @@ def convert(source, target, maf, max_missing, legend):
     Outputs: .bed (PLINK; also .bim/.fam), .vcf / .vcf.gz (BGZF; phased when the input has haplotypes),
     .h5 (scikit-allel layout: calldata/GT, samples, variants/*), .npy (samples x SNPs A2 counts, -1 missing).
     """
-    from genoae.io import convert as convert_genotypes
+    from genoae.commands.info import convert_file
 
-    written = convert_genotypes(source, target, maf=maf, max_missing=max_missing, **_read_options(legend))
+    written = convert_file(source, target, maf=maf, max_missing=max_missing, legend=legend or "auto")
     note = f"; {written.info['filtered out']} filtered out" if "filtered out" in written.info else ""
     click.echo(f"wrote {target}: {written.n_samples} samples x {written.n_variants} variants"
                f"{' (phased)' if written.phased else ''}{note}")
@@ -107,7 +100,8 @@ def _device_options(function):
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("-k", "--k", "ks", required=True, help="Number of ancestral populations: 3, a range 2-8, or 2,4,6.")
+@click.option("-k", "--k", "ks", required=True, multiple=True,
+              help="Number of ancestral populations: 3, a range 2-8 or 2..8, or a list 2,4,6 (repeatable).")
 @click.option("-o", "--out", "prefix", default=None, help="Output prefix (default: the input's name, here).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @_device_options
@@ -133,7 +127,7 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
     PREFIX.h5 and PREFIX.log.
     """
     _quiet_openmp()
-    from genoae.admixture import run_admix
+    from genoae.commands.admix import run_admix
 
     run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads, epochs=epochs,
                     batch_size=batch_size, tol=tol, max_iter=max_iter, hidden=hidden, cv=cv, supervised=supervised,
@@ -151,7 +145,7 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 def project(input_path, model_path, prefix, device, threads, tol):
     """Ancestry proportions of new individuals under a trained model (encoder, then EM with P fixed)."""
     _quiet_openmp()
-    from genoae.admixture import run_project
+    from genoae.commands.project import run_project
 
     run_project(input_path, model_path, prefix, device=device, threads=threads, tol=tol, echo=click.echo)
 
@@ -165,7 +159,7 @@ def project(input_path, model_path, prefix, device, threads, tol):
 def demo(out_dir, K, seed, device, threads, quiet):
     """Run the main job on the shipped 1000 Genomes example (500 individuals x 805 SNPs): Q, P, plot."""
     _quiet_openmp()
-    from genoae.admixture import run_demo
+    from genoae.commands.demo import run_demo
 
     run_demo(out_dir, K=K, seed=seed, device=device, threads=threads, progress=not quiet, echo=click.echo)
 
@@ -193,7 +187,8 @@ def _echo_warnings(caught):
 @click.option("--p-convention", "p_conventions", multiple=True,
               help="Allele the P files count: A1 | A2 | auto; once for all runs or once per run "
                    "(default per source: ADMIXTURE/genoae A2, fastmixture/Neural ADMIXTURE A1).")
-@click.option("-k", "ks", multiple=True, help="Keep only these K (3, 2-5 or 2,3,5; repeatable).")
+@click.option("-k", "ks", multiple=True, help="Keep only these K: 3, a range 2-5 or 2..5, or a list 2,3,5 "
+              "(repeatable).")
 @click.option("-o", "--out", "report", type=click.Path(), default=None,
               help="Write REPORT.json, REPORT_structure.png and REPORT_pca.png.")
 @click.option("--no-plots", is_flag=True, help="With -o, write the JSON only.")
@@ -208,7 +203,8 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
     """
     import warnings
 
-    from genoae.compare import compare_files, format_report, write_report
+    from genoae.commands.compare import compare_files, write_report
+    from genoae.compare import format_report
     from genoae.device import choose_device
 
     with warnings.catch_warnings(record=True) as caught:
@@ -226,7 +222,8 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
 @click.argument("runs", nargs=-1)
 @click.option("--pop", "pop_path", type=click.Path(), default=None,
               help="Population labels (groups the bars; colours the PCA).")
-@click.option("-k", "ks", multiple=True, help="K to draw, one panel each (3, 2-5 or 2,3,5; repeatable).")
+@click.option("-k", "ks", multiple=True, help="K to draw, one panel each: 3, a range 2-5 or 2..5, or a list "
+              "2,3,5 (repeatable).")
 @click.option("--pca", "pca_genotypes", type=click.Path(), default=None,
               help="Draw a PCA of these genotypes instead (coloured by --pop, else by the dominant cluster "
                    "of the largest-K run given).")
@@ -242,7 +239,7 @@ def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out):
     colours kept consistent by aligning K -> K+1.
     """
     from genoae.device import choose_device
-    from genoae.plot import plot_pca_files, plot_structure_files
+    from genoae.commands.plot import plot_pca_files, plot_structure_files
 
     if pca_genotypes:
         path = plot_pca_files(pca_genotypes, out, pop_path=pop_path, run_specs=runs, ks=ks, sources=sources,
@@ -296,7 +293,7 @@ def vae():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def vae_train(input_path, labels, output, quiet, **params):
     """Train a VAE on INPUT (VCF, PLINK, HDF5, .hapt ...) and save it to MODEL."""
-    from genoae.vae import train_file
+    from genoae.commands.vae import train_file
 
     estimator = train_file(input_path, output, labels=labels, progress=not quiet, **params)
     history = estimator.history_
@@ -322,8 +319,7 @@ def vae_train(input_path, labels, output, quiet, **params):
 @click.option("--threads", type=int, default=None)
 def vae_sample(model, n, populations, output, temperature, seed, device, threads):
     """Draw synthetic individuals named synth_<pop>_<i> from MODEL."""
-    from genoae.errors import UsageError
-    from genoae.vae import sample_file
+    from genoae.commands.vae import sample_file
 
     if n is None and not populations:
         raise UsageError("give -n N or --pop POP=N[,POP=N...]")
@@ -350,7 +346,8 @@ def vae_sample(model, n, populations, output, temperature, seed, device, threads
 @click.option("--seed", type=int, default=0, show_default=True)
 def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed):
     """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
-    from genoae.evaluate import evaluate_files, format_summary
+    from genoae.commands.vae import evaluate_files
+    from genoae.simulate.evaluate import format_summary
 
     report = evaluate_files(real, synthetic, output, holdout_path=holdout, labels=labels, ld_window=ld_window,
                             max_rows=max_rows, seed=seed, reference_repeats=reference_repeats)

@@ -25,11 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genoae import evaluate as ev  # noqa: E402
+from genoae.commands.vae import write_report  # noqa: E402
+from genoae.simulate import evaluate as ev  # noqa: E402
 from genoae.genotypes import Genotypes, Samples  # noqa: E402
 from genoae.io import read_genotypes  # noqa: E402
 from genoae.io.labels import read_labels  # noqa: E402
-from genoae.vae import GenomeVAE, SyntheticGenomes  # noqa: E402
+from genoae.simulate import GenomeVAE, SyntheticGenomes  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 TARGETS = {"af_r": ">= 0.99", "ld_r": ">= 0.95 (AGBL4)", "aats": "0.42-0.52", "privacy": "|x| <= 0.03",
@@ -91,7 +92,7 @@ def run_dataset(name, training, holdout, train_pops, hold_pops, args, log):
                                             ld_window=args.ld_window, seed=args.seed,
                                             reference_repeats=0)  # the same as the synthetic report's
     if args.report_dir:
-        ev.write_report(report, arrays, Path(args.report_dir) / f"{name}_report")
+        write_report(report, arrays, Path(args.report_dir) / f"{name}_report")
     result = {"dataset": name, "n_train": training.n_samples, "n_holdout": holdout.n_samples,
               "n_variants": training.n_variants, "epochs_run": len(estimator.history_.validation),
               "best_epoch": estimator.history_.best_epoch, "fit_seconds": fit_seconds,

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_vae import DATA, agbl4_halves, panel_halves  # noqa: E402
-from genoae import evaluate as ev  # noqa: E402
+from genoae.simulate import evaluate as ev  # noqa: E402
 from genoae.genotypes import Genotypes, Samples  # noqa: E402
 from genoae.io.labels import read_labels  # noqa: E402
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from genoae.admixture import Admixture, check_k, parse_k, project
+from genoae.ancestry import Admixture, check_k
 from genoae.compare import aligned_rmse as matched_rmse
 from genoae.errors import UsageError
 from genoae.genotypes import Genotypes
@@ -139,15 +139,6 @@ def test_same_seed_same_q_bit_for_bit():
     assert np.array_equal(first.Q_, second.Q_)
     assert np.array_equal(first.P_, second.P_)
 
-
-def test_parse_k():
-    assert parse_k("3") == [3]
-    assert parse_k("2-5") == [2, 3, 4, 5]
-    assert parse_k("2,4,6") == [2, 4, 6]
-    with pytest.raises(UsageError):
-        parse_k("two")
-    with pytest.raises(UsageError):
-        parse_k("5-2")
 
 
 @pytest.mark.cuda

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from genoae.admixture import Admixture, NeuralAdmixture, project
+from genoae.ancestry import Admixture, NeuralAdmixture, project
 from genoae.errors import InputError
 from genoae.genotypes import Genotypes, Variants
 from genoae.io.model import align_to_model, load_model, save_model
@@ -24,7 +24,7 @@ def test_save_and_load_round_trip(tmp_path):
     weights, meta = save_model(tmp_path / "run.3.model.pt", model, small_variants(20), ["a", "b", "c"],
                                {"seed": 1}, loglik=-12.5)
     assert weights.name == "run.3.model.pt" and meta.name == "run.3.model.json"
-    loaded, metadata = load_model(weights)
+    loaded, metadata = load_model(weights, NeuralAdmixture)
     assert metadata["K"] == 3 and metadata["populations"] == ["a", "b", "c"] and metadata["p_allele"] == "A2"
     assert list(metadata["variants"].id) == [f"rs{j}" for j in range(20)]
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
@@ -35,11 +35,11 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_load_model_reports_bad_files(tmp_path):
     with pytest.raises(InputError, match="missing model file"):
-        load_model(tmp_path / "none.3.model.pt")
+        load_model(tmp_path / "none.3.model.pt", NeuralAdmixture)
     (tmp_path / "bad.model.pt").write_bytes(b"not a model")
     (tmp_path / "bad.model.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(InputError, match="not a genoae model"):
-        load_model(tmp_path / "bad.model.pt")
+        load_model(tmp_path / "bad.model.pt", NeuralAdmixture)
 
 
 def test_align_by_position_when_ids_are_missing():
@@ -75,7 +75,7 @@ def test_project_recovers_the_fitted_q_of_the_training_individuals():
 def test_closed_form_encoder_start_matches_the_refined_q_and_the_forward_pass():
     """The encoder set from the refined P and Q (no Adam epochs) gives their Q, and its forward pass on the
     unpacked genotypes gives the same Q as the features computed from the EM's SNP-major calls."""
-    from genoae.admixture import _unpacker, encode_all
+    from genoae.ancestry.encoder import encode_all, sample_major_unpacker
 
     rng = np.random.default_rng(5)
     P = rng.uniform(0.05, 0.95, size=(2000, 3))
@@ -86,6 +86,6 @@ def test_closed_form_encoder_start_matches_the_refined_q_and_the_forward_pass():
     est = Admixture(3, epochs=5, seed=0, threads=1, progress=False).fit(geno)
     assert est.report_.encoder_start_rmse < 0.02
     assert est.report_.epoch_logliks == []  # the start was good enough: no epochs ran
-    Q_forward = encode_all(est.model_, _unpacker(geno, "cpu"), geno.n_samples, 50).double().numpy()
+    Q_forward = encode_all(est.model_, sample_major_unpacker(geno, "cpu"), geno.n_samples, 50).double().numpy()
     assert np.sqrt(((Q_forward - est.Q_) ** 2).mean()) == pytest.approx(est.report_.encoder_rmse, abs=1e-4)
     assert np.sqrt(((Q_forward - est.Q_) ** 2).mean()) < 0.02

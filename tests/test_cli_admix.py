@@ -31,6 +31,7 @@ def simulated_plink(folder, n=80, m=600, K=3, seed=0, missing=0.02, name="sim"):
 
 
 def test_admix_writes_every_output(tmp_path, capsys):
+    from genoae.ancestry import NeuralAdmixture
     from genoae.io.model import load_model
     from genoae.io.qp import read_p, read_q
     from genoae.io.results import read_results_h5
@@ -51,7 +52,7 @@ def test_admix_writes_every_output(tmp_path, capsys):
         assert len(first_line) == K and all(len(x.split(".")[1]) == 6 for x in first_line)
         np.testing.assert_allclose(Q, results[K].Q, atol=5e-7)
         assert results[K].p_allele == "A2" and np.isfinite(results[K].loglik)
-        model, metadata = load_model(f"{out}.{K}.model.pt")
+        model, metadata = load_model(f"{out}.{K}.model.pt", NeuralAdmixture)
         assert metadata["K"] == K and list(metadata["variants"].id) == list(geno.variants.id)
         # the decoder holds the refined P
         np.testing.assert_allclose(model.P.detach().numpy(), results[K].P, atol=1e-5)

@@ -14,7 +14,7 @@ import pytest
 from genoae.io.labels import read_labels
 from genoae.compare import (OrientationWarning, align_columns, align_q_series, align_runs, compare_runs,
                             detect_source, fst_admixture, fst_hudson, fst_matrix, jensen_shannon, load_run_specs,
-                            load_runs, parse_ks, q_metrics, run_logliks)
+                            load_runs, q_metrics, run_logliks)
 from genoae.errors import InputError, UsageError
 
 
@@ -327,14 +327,6 @@ def test_read_labels_formats(hapmap3, tmp_path):
     with pytest.raises(InputError, match="line 2"):
         read_labels(tmp_path / "bad.pops")
 
-
-def test_parse_ks():
-    assert parse_ks(["2-5"]) == [2, 3, 4, 5]
-    assert parse_ks(["3", "2,7"]) == [2, 3, 7]
-    assert parse_ks(["2..4"]) == [2, 3, 4]
-    assert parse_ks([]) is None
-    with pytest.raises(UsageError):
-        parse_ks(["two"])
 
 
 # ---------------------------------------------------------------- report and CLI

@@ -1,8 +1,9 @@
-"""Metrics of genoae.evaluate on cases with known answers, and the fast versions against naive ones."""
+"""Metrics of genoae.simulate.evaluate on cases with known answers, and the fast versions against naive ones."""
 import numpy as np
 import pytest
 
-from genoae import evaluate as ev
+from genoae.commands.vae import write_report
+from genoae.simulate import evaluate as ev
 from genoae.genotypes import Genotypes, Samples
 
 
@@ -156,7 +157,7 @@ def test_report_and_plots(tmp_path, panel):
     assert report["aats"]["synthetic"]["aa_truth"] > report["aats"]["holdout"]["aa_truth"]
     reference = report["privacy_loss"]["fresh_real_reference"]
     assert len(reference["values"]) == 5 and abs(reference["mean"]) < 0.1
-    paths = ev.write_report(report, arrays, tmp_path / "rep")
+    paths = write_report(report, arrays, tmp_path / "rep")
     assert (tmp_path / "rep.json").exists() and all(p.exists() and p.stat().st_size > 1000 for p in paths[1:])
     import json
     assert json.loads((tmp_path / "rep.json").read_text())["n_variants"] == training.shape[1]

@@ -7,7 +7,8 @@ import pytest
 from genoae.io.labels import read_labels
 from genoae.compare import load_runs
 from genoae.pca import pca
-from genoae.plot import pca_plot, structure_order, structure_plot, structure_plot_runs
+from genoae.commands.plot import structure_plot_runs
+from genoae.plot import pca_plot, structure_order, structure_plot
 
 
 def png_size(path):

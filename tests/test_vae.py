@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from genoae.genotypes import Genotypes, Samples
-from genoae.vae import GenomeVAE, SyntheticGenomes, parse_population_counts
+from genoae.commands.vae import parse_population_counts
+from genoae.simulate import GenomeVAE, SyntheticGenomes
 from genoae.errors import UsageError
 
 from tests.test_evaluate import mosaic_haplotypes
@@ -223,7 +224,7 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
 
 def test_pack_rows_matches_container_constructors():
     from genoae.genotypes import Variants
-    from genoae.vae import pack_rows
+    from genoae.simulate.estimator import pack_rows
 
     rng = np.random.default_rng(3)
     for n in (1, 4, 7):
@@ -263,7 +264,7 @@ def test_805_panel_conditional_round_trip(tmp_path):
     from tests.conftest import shared_path
     from genoae.io import read_genotypes
     from genoae.io.labels import read_labels
-    from genoae import evaluate as ev
+    from genoae.simulate import evaluate as ev
 
     folder = shared_path("1kg_805snp_haplotypes")
     everyone = read_genotypes(folder / "805_SNP_1000G_real.hapt.gz")

@@ -36,7 +36,7 @@ def save_model(path, model, variants: Variants, populations=(), settings: dict |
     ----------
     path : str or Path
         ``PREFIX.K.model.pt`` (or the stem ``PREFIX.K.model``).
-    model : genoae.admixture.NeuralAdmixture
+    model : genoae.ancestry.NeuralAdmixture (or any module with ``K``, ``hidden``, ``n_variants``)
     variants : Variants
         The variants the model was trained on, in its input order.
     """
@@ -56,16 +56,20 @@ def save_model(path, model, variants: Variants, populations=(), settings: dict |
     return weights, meta
 
 
-def load_model(path):
+def load_model(path, model_class):
     """Read a model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    model_class : type
+        The network class, called as ``model_class(n_variants, K, hidden)`` (genoae's is
+        :class:`genoae.ancestry.NeuralAdmixture`); the reader knows the file layout, not the network.
 
     Returns
     -------
-    model : genoae.admixture.NeuralAdmixture  (on the CPU, eval mode)
+    model : model_class  (on the CPU, eval mode)
     metadata : dict  (``metadata["variants"]`` is a :class:`Variants`)
     """
-    from genoae.admixture import NeuralAdmixture
-
     weights, meta = model_paths(path)
     for needed in (weights, meta):
         if not needed.exists():
@@ -80,7 +84,7 @@ def load_model(path):
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged file
         raise InputError(weights, f"cannot read the model weights ({type(error).__name__})") from None
-    model = NeuralAdmixture(metadata["n_variants"], metadata["K"], metadata["hidden"])
+    model = model_class(metadata["n_variants"], metadata["K"], metadata["hidden"])
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -28,6 +28,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from genoae.errors import InputError
+from genoae.io.jsonfile import json_ready
+
 
 # ====================================================================== allele frequencies
 def allele_frequencies(X: np.ndarray, ploidy: int = 1) -> np.ndarray:
@@ -408,8 +411,6 @@ def _shared_variants(reference, *others):
     for other in others:
         common &= set(_variant_keys(other))
     if not common:
-        from genoae.errors import InputError
-
         raise InputError(others[0].source, "no variant (chrom, pos, a1, a2) in common with the real data")
     ref_index = np.array([i for i, k in enumerate(ref_keys) if k in common])
     out = [ref_index]
@@ -506,66 +507,7 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
         hold_counts = holdout.counts()[:, index[2]]
         report["population_classification"] = tstr_accuracy(synth_counts, synthetic_populations_, real_counts,
                                                             real_populations, hold_counts, holdout_populations)
-    return _json_ready(report), arrays
-
-
-def _json_ready(value):
-    """NaN/inf -> None, NumPy scalars -> Python, recursively (json.dumps would write invalid NaN tokens)."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def write_report(report: dict, arrays: dict, prefix) -> list:
-    """Write PREFIX.json and the PNG plots PREFIX_<name>.png (atomically).  Returns the paths written."""
-    import json
-    from pathlib import Path
-
-    from genoae.io.atomic import atomic_open
-    from genoae.plot_eval import write_evaluation_plots
-
-    prefix = Path(prefix)
-    if prefix.suffix.lower() == ".json":
-        prefix = prefix.with_suffix("")
-    json_path = prefix.parent / f"{prefix.name}.json"
-    with atomic_open(json_path) as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
-    return [json_path] + write_evaluation_plots(arrays, prefix)
-
-
-def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=None, ld_window: int = 100,
-                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5) -> dict:
-    """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
-
-    ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
-    (``synth_<pop>_<i>``).  The classifier metric needs labels and a holdout.
-    """
-    from genoae.io import read_genotypes
-    from genoae.io.labels import read_labels
-
-    real = read_genotypes(real_path)
-    synthetic = read_genotypes(synthetic_path)
-    holdout = read_genotypes(holdout_path) if holdout_path else None
-    real_pops = synth_pops = hold_pops = None
-    if labels and holdout is not None:
-        real_pops = read_labels(labels, real.samples)
-        hold_pops = read_labels(labels, holdout.samples)
-        synth_pops = synthetic_populations(synthetic.samples.iid)
-        if not all(synth_pops):
-            real_pops = None  # synthetic individuals without a population in their name: no classifier
-    report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops, synth_pops, hold_pops, ld_window,
-                                        max_rows, seed, reference_repeats)
-    report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),
-                        "holdout": None if holdout_path is None else str(holdout_path)}
-    report["files"] = [str(p) for p in write_report(report, arrays, output)]
-    return report
+    return json_ready(report), arrays
 
 
 def format_summary(report: dict) -> str:

@@ -5,29 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
+from genoae.plot.figure import pyplot, save_figure
+
 COLOURS = {"training": "0.3", "holdout": "tab:blue", "synthetic": "tab:orange"}
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from genoae.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    return path
 
 
 def write_evaluation_plots(arrays: dict, prefix) -> list:
     """PREFIX_allele_frequency.png, PREFIX_ld_decay.png, PREFIX_pca.png, PREFIX_dcr.png.  Returns their paths."""
-    plt = _figure()
+    plt = pyplot()
     prefix = Path(prefix)
     paths = []
     others = [k for k in ("holdout", "synthetic") if k in arrays["frequency"]]
@@ -38,8 +23,7 @@ def write_evaluation_plots(arrays: dict, prefix) -> list:
                    color=COLOURS[name])
         ax.plot([0, 1], [0, 1], color="0.5", lw=0.8)
         ax.set(xlabel="A2 frequency, training", ylabel=f"A2 frequency, {name}", title=name)
-    paths.append(_save(fig, prefix.parent / f"{prefix.name}_allele_frequency.png"))
-    plt.close(fig)
+    paths.append(save_figure(fig, prefix.parent / f"{prefix.name}_allele_frequency.png", dpi=110))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for i, name in enumerate(others):
@@ -51,8 +35,7 @@ def write_evaluation_plots(arrays: dict, prefix) -> list:
         ax.set(xlabel=f"distance ({arrays['ld_decay'][others[0]]['distance_unit']})", ylabel="mean r²",
                title="LD decay")
     ax.legend()
-    paths.append(_save(fig, prefix.parent / f"{prefix.name}_ld_decay.png"))
-    plt.close(fig)
+    paths.append(save_figure(fig, prefix.parent / f"{prefix.name}_ld_decay.png", dpi=110))
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for name in ["training"] + others:
@@ -60,8 +43,7 @@ def write_evaluation_plots(arrays: dict, prefix) -> list:
         ax.scatter(scores[:, 0], scores[:, 1], s=4, alpha=0.4, color=COLOURS[name], label=name)
     ax.set(xlabel="PC1 (fitted on training)", ylabel="PC2", title="PCA: real fit, others projected")
     ax.legend(markerscale=3)
-    paths.append(_save(fig, prefix.parent / f"{prefix.name}_pca.png"))
-    plt.close(fig)
+    paths.append(save_figure(fig, prefix.parent / f"{prefix.name}_pca.png", dpi=110))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     top = max(float(np.max(arrays["dcr"][k])) for k in others) if others else 1.0
@@ -79,6 +61,5 @@ def write_evaluation_plots(arrays: dict, prefix) -> list:
         if reference and reference.get("sd") is not None:
             text += f"\nfresh real genomes {reference['mean']:+.3f} ± {reference['sd']:.3f}"
         ax.text(0.02, 0.98, text, transform=ax.transAxes, va="top", fontsize=8)
-    paths.append(_save(fig, prefix.parent / f"{prefix.name}_dcr.png"))
-    plt.close(fig)
+    paths.append(save_figure(fig, prefix.parent / f"{prefix.name}_dcr.png", dpi=110))
     return paths

@@ -1,4 +1,4 @@
-"""Human-readable summaries of a genotype container (used by ``genoae info``)."""
+"""``genoae info`` (a summary of a genotype file) and ``genoae convert`` (one format to another)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes
+from genoae.io import convert, read_genotypes
 
 
 def summary_dict(genotypes: Genotypes) -> dict:
@@ -55,3 +56,14 @@ def summarise(genotypes: Genotypes) -> str:
     for key, value in genotypes.info.items():
         lines.append(f"{key + ':':<14}{value}" if len(key) < 13 else f"{key}: {value}")
     return "\n".join(lines)
+
+
+def info_file(path, legend="auto") -> str:
+    """``genoae info``: the summary of the genotype file at ``path`` (``legend``: for ``.hapt`` input)."""
+    return summarise(read_genotypes(path, legend=legend))
+
+
+def convert_file(source, target, maf: float | None = None, max_missing: float | None = None,
+                 legend="auto") -> Genotypes:
+    """``genoae convert``: SOURCE to TARGET (formats by extension), optionally filtered; returns what was written."""
+    return convert(source, target, maf=maf, max_missing=max_missing, legend=legend)

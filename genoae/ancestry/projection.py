@@ -1,0 +1,36 @@
+"""Q of new individuals under a fitted model: the encoder's Q, then EM on Q with the model's P fixed."""
+from __future__ import annotations
+
+import torch
+
+from genoae.ancestry.encoder import NeuralAdmixture, encode_all, sample_major_unpacker
+from genoae.device import choose_device
+from genoae.genotypes import Genotypes
+from genoae.likelihood import CallMatrix, project_simplex_rows, squarem
+
+
+def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max_iter: int = 1000,
+            device: str = "auto", batch_size: int = 256, progress: bool = False):
+    """Q of new individuals under a trained model: encoder forward pass, then EM on Q with P fixed.
+
+    ``genotypes`` must already be aligned to the model's variants (see :func:`genoae.io.model.align_to_model`):
+    same variants in the same order, with calls of variants absent from the new data set missing.
+
+    Returns
+    -------
+    Q : ndarray, float64, (n_samples, K)
+    loglik : float      ℓ of the new individuals' observed calls at (Q, model P)
+    Q_encoder : ndarray, float64, (n_samples, K)  the encoder's answer before refinement
+    """
+    device = choose_device(device)
+    model = model.to(device).eval()
+    calls = CallMatrix.from_genotypes(genotypes, device)
+    unpacker = sample_major_unpacker(genotypes, device)
+    with torch.no_grad():
+        Q_encoder = encode_all(model, unpacker, genotypes.n_samples, batch_size).to(torch.float64)
+        P = model.P.to(torch.float64)
+    Q_start = project_simplex_rows(Q_encoder)
+    Q, _, _ = squarem(calls, Q_start, P, tol=tol, max_iter=max_iter, update_p=False)
+    return Q.cpu().numpy(), calls.loglik(Q, P), Q_encoder.cpu().numpy()
+
+

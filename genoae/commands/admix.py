@@ -1,0 +1,121 @@
+"""``genoae admix``: fit every K, write ADMIXTURE's files plus the model, the HDF5 results and the log."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from genoae.ancestry import Admixture, check_k
+from genoae.commands.common import parse_ks
+from genoae.device import choose_device, set_threads
+from genoae.errors import UsageError
+from genoae.genotypes import ALLELE_CONVENTION
+from genoae.io import read_genotypes
+from genoae.io.atomic import atomic_open
+from genoae.io.model import save_model
+from genoae.io.qp import read_pop, write_p, write_q
+from genoae.io.results import AdmixtureResult, write_results_h5
+from genoae.likelihood import CallMatrix
+
+
+@dataclass
+class AdmixRun:
+    """What :func:`run_admix` produced."""
+
+    results: dict
+    files: list
+    log_path: object
+    estimators: dict
+
+
+def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
+              epochs: int = 5, batch_size: int = 256, tol: float = 1e-6, max_iter: int = 1000, hidden: int = 64,
+              cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print) -> AdmixRun:
+    """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
+
+    Parameters
+    ----------
+    input_path : str or Path
+        Any genotype file :func:`genoae.io.read_genotypes` reads.
+    ks : int, str or list
+        K, ``"2-8"``, ``"2..8"``, ``"2,4,6"`` or a list of these (see :func:`genoae.commands.common.parse_ks`).
+    prefix : str or Path, optional
+        Output prefix; default: the input's name without extension, in the current folder.
+    supervised : str or Path, optional
+        ADMIXTURE ``.pop`` file (supervised mode).
+    echo : callable(str)
+        Where the per-K summary lines go (the CLI passes click.echo).
+    """
+    ks = parse_ks(ks)
+    if not ks:
+        raise UsageError("-k: give at least one K")
+    genotypes = read_genotypes(input_path)
+    if prefix is None:
+        name = Path(input_path).name
+        for suffix in (".bed", ".bim", ".fam", ".vcf.gz", ".vcf", ".h5", ".npy"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        prefix = name
+    prefix = str(prefix)
+    for K in ks:
+        check_k(K, genotypes.n_samples)
+    populations = None
+    if supervised is not None:
+        populations = read_pop(supervised, genotypes.n_samples)
+    set_threads(threads)
+    torch_device = choose_device(device)
+    calls = CallMatrix.from_genotypes(genotypes, torch_device)
+
+    results, estimators, files = {}, {}, []
+    log_lines = [f"# genoae admix {genotypes.source}",
+                 f"# {genotypes.n_samples} individuals x {genotypes.n_variants} variants, device {torch_device}",
+                 f"# allele convention: {ALLELE_CONVENTION}; P = A2 frequency",
+                 "# loglik: sum over observed calls of g log h + (2-g) log(1-h), natural log (ADMIXTURE's scale)"]
+    for K in ks:
+        tick = time.perf_counter()
+        estimator = Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol, max_iter=max_iter,
+                              seed=seed, device=str(torch_device), threads=threads, precision=precision,
+                              progress=progress)
+        estimator.fit(genotypes, populations=populations, calls=calls)
+        if cv:
+            estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
+        seconds = time.perf_counter() - tick
+        result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
+                                              "seconds": seconds})
+        results[K], estimators[K] = result, estimator
+        files.append(write_q(estimator.Q_, f"{prefix}.{K}.Q"))
+        files.append(write_p(estimator.P_, f"{prefix}.{K}.P"))
+        files.extend(save_model(f"{prefix}.{K}.model.pt", estimator.model_, genotypes.variants,
+                                estimator.populations_, result.settings, estimator.loglik_))
+        report = estimator.report_
+        line = (f"K={K}\tloglik={estimator.loglik_:.6f}\tem_iterations={report.em_iterations}\t"
+                f"seconds={seconds:.1f}")
+        if cv:
+            line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
+        echo(line)
+        log_lines += [line,
+                      f"#   PCA/k-means start: loglik {report.init_loglik:.3f}; EM refinement: {report.em_iterations} "
+                      f"SQUAREM iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
+                      f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
+                      f"{report.network_loglik:.3f} (its Q alone, before any EM)",
+                      "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
+        if estimator.populations_:
+            log_lines.append("#   supervised: Q columns = " + " ".join(estimator.populations_))
+    files.append(write_results_h5(f"{prefix}.h5", list(results.values()), genotypes.samples, genotypes.variants,
+                                  source=genotypes.source))
+    log_path = Path(f"{prefix}.log")
+    with atomic_open(log_path, "w") as handle:
+        handle.write("\n".join(log_lines) + "\n")
+    files.append(log_path)
+    return AdmixRun(results, files, log_path, estimators)
+
+
+def admixture_result(estimator: Admixture, settings: dict | None = None) -> AdmixtureResult:
+    """A fitted :class:`~genoae.ancestry.Admixture` as an :class:`~genoae.io.results.AdmixtureResult` (PREFIX.h5)."""
+    merged = {**estimator.get_params(), "populations": estimator.populations_,
+              "em_iterations": estimator.report_.em_iterations, "encoder_loglik": estimator.report_.network_loglik,
+              **(settings or {})}
+    return AdmixtureResult(Q=estimator.Q_, P=estimator.P_, loglik=estimator.loglik_,
+                           loglik_trace=estimator.loglik_trace_, cv_error=getattr(estimator, "cv_error_", float("nan")),
+                           settings=merged)

@@ -1,0 +1,58 @@
+"""``genoae plot``: structure plots of ancestry runs (K stacked as panels, clusters aligned), or a genotype PCA."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from genoae.commands.common import parse_ks
+from genoae.compare import align_runs, load_run_specs
+from genoae.errors import UsageError
+from genoae.io import read_genotypes
+from genoae.io.labels import read_labels
+from genoae.pca import pca
+from genoae.plot import pca_plot, structure_plot
+
+
+def structure_plot_runs(runs, path, labels=None, **kwargs) -> Path:
+    """Structure plot of several :class:`genoae.compare.Run` (aligned first if they are not)."""
+    if any(run.order is None for run in runs):
+        align_runs(runs)
+    names = [f"K={run.K}" if len({r.K for r in runs}) == len(runs) else f"{run.name}" for run in runs]
+    return structure_plot([(run.Q_aligned, name) for run, name in zip(runs, names)], path, labels=labels,
+                          **kwargs)
+
+
+def _labels_for(pop_path, runs, genotypes=None):
+    """Population labels in the individuals' order: matched by ID to the genotypes or to a run that names its
+    individuals (.h5), else taken in file order."""
+    if pop_path is None:
+        return None
+    if genotypes is not None:
+        return read_labels(pop_path, genotypes.samples, missing_ok=True)
+    with_ids = next((run.samples for run in runs if run.samples is not None), None)
+    if with_ids is not None:
+        return read_labels(pop_path, with_ids, missing_ok=True)
+    return read_labels(pop_path, n_samples=runs[0].Q.shape[0] if runs else None)
+
+
+def plot_structure_files(run_specs, out, pop_path=None, ks=None, sources=(), title=None) -> Path:
+    """``genoae plot``: structure plot of the runs named on the command line, K stacked as panels."""
+    runs = load_run_specs(run_specs, sources=sources, ks=parse_ks(ks))
+    labels = _labels_for(pop_path, runs)
+    return structure_plot_runs(runs, out, labels=labels, title=title)
+
+
+def plot_pca_files(genotypes_path, out, pop_path=None, run_specs=(), ks=None, sources=(), seed=0, title=None,
+                   device="cpu") -> Path:
+    """``genoae plot --pca``: PCA of genotypes, coloured by population or by the dominant cluster of a run."""
+    genotypes = read_genotypes(genotypes_path)
+    runs = load_run_specs(run_specs, sources=sources, ks=parse_ks(ks)) if run_specs else []
+    labels = _labels_for(pop_path, runs, genotypes)
+    Q = None
+    if runs and labels is None:
+        align_runs(runs)
+        Q = max(runs, key=lambda run: run.K).Q_aligned
+        if Q.shape[0] != genotypes.n_samples:
+            raise UsageError(f"{runs[0].q_path}: Q has {Q.shape[0]} rows, the genotypes {genotypes.n_samples} "
+                             "individuals")
+    scores, explained = pca(genotypes, n_components=10, seed=seed, device=device)
+    return pca_plot(scores, explained, out, labels=labels, Q=Q, title=title)

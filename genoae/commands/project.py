@@ -1,0 +1,41 @@
+"""``genoae project``: Q of new individuals under a model written by ``genoae admix``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from genoae.ancestry import NeuralAdmixture, project
+from genoae.device import set_threads
+from genoae.errors import InputError
+from genoae.genotypes import ALLELE_CONVENTION
+from genoae.io import read_genotypes
+from genoae.io.atomic import atomic_open
+from genoae.io.model import align_to_model, load_model
+from genoae.io.qp import write_q
+
+
+def run_project(input_path, model_path, prefix, device: str = "auto", threads: int | None = None,
+                tol: float = 5e-9, echo=print):
+    """``genoae project``: Q for new individuals under a trained model; writes PREFIX.K.Q and PREFIX.log.
+
+    Returns
+    -------
+    Q : ndarray (n_samples, K);  loglik : float;  report : genoae.io.model.AlignmentReport
+    """
+    set_threads(threads)
+    model, metadata = load_model(model_path, NeuralAdmixture)
+    genotypes = read_genotypes(input_path)
+    aligned, report = align_to_model(genotypes, metadata["variants"])
+    echo(str(report))
+    if report.matched == 0:
+        raise InputError(input_path, "no variant of the data matches the model's variants")
+    Q, loglik, _ = project(model, aligned, tol=tol, device=device)
+    K = metadata["K"]
+    q_path = write_q(Q, f"{prefix}.{K}.Q")
+    with atomic_open(Path(f"{prefix}.log"), "w") as handle:
+        handle.write(f"# genoae project {input_path} --model {model_path}\n# {report}\n"
+                     f"# allele convention: {ALLELE_CONVENTION}\n"
+                     f"K={K}\tloglik={loglik:.6f}\t(new individuals' observed calls, model P fixed)\n")
+    echo(f"K={K}\tloglik={loglik:.6f}\twrote {q_path}")
+    return Q, loglik, report
+
+

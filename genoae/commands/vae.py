@@ -1,0 +1,85 @@
+"""``genoae vae train / sample / evaluate``: read, call :mod:`genoae.simulate`, write the model, genomes or report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from genoae.device import set_threads
+from genoae.errors import UsageError
+from genoae.genotypes import Genotypes
+from genoae.io import output_format, read_genotypes, write_genotypes
+from genoae.io.jsonfile import write_json
+from genoae.io.labels import read_labels
+from genoae.plot import write_evaluation_plots
+from genoae.simulate import SyntheticGenomes
+from genoae.simulate.evaluate import evaluate_synthetic, synthetic_populations
+
+
+def train_file(input_path, output, labels=None, seed: int | None = 0, threads: int | None = None,
+               **params) -> SyntheticGenomes:
+    """``genoae vae train``: read genotypes (any format) and optional population labels, fit, save the model."""
+    set_threads(threads)
+    genotypes = read_genotypes(input_path)
+    populations = read_labels(labels, genotypes.samples) if labels else None
+    estimator = SyntheticGenomes(seed=seed, **params).fit(genotypes, populations)
+    estimator.save(output)
+    return estimator
+
+
+def parse_population_counts(text: str | None) -> dict | None:
+    """``"YRI=500,CEU=500"`` -> {"YRI": 500, "CEU": 500}."""
+    if not text:
+        return None
+    counts = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep or not name or not value.strip().isdigit():
+            raise UsageError(f"--pop expects POP=N[,POP=N...], got {item!r}")
+        counts[name.strip()] = counts.get(name.strip(), 0) + int(value)
+    return counts
+
+
+def sample_file(model_path, output, n: int | None = None, populations: str | None = None, seed: int | None = 0,
+                temperature: float = 1.0, device: str = "auto", threads: int | None = None) -> Genotypes:
+    """``genoae vae sample``: load a model, draw synthetic individuals, write them (format by extension)."""
+    set_threads(threads)
+    output_format(output)  # refuse an unknown extension before the work
+    estimator = SyntheticGenomes.load(model_path, device=device)
+    genotypes = estimator.sample(n=n, counts=parse_population_counts(populations), seed=seed,
+                                 temperature=temperature)
+    write_genotypes(genotypes, output)
+    return genotypes
+
+
+def write_report(report: dict, arrays: dict, prefix) -> list:
+    """Write PREFIX.json and the PNG plots PREFIX_<name>.png (atomically).  Returns the paths written."""
+    prefix = Path(prefix)
+    if prefix.suffix.lower() == ".json":
+        prefix = prefix.with_suffix("")
+    json_path = prefix.parent / f"{prefix.name}.json"
+    write_json(report, json_path)
+    return [json_path] + write_evaluation_plots(arrays, prefix)
+
+
+def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=None, ld_window: int = 100,
+                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5) -> dict:
+    """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
+
+    ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
+    (``synth_<pop>_<i>``).  The classifier metric needs labels and a holdout.
+    """
+    real = read_genotypes(real_path)
+    synthetic = read_genotypes(synthetic_path)
+    holdout = read_genotypes(holdout_path) if holdout_path else None
+    real_pops = synth_pops = hold_pops = None
+    if labels and holdout is not None:
+        real_pops = read_labels(labels, real.samples)
+        hold_pops = read_labels(labels, holdout.samples)
+        synth_pops = synthetic_populations(synthetic.samples.iid)
+        if not all(synth_pops):
+            real_pops = None  # synthetic individuals without a population in their name: no classifier
+    report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops, synth_pops, hold_pops, ld_window,
+                                        max_rows, seed, reference_repeats)
+    report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),
+                        "holdout": None if holdout_path is None else str(holdout_path)}
+    report["files"] = [str(p) for p in write_report(report, arrays, output)]
+    return report

@@ -1,0 +1,431 @@
+"""The :class:`SyntheticGenomes` estimator: trains a :class:`~genoae.simulate.network.GenomeVAE`, samples from it,
+saves and loads it."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from genoae.device import choose_device, seed_everything
+from genoae.errors import InputError, UsageError
+from genoae.genotypes import Genotypes, Samples, Variants
+from genoae.io.vae_model import load_vae, save_vae
+from genoae.progress import progress_bar
+from genoae.simulate.network import GenomeVAE
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch means per row: reconstruction NLL, KL, beta used, held-out loss (recon + KL at full beta)."""
+
+    reconstruction: list = field(default_factory=list)
+    kl: list = field(default_factory=list)
+    beta: list = field(default_factory=list)
+    validation: list = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+class SyntheticGenomes:
+    """Fit a :class:`GenomeVAE` to real genomes and sample synthetic ones (scikit-learn style estimator).
+
+    Parameters
+    ----------
+    mode : {"auto", "haplotype", "genotype"}
+        ``auto`` = haplotypes when the input is phased, genotypes otherwise.
+    latent_channels, global_dim, hidden, block_size, n_layers, kernel_size, prior_window : int
+        Network size (see :class:`GenomeVAE`): local latent channels per block of ``block_size`` SNPs, global
+        latent size, convolution channels / layers / kernel, and how many blocks the latent prior looks back.
+    prior_components : int
+        Mixture components of each conditional of the autoregressive local prior (1 = a single Gaussian).
+    prior_hidden : int or None
+        Width of the local prior network (None = ``hidden``).  Wider follows a chromosome's haplotype background
+        further (better LD and AATS) but sits closer to the training haplotypes (privacy loss): see
+        ``scripts/BENCHMARKS_VAE.md``.
+    beta : float
+        Weight of the KL term once warm-up is over.
+    warmup_epochs : int
+        KL weight rises linearly from 0 to ``beta`` over these epochs.
+    epochs, batch_size, learning_rate : training schedule (AdamW).
+    validation_fraction : float
+        Share of *individuals* held out for early stopping (both haplotypes of a person stay together).
+    patience : int
+        Stop when the held-out loss has not improved for this many epochs (after warm-up).
+    seed : int or None
+    device : str   ``auto``, ``cpu`` or ``cuda``.
+
+    Attributes
+    ----------
+    model_ : GenomeVAE
+    populations_ : list of str   label order of the one-hot (empty = unconditional)
+    population_counts_ : list of int   training individuals per population
+    variants_ : Variants
+    history_ : TrainingHistory
+    """
+
+    def __init__(self, mode: str = "auto", latent_channels: int = 8, global_dim: int = 16, hidden: int = 32,
+                 block_size: int = 64, n_layers: int = 2, kernel_size: int = 5, prior_window: int = 16,
+                 prior_components: int = 4, prior_hidden: int | None = None, beta: float = 1.0,
+                 warmup_epochs: int = 5, epochs: int = 150, batch_size: int = 64, learning_rate: float = 2e-3,
+                 weight_decay: float = 0.0, validation_fraction: float = 0.1, patience: int = 10,
+                 seed: int | None = 0, device: str = "auto", progress: bool = True):
+        self.mode = mode
+        self.latent_channels = latent_channels
+        self.global_dim = global_dim
+        self.hidden = hidden
+        self.block_size = block_size
+        self.n_layers = n_layers
+        self.kernel_size = kernel_size
+        self.prior_window = prior_window
+        self.prior_components = prior_components
+        self.prior_hidden = prior_hidden
+        self.beta = beta
+        self.warmup_epochs = warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    # ------------------------------------------------------------------ settings
+    def _architecture(self) -> dict:
+        return dict(latent_channels=self.latent_channels, global_dim=self.global_dim, hidden=self.hidden,
+                    block_size=self.block_size, n_layers=self.n_layers, kernel_size=self.kernel_size,
+                    prior_window=self.prior_window, prior_components=self.prior_components,
+                    prior_hidden=self.prior_hidden)
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in (
+            "mode", "latent_channels", "global_dim", "hidden", "block_size", "n_layers", "kernel_size",
+            "prior_window", "prior_components", "prior_hidden", "beta",
+            "warmup_epochs", "epochs", "batch_size", "learning_rate", "weight_decay", "validation_fraction",
+            "patience", "seed", "device")}
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, genotypes: Genotypes, populations=None) -> "SyntheticGenomes":
+        """Train on ``genotypes``.
+
+        Parameters
+        ----------
+        genotypes : Genotypes
+        populations : array_like of str, shape (n_samples,), optional
+            Population of each individual; the model is conditional when given (an empty label is a population
+            of its own: drop unlabelled individuals first if that is not wanted).
+        """
+        rng = seed_everything(self.seed)
+        device = choose_device(self.device)
+        mode = self.mode
+        if mode == "auto":
+            mode = "haplotype" if genotypes.phased else "genotype"
+        if mode == "haplotype" and not genotypes.phased:
+            raise UsageError(f"{genotypes.source or 'the input'} is not phased: train with mode='genotype'")
+        if genotypes.n_samples < 4:
+            raise InputError(genotypes.source, f"need at least 4 individuals to train, got {genotypes.n_samples}")
+        self.mode_ = mode
+
+        # ---- data: rows are haplotypes (2 per person) or individuals; labels per row
+        if populations is not None:
+            populations = np.asarray(populations, dtype=str)
+            if len(populations) != genotypes.n_samples:
+                raise UsageError(f"{len(populations)} population labels for {genotypes.n_samples} individuals")
+            self.populations_ = sorted(set(populations.tolist()))
+            person_pop = np.searchsorted(self.populations_, populations)
+            self.population_counts_ = np.bincount(person_pop, minlength=len(self.populations_)).tolist()
+        else:
+            self.populations_, self.population_counts_ = [], []
+            person_pop = np.zeros(genotypes.n_samples, np.int64)
+        if mode == "haplotype":
+            rows = genotypes.haplotypes().reshape(-1, genotypes.n_variants)  # (2N, M), haplotype 2i+h
+            row_person = np.repeat(np.arange(genotypes.n_samples), 2)
+        else:
+            rows = genotypes.counts()
+            row_person = np.arange(genotypes.n_samples)
+        row_pop = person_pop[row_person]
+
+        # ---- split by PERSON, so a held-out haplotype never has its partner in training
+        n_people = genotypes.n_samples
+        n_valid = int(round(self.validation_fraction * n_people)) if self.validation_fraction > 0 else 0
+        order = rng.permutation(n_people)
+        valid_people = np.zeros(n_people, bool)
+        valid_people[order[:n_valid]] = True
+        is_valid = valid_people[row_person]
+        train_rows = np.flatnonzero(~is_valid)
+
+        self.variants_ = genotypes.variants
+        n_pops = len(self.populations_)
+        model = GenomeVAE(genotypes.n_variants, mode=mode, n_pops=n_pops, **self._architecture()).to(device)
+        overall = _frequencies(rows[train_rows], mode)
+        model.init_output_bias(overall)
+        if n_pops:
+            model.init_population_bias(np.stack([
+                _frequencies(rows[train_rows[row_pop[train_rows] == k]], mode) if np.any(row_pop[train_rows] == k)
+                else overall for k in range(n_pops)]), overall)
+        self.model_ = model
+
+        states = torch.as_tensor(rows, dtype=torch.int8, device=device)
+        pop_codes = torch.as_tensor(row_pop, dtype=torch.long, device=device)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        history = TrainingHistory()
+        best_loss, best_state, stale = math.inf, None, 0
+        start_time = time.time()
+        generator = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
+
+        bar = progress_bar(self.epochs, "vae train", unit="epoch", enabled=self.progress)
+        for epoch in range(self.epochs):
+            beta = self.beta * min(1.0, (epoch + 1) / max(1, self.warmup_epochs))
+            model.train()
+            permutation = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=generator)]
+            total_recon = total_kl = 0.0
+            for batch in permutation.split(self.batch_size):
+                batch = batch.to(device)
+                x = states[batch]
+                logits, kl = model(x, self._one_hot(pop_codes[batch]))
+                recon = model.reconstruction_nll(logits, x)
+                loss = (recon + beta * kl).mean()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total_recon += recon.sum().item()
+                total_kl += kl.sum().item()
+            history.reconstruction.append(total_recon / len(train_rows))
+            history.kl.append(total_kl / len(train_rows))
+            history.beta.append(beta)
+
+            valid_rows = np.flatnonzero(is_valid)
+            monitor_rows = valid_rows if len(valid_rows) else train_rows
+            held_out = self._mean_loss(states, pop_codes, monitor_rows)
+            history.validation.append(held_out)
+            bar.set_postfix(recon=f"{history.reconstruction[-1]:.1f}", kl=f"{history.kl[-1]:.1f}",
+                            held_out=f"{held_out:.1f}")
+            bar.update()
+            # early stopping counts only once the KL weight is at its final value (earlier losses are not comparable)
+            if epoch + 1 >= self.warmup_epochs:
+                if held_out < best_loss - 1e-3:
+                    best_loss, stale, history.best_epoch = held_out, 0, epoch + 1
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
+        bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        history.seconds = time.time() - start_time
+        self.history_ = history
+        return self
+
+    def _one_hot(self, pop_codes):
+        if not self.populations_:
+            return None
+        return F.one_hot(pop_codes, len(self.populations_)).float()
+
+    @torch.no_grad()
+    def _mean_loss(self, states, pop_codes, rows, chunk: int = 512) -> float:
+        """Mean negative ELBO (recon + KL, beta = 1 as the final model) per row, with the model in eval mode."""
+        self.model_.eval()
+        total = 0.0
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(12345)  # the same noise every epoch, so held-out losses are comparable
+        for start in range(0, len(rows), chunk):
+            batch = torch.as_tensor(rows[start:start + chunk], device=states.device)
+            x = states[batch]
+            logits, kl = self.model_(x, self._one_hot(pop_codes[batch]))
+            total += (self.model_.reconstruction_nll(logits, x) + self.beta * kl).sum().item()
+        torch.random.set_rng_state(gen_state)
+        return total / max(1, len(rows))
+
+    # ------------------------------------------------------------------ sampling
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise UsageError("the model is not trained: call fit() or load a model first")
+
+    def population_plan(self, n: int | None = None, counts: dict | None = None) -> list[tuple[str, int]]:
+        """Which populations to draw and how many individuals of each.
+
+        ``counts`` (e.g. ``{"YRI": 500, "CEU": 500}``) wins; otherwise ``n`` individuals are split in the training
+        proportions (largest remainders), or all unlabelled when the model is unconditional.
+        """
+        self._check_fitted()
+        if counts:
+            if not self.populations_:
+                raise UsageError("this model was trained without population labels: use -n without --pop")
+            unknown = sorted(set(counts) - set(self.populations_))
+            if unknown:
+                raise UsageError(f"unknown population(s) {', '.join(unknown)}; the model knows "
+                                 f"{', '.join(self.populations_)}")
+            return [(pop, int(k)) for pop, k in counts.items() if int(k) > 0]
+        if n is None or n < 1:
+            raise UsageError("give the number of individuals to sample (n >= 1) or per-population counts")
+        if not self.populations_:
+            return [("", int(n))]
+        weights = np.asarray(self.population_counts_, float)
+        exact = n * weights / weights.sum()
+        take = np.floor(exact).astype(int)
+        for i in np.argsort(-(exact - take), kind="stable")[: n - take.sum()]:
+            take[i] += 1
+        return [(pop, int(k)) for pop, k in zip(self.populations_, take) if k > 0]
+
+    @torch.no_grad()
+    def sample_rows(self, n_rows: int, population: str = "", seed: int | None = 0, temperature: float = 1.0,
+                    batch_size: int | None = None, device: str | None = None) -> np.ndarray:
+        """Draw rows (haplotypes, or genotype vectors in genotype mode) from the model.
+
+        z_global ~ N(0, temperature^2 I), local latents from the autoregressive prior (its noise scaled by
+        ``temperature``); alleles (genotypes) are then drawn from the decoder's probabilities, never thresholded.
+        ``batch_size`` rows are decoded at a time (default: sized for the CPU cache, or 2048 on a GPU).
+
+        Returns
+        -------
+        ndarray, int8, shape (n_rows, n_variants)   0/1 alleles (1 = A2), or 0/1/2 A2 counts
+        """
+
+        self._check_fitted()
+        model = self.model_
+        device = choose_device(device) if device else next(model.parameters()).device
+        model.to(device).eval()
+        generator = torch.Generator(device=device).manual_seed(0 if seed is None else int(seed))
+        code = None
+        if self.populations_:
+            if population not in self.populations_:
+                raise UsageError(f"unknown population {population!r}")
+            code = self.populations_.index(population)
+        out = torch.empty((n_rows, model.n_variants), dtype=torch.int8)
+        on_gpu = torch.device(device).type != "cpu"
+        if batch_size is None:
+            # on a CPU the decoder is memory-bound: batches whose activations and logits fit in cache decoded
+            # 10,000 SNPs twice as fast (256 rows) as batches of 2,048
+            batch_size = 2048 if on_gpu else int(np.clip(2_500_000 // max(1, model.n_variants), 16, 2048))
+        # the block-by-block prior loop costs Python overhead per step, so it runs on larger chunks of rows (on a
+        # CPU not too large: 2,048 rows were 25 % faster than 8,192, whose latent buffer left the cache)
+        prior_chunk = max(batch_size, 8192 if on_gpu else 2048)
+        for start in range(0, n_rows, prior_chunk):
+            b = min(prior_chunk, n_rows - start)
+            pop_one_hot = None
+            if code is not None:
+                pop_one_hot = F.one_hot(torch.full((b,), code, device=device), len(self.populations_)).float()
+            z_global = model.sample_global_prior(b, pop_one_hot, temperature, generator, device)
+            z_local = model.sample_local_prior(b, z_global, pop_one_hot, temperature, generator, device)
+            for first in range(0, b, batch_size):
+                part = slice(first, min(first + batch_size, b))
+                logits = model.decode(z_local[part], None if z_global is None else z_global[part],
+                                      None if pop_one_hot is None else pop_one_hot[part])
+                uniform = torch.rand(logits.shape, generator=generator, device=device)
+                if model.n_logits == 1:
+                    # u < sigmoid(l)  <=>  logit(u) < l, which avoids a sigmoid over every SNP
+                    draws = torch.logit(uniform, eps=1e-7) < logits
+                else:
+                    # Gumbel-max draw from the categorical 0/1/2
+                    draws = (logits - torch.log(-torch.log(uniform.clamp_(1e-20, 1.0)))).argmax(dim=-1)
+                out[start + part.start:start + part.stop] = draws.to(torch.int8).cpu()
+        return out.numpy()
+
+    def sample(self, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
+               temperature: float = 1.0, device: str | None = None) -> Genotypes:
+        """Synthetic individuals named ``synth_<pop>_<i>`` (``synth_<i>`` for an unconditional model).
+
+        Haplotypic models give phased individuals (two independent haplotypes of the same population).
+        Variants are the training variants (positions and alleles).  ``info["populations"]`` holds each
+        individual's population.
+        """
+        plan = self.population_plan(n, counts)
+        rows_per_person = 2 if self.mode_ == "haplotype" else 1
+        seeds = np.random.SeedSequence(0 if seed is None else seed).spawn(len(plan))
+        blocks, names, labels = [], [], []
+        for (pop, k), seed_seq in zip(plan, seeds):
+            blocks.append(self.sample_rows(rows_per_person * k, pop, seed=int(seed_seq.generate_state(1)[0] % 2**31),
+                                           temperature=temperature, device=device))
+            prefix = f"synth_{pop}_" if pop else "synth_"
+            names += [f"{prefix}{i + 1}" for i in range(k)]
+            labels += [pop] * k
+        rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        genotypes = pack_rows(rows, self.mode_ == "haplotype", Samples(np.array(names)), self.variants_)
+        genotypes.info["populations"] = np.array(labels)
+        return genotypes
+
+    # ------------------------------------------------------------------ persistence
+    def metadata(self) -> dict:
+        self._check_fitted()
+        v = self.variants_
+        return {
+            "mode": self.mode_,
+            "n_variants": int(self.model_.n_variants),
+            "architecture": self._architecture(),
+            "params": self.get_params(),
+            "populations": list(self.populations_),
+            "population_counts": [int(c) for c in self.population_counts_],
+            "variants": {"chrom": v.chrom.tolist(), "pos": v.pos.tolist(), "id": v.id.tolist(),
+                         "a1": v.a1.tolist(), "a2": v.a2.tolist(), "cm": v.cm.tolist()},
+            "history": asdict(self.history_) if hasattr(self, "history_") else None,
+        }
+
+    def save(self, path) -> None:
+        """One file (``genoae.io.vae_model``): the state dict plus the JSON metadata; written atomically."""
+        save_vae(path, self.model_.state_dict(), self.metadata())
+
+    @classmethod
+    def load(cls, path, device: str = "cpu") -> "SyntheticGenomes":
+        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``: no code is unpickled)."""
+        state_dict, metadata = load_vae(path)
+        try:
+            params = dict(metadata["params"])
+            estimator = cls(**params)
+            estimator.mode_ = metadata["mode"]
+            estimator.populations_ = metadata["populations"]
+            estimator.population_counts_ = metadata["population_counts"]
+            estimator.variants_ = Variants(**metadata["variants"])
+            if metadata.get("history"):
+                estimator.history_ = TrainingHistory(**metadata["history"])
+            model = GenomeVAE(metadata["n_variants"], mode=metadata["mode"], n_pops=len(estimator.populations_),
+                              **metadata["architecture"])
+            model.load_state_dict(state_dict)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise InputError(path, f"model metadata and weights do not fit together ({type(error).__name__}: "
+                                   f"{error})") from None
+        estimator.model_ = model.to(choose_device(device)).eval()
+        return estimator
+
+
+def pack_rows(rows: np.ndarray, haplotypic: bool, samples: Samples, variants: Variants) -> Genotypes:
+    """Pack sampled rows into a Genotypes container (torch byte arithmetic; same layout as ``from_haplotypes``).
+
+    Parameters
+    ----------
+    rows : ndarray, int8, shape (2 n, n_variants) haplotypes (row 2i+h = haplotype h of person i), or (n, n_variants)
+        A2 counts; no missing values.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(rows)).to(torch.uint8)
+    n_variants = t.shape[1]
+    n = t.shape[0] // 2 if haplotypic else t.shape[0]
+    n_pad = -n % 4
+    if haplotypic:
+        haps = F.pad(t.view(n, 2, n_variants), (0, 0, 0, 0, 0, n_pad)) if n_pad else t.view(n, 2, n_variants)
+        counts = haps[:, 0] + haps[:, 1]
+        # haplotype 2i+h lives in byte i // 4 at bit 2 (i % 4) + h (numpy packbits, bitorder="little")
+        bits = haps.reshape(-1, 8, n_variants)
+        hap_bytes = bits[:, 0].clone()
+        for k in range(1, 8):
+            hap_bytes |= bits[:, k] << k
+        haplotypes_packed = hap_bytes.T.contiguous().numpy()
+    else:
+        counts = F.pad(t, (0, 0, 0, n_pad)) if n_pad else t
+        haplotypes_packed = None
+    codes = (counts + (counts > 0).to(torch.uint8)).reshape(-1, 4, n_variants)  # 0,1,2 -> 0b00, 0b10, 0b11
+    packed = (codes[:, 0] | (codes[:, 1] << 2) | (codes[:, 2] << 4) | (codes[:, 3] << 6)).T.contiguous().numpy()
+    return Genotypes(packed, samples, variants, haplotypes_packed, source="genoae vae sample")
+
+
+def _frequencies(rows: np.ndarray, mode: str) -> np.ndarray:
+    """Allele frequency per SNP (haplotypes) or genotype-class frequencies (n_variants, 3), missing ignored."""
+    observed = rows >= 0
+    n = np.maximum(observed.sum(axis=0), 1)
+    if mode == "haplotype":
+        return (rows == 1).sum(axis=0) / n
+    return np.stack([(rows == k).sum(axis=0) / n for k in range(3)], axis=1)

@@ -1,0 +1,20 @@
+"""The one -k parser every command uses."""
+import pytest
+
+from genoae.commands.common import parse_ks
+from genoae.errors import UsageError
+
+
+@pytest.mark.parametrize("values, expected", [
+    ("3", [3]), (3, [3]), ("2-5", [2, 3, 4, 5]), ("2..5", [2, 3, 4, 5]), ("2,4,6", [2, 4, 6]),
+    (["3", "2,7"], [2, 3, 7]), (["2..4", "3-6"], [2, 3, 4, 5, 6]), ("2, 4", [2, 4]), ("1,2-3,5", [1, 2, 3, 5]),
+    ([], []), (None, []),
+])
+def test_parse_ks_accepts_every_form(values, expected):
+    assert parse_ks(values) == expected
+
+
+@pytest.mark.parametrize("bad", ["two", "5-2", "5..2", "2-3-4", "0", "0-3", "2..", "-3", "2.5"])
+def test_parse_ks_refuses(bad):
+    with pytest.raises(UsageError):
+        parse_ks(bad)
