@@ -51,7 +51,7 @@ def simulate(n: int, m: int, K: int, fst: float, alpha: float, seed: int, out: P
     for start in range(0, m, chunk):
         h = Q @ P[start:start + chunk].T  # (n, chunk)
         g = rng.binomial(2, h).astype(np.int8)
-        packed[start:start + chunk] = pack_calls(g.T)
+        packed[start:start + chunk] = pack_calls(g, axis=0)
     variants = Variants(chrom=np.full(m, "1"), pos=np.arange(1, m + 1) * 10, id=np.array([f"snp{j}" for j in range(m)]),
                         a1=np.full(m, "A"), a2=np.full(m, "G"))
     samples = Samples(np.array([f"ind{i}" for i in range(n)]))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from genoae.genotypes import Genotypes, pack_calls, unpack_calls
+from genoae.genotypes import DeviceUnpacker, Genotypes, pack_calls, pack_haplotype_bits, unpack_calls
 
 
 @pytest.mark.parametrize("n_samples", [1, 3, 4, 5, 17])
@@ -12,6 +12,50 @@ def test_pack_unpack_round_trip(n_samples):
     packed = pack_calls(counts)
     assert packed.shape == (11, (n_samples + 3) // 4)
     np.testing.assert_array_equal(unpack_calls(packed, n_samples), counts)
+
+
+def _naive_pack(counts):
+    """PLINK's layout spelled out: call i of a row at bits 2 (i % 4) of byte i // 4."""
+    code = {0: 0b00, 1: 0b10, 2: 0b11}
+    out = np.zeros((counts.shape[0], (counts.shape[1] + 3) // 4), np.uint8)
+    for row in range(counts.shape[0]):
+        for i, value in enumerate(counts[row]):
+            out[row, i // 4] |= (code.get(int(value), 0b01)) << (2 * (i % 4))
+    return out
+
+
+@pytest.mark.parametrize("n_samples", [1, 3, 4, 5, 17])
+def test_pack_calls_matches_naive_layout_along_either_axis(n_samples):
+    rng = np.random.default_rng(n_samples)
+    counts = rng.integers(-3, 3, size=(9, n_samples))  # any negative value is missing
+    expected = _naive_pack(counts)
+    np.testing.assert_array_equal(pack_calls(counts), expected)
+    np.testing.assert_array_equal(pack_calls(np.ascontiguousarray(counts.T), axis=0), expected)
+    with pytest.raises(ValueError):
+        pack_calls(np.full((2, 2), 3))
+
+
+@pytest.mark.parametrize("n_rows", [1, 7, 8, 9, 20])
+def test_pack_haplotype_bits_matches_numpy_packbits(n_rows):
+    bits = np.random.default_rng(n_rows).integers(0, 2, size=(n_rows, 6)).astype(np.uint8)
+    np.testing.assert_array_equal(pack_haplotype_bits(bits), np.packbits(bits.T, axis=1, bitorder="little"))
+
+
+def test_unpack_calls_decodes_torch_tensors_as_numpy_arrays():
+    packed = pack_calls(np.random.default_rng(0).integers(-1, 3, size=(5, 11)))
+    decoded = unpack_calls(torch.from_numpy(packed), 11)
+    assert decoded.dtype == torch.int8
+    np.testing.assert_array_equal(decoded.numpy(), unpack_calls(packed, 11))
+
+
+@pytest.mark.parametrize("chunk", [4, 8, 4096])
+def test_device_unpacker_rows_are_individuals(chunk):
+    counts = np.random.default_rng(1).integers(-1, 3, size=(13, 22)).astype(np.int8)  # samples x variants
+    geno = Genotypes.from_counts(counts)
+    unpacker = DeviceUnpacker(geno, "cpu", chunk=chunk)
+    values, observed = unpacker.unpack([12, 0, 5], torch.float64)
+    np.testing.assert_array_equal(observed.numpy(), counts[[12, 0, 5]] >= 0)
+    np.testing.assert_array_equal(values.numpy(), np.clip(counts[[12, 0, 5]], 0, None))
 
 
 def test_plink_code_meaning():

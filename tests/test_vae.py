@@ -222,21 +222,16 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     assert code == 2 and "not a genoae VAE model" in err
 
 
-def test_pack_rows_matches_container_constructors():
-    from genoae.genotypes import Variants
-    from genoae.simulate.estimator import pack_rows
-
-    rng = np.random.default_rng(3)
-    for n in (1, 4, 7):
-        haps = rng.integers(0, 2, size=(n, 2, 13)).astype(np.int8)
-        samples, variants = Samples([f"s{i}" for i in range(n)]), Variants.placeholder(13)
-        fast = pack_rows(haps.reshape(-1, 13), True, samples, variants)
-        slow = Genotypes.from_haplotypes(haps, samples, variants)
-        assert np.array_equal(fast.packed, slow.packed)
-        assert np.array_equal(fast.haplotypes_packed, slow.haplotypes_packed)
-        counts = haps.sum(axis=1).astype(np.int8)
-        assert np.array_equal(pack_rows(counts, False, samples, variants).packed,
-                              Genotypes.from_counts(counts, samples, variants).packed)
+def test_sampled_genomes_are_packed_as_drawn(fitted):
+    """The rows the sampler draws are what the returned Genotypes hold (haplotypes, and their sums as counts)."""
+    n = 7
+    sampled = fitted.sample(counts={"AAA": n}, seed=5)
+    # sample() draws each population's rows with a seed spawned from its own
+    row_seed = int(np.random.SeedSequence(5).spawn(1)[0].generate_state(1)[0] % 2**31)
+    rows = fitted.sample_rows(2 * n, "AAA", seed=row_seed)
+    assert np.array_equal(sampled.haplotypes().reshape(2 * n, -1), rows)
+    assert np.array_equal(sampled.counts(), rows[0::2] + rows[1::2])
+    assert list(sampled.samples.iid) == [f"synth_AAA_{i + 1}" for i in range(n)]
 
 
 @pytest.mark.parametrize("prior_hidden", [None, 12])

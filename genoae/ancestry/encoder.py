@@ -155,9 +155,7 @@ def encode_all(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int, batch_s
 
 
 def sample_major_unpacker(genotypes: Genotypes, device) -> DeviceUnpacker:
-    """A DeviceUnpacker built a few hundred individuals at a time: its repacking makes an 8-byte index per call of
-    each chunk, so its default chunk (8,192 individuals) peaked at 1.2 GB extra at 1,500 × 100,000."""
-    chunk = max(64, (1 << 25) // max(genotypes.n_variants, 1))
-    return DeviceUnpacker(genotypes, device, chunk=chunk)
+    """A DeviceUnpacker whose build decodes blocks of at most ~16 MB of calls (``chunk`` variants × individuals)."""
+    return DeviceUnpacker(genotypes, device, chunk=max(4, (1 << 24) // max(genotypes.n_samples, 1)))
 
 

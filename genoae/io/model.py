@@ -156,7 +156,7 @@ def align_to_model(genotypes: Genotypes, model_variants: Variants) -> tuple[Geno
             continue
         matched += 1
     report = AlignmentReport(len(model_variants), len(data), matched, flipped, mismatch, absent, matched_by)
-    packed = pack_calls(aligned.T)
+    packed = pack_calls(aligned, axis=0)
     return Genotypes(packed, genotypes.samples, model_variants, source=genotypes.source), report
 
 

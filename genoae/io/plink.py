@@ -121,9 +121,14 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(rows, row_len))
     if mode == MODE_SNP_MAJOR:
         return data
-    # individual-major: decode per block of individuals, re-encode SNP-major
-    counts = unpack_calls(np.asarray(data), n_variants)  # (n_samples, n_variants)
-    return pack_calls(counts.T)
+    # individual-major: decode blocks of individuals (a multiple of 4: whole bytes of the SNP-major rows) and pack
+    # each along its individual axis into its bytes of the SNP-major rows
+    packed = np.empty((n_variants, (n_samples + 3) // 4), np.uint8)
+    block = max(4, ((1 << 24) // max(n_variants, 1)) // 4 * 4)
+    for start in range(0, n_samples, block):
+        counts = unpack_calls(np.asarray(data[start:start + block]), n_variants)  # (b, n_variants)
+        packed[:, start // 4:(start + counts.shape[0] + 3) // 4] = pack_calls(counts, axis=0)
+    return packed
 
 
 def read_plink(path) -> Genotypes:

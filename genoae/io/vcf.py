@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is
     _inflate_zlib = zlib
 
 from genoae.errors import InputError
-from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants
+from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pack_codes, unpack_calls
 
 # calls decoded together: about 2**18 per block keeps the block's index arrays (8 bytes per call) at a few MB, which
 # the allocator reuses; blocks of 2 M calls were ~10% slower from page faults on fresh memory
@@ -348,20 +348,11 @@ def _accumulate(acc: _Accumulator, codes: np.ndarray, hap_bits, status: np.ndarr
     acc.n_phased += int(counts[1])
     acc.n_unphased += int(counts[2])
     acc.n_haploid += int(counts[3])
-    acc.packed.append(_pack_codes(codes))
+    acc.packed.append(pack_codes(codes))
     if acc.n_unphased:  # haplotypes will be dropped: stop spending memory on them
         acc.haps.clear()
     else:
         acc.haps.append(np.packbits(hap_bits, axis=1, bitorder="little"))
-
-
-def _pack_codes(codes: np.ndarray) -> np.ndarray:
-    """PLINK 2-bit codes (n_variants, n_samples) uint8 -> packed (n_variants, ceil(n_samples / 4))."""
-    n_variants, n_samples = codes.shape
-    padded = np.zeros((n_variants, 4 * ((n_samples + 3) // 4)), np.uint8)
-    padded[:, :n_samples] = codes
-    quads = padded.reshape(n_variants, -1, 4)
-    return quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)
 
 
 def _gt_first(rest: bytes, gt_index: int) -> bytes:
@@ -582,8 +573,6 @@ _PHASED_TEXT = np.frombuffer(b"0|00|11|01|1.|.", np.uint8).reshape(5, 3)  # inde
 
 def _genotype_lines(genotypes: Genotypes, start: int, stop: int) -> np.ndarray:
     """GT text of variants [start, stop): uint8 array (n, n_samples * 4), fields tab-separated, ending in newline."""
-    from genoae.genotypes import unpack_calls
-
     n_samples = genotypes.n_samples
     counts = unpack_calls(np.asarray(genotypes.packed[start:stop]), n_samples)  # (n, N)
     missing = counts < 0

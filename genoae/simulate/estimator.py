@@ -346,7 +346,12 @@ class SyntheticGenomes:
             names += [f"{prefix}{i + 1}" for i in range(k)]
             labels += [pop] * k
         rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        genotypes = pack_rows(rows, self.mode_ == "haplotype", Samples(np.array(names)), self.variants_)
+        samples = Samples(np.array(names))
+        if self.mode_ == "haplotype":
+            genotypes = Genotypes.from_haplotypes(rows.reshape(-1, 2, rows.shape[1]), samples, self.variants_,
+                                                  source="genoae vae sample")
+        else:
+            genotypes = Genotypes.from_counts(rows, samples, self.variants_, source="genoae vae sample")
         genotypes.info["populations"] = np.array(labels)
         return genotypes
 
@@ -391,35 +396,6 @@ class SyntheticGenomes:
                                    f"{error})") from None
         estimator.model_ = model.to(choose_device(device)).eval()
         return estimator
-
-
-def pack_rows(rows: np.ndarray, haplotypic: bool, samples: Samples, variants: Variants) -> Genotypes:
-    """Pack sampled rows into a Genotypes container (torch byte arithmetic; same layout as ``from_haplotypes``).
-
-    Parameters
-    ----------
-    rows : ndarray, int8, shape (2 n, n_variants) haplotypes (row 2i+h = haplotype h of person i), or (n, n_variants)
-        A2 counts; no missing values.
-    """
-    t = torch.from_numpy(np.ascontiguousarray(rows)).to(torch.uint8)
-    n_variants = t.shape[1]
-    n = t.shape[0] // 2 if haplotypic else t.shape[0]
-    n_pad = -n % 4
-    if haplotypic:
-        haps = F.pad(t.view(n, 2, n_variants), (0, 0, 0, 0, 0, n_pad)) if n_pad else t.view(n, 2, n_variants)
-        counts = haps[:, 0] + haps[:, 1]
-        # haplotype 2i+h lives in byte i // 4 at bit 2 (i % 4) + h (numpy packbits, bitorder="little")
-        bits = haps.reshape(-1, 8, n_variants)
-        hap_bytes = bits[:, 0].clone()
-        for k in range(1, 8):
-            hap_bytes |= bits[:, k] << k
-        haplotypes_packed = hap_bytes.T.contiguous().numpy()
-    else:
-        counts = F.pad(t, (0, 0, 0, n_pad)) if n_pad else t
-        haplotypes_packed = None
-    codes = (counts + (counts > 0).to(torch.uint8)).reshape(-1, 4, n_variants)  # 0,1,2 -> 0b00, 0b10, 0b11
-    packed = (codes[:, 0] | (codes[:, 1] << 2) | (codes[:, 2] << 4) | (codes[:, 3] << 6)).T.contiguous().numpy()
-    return Genotypes(packed, samples, variants, haplotypes_packed, source="genoae vae sample")
 
 
 def _frequencies(rows: np.ndarray, mode: str) -> np.ndarray:
