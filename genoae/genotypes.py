@@ -147,6 +147,26 @@ def pack_haplotype_bits(bits: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed.T)
 
 
+def allele_frequencies(rows: np.ndarray, ploidy: int) -> np.ndarray:
+    """A2 frequency per variant over the observed calls of a dense allele matrix.
+
+    Parameters
+    ----------
+    rows : ndarray, integer, shape (n_rows, n_variants)
+        Haplotypes (0/1, ``ploidy=1``) or individuals' A2 counts (0/1/2, ``ploidy=2``); negative = missing.
+
+    Returns
+    -------
+    ndarray, float64, shape (n_variants,)   NaN where nothing is observed
+
+    :meth:`Genotypes.allele_freqs` gives the same numbers from the packed calls without decoding them.
+    """
+    rows = np.asarray(rows)
+    observed = rows >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(observed, rows, 0).sum(axis=0, dtype=np.float64) / (ploidy * observed.sum(axis=0))
+
+
 @dataclass
 class Samples:
     """Individuals, in file order.
@@ -430,6 +450,25 @@ class Genotypes:
         if max_missing is not None:
             keep &= self.missing_rate_per_variant() <= max_missing
         return self.subset(variants=np.flatnonzero(keep))
+
+    # ------------------------------------------------------------------ blocks of variants
+    def blocks(self, chunk: int = 4096, device="cpu", dtype=None) -> Iterator[tuple]:
+        """Walk the calls one block of ``chunk`` variants at a time, decoded on ``device``.
+
+        Yields
+        ------
+        cols : slice                                   the block's variants
+        counts : torch.Tensor, float, shape (b, n_samples)   A2 counts (variant-major), 0 where missing
+        observed : torch.Tensor, bool, shape (b, n_samples)
+        """
+        import torch
+
+        dtype = dtype or torch.float32
+        for start in range(0, self.n_variants, chunk):
+            cols = slice(start, min(start + chunk, self.n_variants))
+            calls = torch.from_numpy(unpack_calls(np.asarray(self.packed[cols]), self.n_samples)).to(device)
+            observed = calls >= 0
+            yield cols, calls.clamp_min(0).to(dtype), observed
 
     # ------------------------------------------------------------------ torch batches
     def batches(self, batch_size: int = 1024, device="cpu", dtype=None, samples=None,

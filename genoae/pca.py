@@ -1,18 +1,21 @@
-"""Principal components of genotypes by randomized SVD (Halko, Martinsson & Tropp 2011).
+"""Principal components of genotypes by randomized SVD (Halko, Martinsson & Tropp 2011): the one PCA.
 
-:func:`randomized_svd` is the one power-iteration core; callers supply the products with their matrix, so the
-matrix is never formed whole (:func:`pca` streams Genotypes in variant blocks, the admixture initialisation walks a
-CallMatrix).
+:func:`randomized_svd` is the power-iteration core; :func:`standardized_pca` runs it on standardized allele counts
+that arrive in blocks of variants, so the matrix is never formed whole.  Its callers differ only in where the
+blocks come from: the admixture start walks a :class:`~genoae.likelihood.CallMatrix`, :func:`pca` (the plots and
+``compare``) decodes :class:`~genoae.genotypes.Genotypes` block by block, and the synthetic-genome evaluation hands
+over a dense matrix of haplotypes.
 """
 from __future__ import annotations
 
-import sys
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
+import torch
 
 from genoae.errors import UsageError
-
+from genoae.progress import progress_bar
 
 def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: int,
                    on_pass: Callable[[int], object] | None = None):
@@ -31,8 +34,6 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     U : torch.Tensor, (n_rows, width)   left singular vectors, leading first
     singular : torch.Tensor, (width,)   singular values, descending
     """
-    import torch
-
     def passes(n):
         if on_pass is not None:
             on_pass(n)
@@ -50,76 +51,139 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     return basis @ u_small, singular
 
 
-def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversample: int = 20, n_iter: int = 7,
-        chunk: int = 4096, cache_bytes: int = 1 << 30):
-    """Principal components of standardized genotypes by randomized SVD (Halko, Martinsson & Tropp 2011).
+@dataclass
+class PCAResult:
+    """What :func:`standardized_pca` found.
 
-    Each variant is centred at 2f and scaled by sqrt(2f(1 − f)) (f = observed A2 frequency; monomorphic variants
-    dropped); missing calls become 0 after centring, i.e. mean imputation, for the PCA only.  The matrix is
-    only touched through blocks of ``chunk`` variants (decoded again on each pass unless the whole standardized
-    matrix fits in ``cache_bytes``), so memory is O((n_samples + n_variants) × (n_components + oversample)).
+    Attributes
+    ----------
+    scores : ndarray, float64, shape (n_samples, k)        U S, each component's sign fixed (largest |score| > 0)
+    mean : ndarray, float64, shape (n_variants,)            ploidy × f, the centre of each variant
+    scale : ndarray, float64, shape (n_variants,)           sqrt(ploidy f (1 − f)); 0 where a variant does not vary
+    explained : ndarray, float64, shape (k,) or None        fraction of the total variance per component
+    components : ndarray, float64, shape (k, n_variants) or None   loadings Vᵀ, to project other rows
+    """
+
+    scores: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    explained: np.ndarray | None = None
+    components: np.ndarray | None = None
+
+
+BlockSource = Callable[[torch.dtype], Iterator[tuple]]
+
+
+def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: int, ploidy: int = 2, rng=0,
+                     n_oversamples: int = 10, n_iter: int = 3, device="cpu", dtype=torch.float64,
+                     cache_bytes: int = 0, with_components: bool = False, with_explained: bool = False,
+                     progress: bool = False, what: str = "genotypes") -> PCAResult:
+    """PCA of standardized allele counts, (g − ploidy f) / sqrt(ploidy f (1 − f)), missing calls 0 (mean-filled,
+    for the PCA only); variants that do not vary (or have no observed call) contribute nothing.
 
     Parameters
     ----------
-    genotypes : genoae.Genotypes
+    blocks : callable(dtype) -> iterator of (cols, g, observed)
+        One pass over the data: ``cols`` a slice or index array of variants, ``g`` a tensor (len(cols), n_samples)
+        of allele counts in ``dtype`` on ``device`` (any value where missing), ``observed`` a bool tensor of the
+        same shape.  Called once per pass (2 ``n_iter`` + 2 passes) unless the standardized blocks fit in
+        ``cache_bytes``.
+    freqs : array_like, float, shape (n_variants,)
+        Allele frequency f per variant over observed calls (NaN where none is observed).
     n_components : int
-    seed : int        the random test matrix is drawn from this seed, so scores are reproducible
-    n_iter : int      power iterations (each is two passes over the genotypes)
+        Components wanted; at most n_samples − 1 and the number of varying variants are returned.
+    rng : int or numpy.random.Generator
+        Source of the random test matrix (a seed makes the result reproducible).
+    n_oversamples, n_iter : int
+        Extra columns of the test matrix, and power iterations (two passes each).
+    dtype : torch.dtype
+        Arithmetic of the blocks (products are accumulated in float64).
+    with_components, with_explained : bool
+        Also compute the loadings (two more passes: the scores are then the data projected on them) and the
+        explained variance (one more pass).
+
+    Returns
+    -------
+    PCAResult
+    """
+    freqs = np.nan_to_num(np.asarray(freqs, np.float64), nan=0.0)
+    n_variants = len(freqs)
+    mean = ploidy * freqs
+    scale = np.sqrt(ploidy * freqs * (1 - freqs))
+    varying = scale > 1e-6
+    if not varying.any() or n_samples < 2:
+        raise UsageError(f"{what}: need at least 2 individuals and one polymorphic variant for a PCA")
+    device = torch.device(device)
+    mean_t = torch.from_numpy(mean).to(device, dtype)
+    inv_scale = torch.from_numpy(np.where(varying, 1.0 / np.where(varying, scale, 1.0), 0.0)).to(device, dtype)
+    k = int(min(n_components, n_samples - 1, varying.sum()))
+    width = int(min(k + n_oversamples, n_samples, n_variants))
+    cache = [] if n_samples * n_variants * torch.finfo(dtype).bits // 8 <= cache_bytes else None
+
+    def standardized():
+        if cache:
+            yield from cache
+            return
+        for cols, g, observed in blocks(dtype):
+            x = torch.where(observed, g - mean_t[cols, None], torch.zeros((), dtype=dtype, device=device))
+            x = x * inv_scale[cols, None]  # (block, n_samples)
+            if cache is not None:
+                cache.append((cols, x))
+            yield cols, x
+
+    def times(right):  # X right, X = the (n_samples, n_variants) standardized matrix
+        out = torch.zeros((n_samples, right.shape[1]), dtype=torch.float64, device=device)
+        for cols, x in standardized():
+            out += (x.T @ right[cols].to(dtype)).double()
+        return out
+
+    def transposed_times(left):  # Xᵀ left
+        out = torch.empty((n_variants, left.shape[1]), dtype=torch.float64, device=device)
+        left = left.to(dtype)
+        for cols, x in standardized():
+            out[cols] = (x @ left).double()
+        return out
+
+    if isinstance(rng, (int, np.integer)):
+        rng = np.random.default_rng(int(rng))
+    omega = torch.from_numpy(rng.standard_normal((n_variants, width))).to(device)
+    passes = 2 * n_iter + 2 + 2 * with_components + with_explained
+    bar = progress_bar(passes, "PCA passes", unit="pass", enabled=progress)
+    U, singular = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update)
+    U, singular = U[:, :k], singular[:k]
+    scores = (U * singular).cpu().numpy()
+    # fix the sign of each component (the SVD leaves it free): the largest |score| is positive
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
+    signs = np.where(signs == 0, 1.0, signs)
+    result = PCAResult(scores=scores * signs, mean=mean, scale=scale)
+    if with_components:
+        loadings = transposed_times(U / singular.clamp_min(1e-300)) * torch.from_numpy(signs).to(device)  # Xᵀ U S⁻¹
+        result.components = loadings.T.cpu().numpy()
+        # scores as the projection of the data on these loadings, so that projecting the same rows again (as
+        # other sets are projected) gives the same numbers, not U S, which differs by the SVD's residual
+        result.scores = times(loadings).cpu().numpy()
+        bar.update(2)
+    if with_explained:
+        total = sum(float((x.double() ** 2).sum()) for _, x in standardized())
+        result.explained = singular.cpu().numpy() ** 2 / total
+        bar.update(1)
+    bar.close()
+    return result
+
+
+def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversample: int = 20, n_iter: int = 7,
+        chunk: int = 4096, cache_bytes: int = 1 << 30):
+    """Principal components of a :class:`~genoae.genotypes.Genotypes` (see :func:`standardized_pca`), decoded one
+    block of ``chunk`` variants at a time (and kept standardized in float32 when that fits in ``cache_bytes``).
 
     Returns
     -------
     scores : ndarray, float64, shape (n_samples, n_components)   U Σ (principal-component scores)
     explained : ndarray, float64, shape (n_components,)           fraction of total variance per component
     """
-    import torch
-    from tqdm import tqdm
-
-    freqs = genotypes.allele_freqs()
-    keep = np.flatnonzero(np.isfinite(freqs) & (freqs > 0) & (freqs < 1))
-    n = genotypes.n_samples
-    if keep.size == 0 or n < 2:
-        raise UsageError(f"{genotypes.source or 'genotypes'}: need at least 2 individuals and one polymorphic "
-                         "variant for a PCA")
-    device = torch.device(device)
-    k = int(min(n_components, n - 1, keep.size))
-    width = int(min(k + oversample, n, keep.size))
-    starts = list(range(0, keep.size, chunk))
-    cache = {} if n * keep.size * 4 <= cache_bytes else None
-
-    def block(start):
-        if cache is not None and start in cache:
-            return cache[start]
-        cols = keep[start:start + chunk]
-        g = torch.from_numpy(genotypes.counts(variants=cols)).to(device)
-        f = torch.from_numpy(freqs[cols]).to(device=device, dtype=torch.float32)
-        z = (g.float() - 2 * f) / torch.sqrt(2 * f * (1 - f))
-        z = torch.where(g < 0, torch.zeros((), device=device), z)
-        if cache is not None:
-            cache[start] = z
-        return z
-
-    def times(right):  # X @ right, right (n_kept_variants, width)
-        out = torch.zeros((n, right.shape[1]), dtype=torch.float64, device=device)
-        for start in starts:
-            x = block(start)
-            out += (x @ right[start:start + x.shape[1]].float()).double()
-        return out
-
-    def transposed_times(left):  # Xᵀ @ left, left (n, width)
-        return torch.cat([(block(start).T @ left.float()).double() for start in starts])
-
-    # each pass decodes the genotypes once; show progress only where that takes a while
-    progress = tqdm(total=2 * n_iter + 2, desc="PCA passes", unit="pass", file=sys.stderr, leave=False,
-                    disable=n * keep.size < 200_000_000)
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    omega = torch.randn((keep.size, width), generator=generator, dtype=torch.float64).to(device)
-    U, singular = randomized_svd(times, transposed_times, omega, n_iter, on_pass=progress.update)
-    progress.close()
-    U = U[:, :k].cpu().numpy()
-    S = singular[:k].cpu().numpy()
-    total = float(sum(float((block(start).double() ** 2).sum()) for start in starts))
-    scores = U * S
-    # fix the sign of each component (SVD leaves it free): the largest |score| is positive
-    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
-    scores *= np.where(signs == 0, 1.0, signs)
-    return scores, S ** 2 / total
+    result = standardized_pca(lambda dtype: genotypes.blocks(chunk, device, dtype), genotypes.allele_freqs(),
+                              genotypes.n_samples, n_components, rng=seed, n_oversamples=oversample,
+                              n_iter=n_iter, device=device, dtype=torch.float32, cache_bytes=cache_bytes,
+                              with_explained=True, progress=genotypes.n_samples * genotypes.n_variants >= 200_000_000,
+                              what=genotypes.source or "genotypes")
+    return result.scores, result.explained

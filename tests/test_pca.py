@@ -30,3 +30,74 @@ def test_randomized_svd_without_power_iterations_is_poorer_on_a_flat_spectrum():
     errors = [abs(randomized_svd(lambda r: X @ r, lambda l: X.T @ l, omega, n_iter=n)[1][1].item() - exact[1])
               for n in (0, 6)]
     assert errors[1] < errors[0]
+
+
+def _structured_genotypes(seed=0, n=90, m=400, missing=0.05):
+    """Three populations with different frequencies, some missing calls and a few monomorphic SNPs."""
+    from genoae.genotypes import Genotypes
+
+    rng = np.random.default_rng(seed)
+    freqs = rng.uniform(0.05, 0.95, (3, m))
+    freqs[:, :5] = 0.0  # monomorphic: must contribute nothing
+    g = rng.binomial(2, freqs[np.repeat(np.arange(3), n // 3)]).astype(np.int8)
+    g[rng.random(g.shape) < missing] = -1
+    return Genotypes.from_counts(g), g
+
+
+def _naive_standardized(g):
+    """The standardized matrix built whole, as the docstring defines it."""
+    observed = g >= 0
+    f = np.where(observed, g, 0).sum(0) / (2.0 * observed.sum(0))
+    scale = np.sqrt(2 * f * (1 - f))
+    z = np.where(observed, (g - 2 * f) / np.where(scale > 1e-6, scale, 1.0), 0.0)
+    return np.where(scale > 1e-6, z, 0.0)
+
+
+def test_pca_of_genotypes_matches_exact_svd_of_the_standardized_matrix():
+    from genoae.pca import pca
+
+    geno, g = _structured_genotypes()
+    scores, explained = pca(geno, n_components=2, seed=3, chunk=64)  # several blocks
+    Z = _naive_standardized(g)
+    U, S, _ = np.linalg.svd(Z, full_matrices=False)
+    exact = U[:, :2] * S[:2]
+    signs = np.sign(np.sum(scores * exact, axis=0))
+    np.testing.assert_allclose(scores, exact * signs, atol=1e-4 * S[0])
+    np.testing.assert_allclose(explained, S[:2] ** 2 / (Z ** 2).sum(), rtol=1e-4)
+
+
+def test_standardized_pca_components_project_rows_onto_their_scores():
+    from genoae.pca import standardized_pca
+
+    geno, g = _structured_genotypes(seed=1)
+    result = standardized_pca(lambda dtype: geno.blocks(50, "cpu", dtype), geno.allele_freqs(), geno.n_samples, 2,
+                              n_iter=7, with_components=True)
+    Z = _naive_standardized(g)
+    np.testing.assert_allclose(Z @ result.components.T, result.scores, atol=1e-8)
+    np.testing.assert_allclose(result.components @ result.components.T, np.eye(2), atol=1e-6)
+    assert np.all(result.components[:, :5] == 0)  # monomorphic SNPs have no loading
+
+
+def test_admix_start_uses_the_same_pca():
+    """The admixture start's components are genoae.pca's on the same calls (up to the SVD's accuracy)."""
+    from genoae.ancestry.start import principal_components
+    from genoae.likelihood import CallMatrix
+    from genoae.pca import standardized_pca
+
+    geno, _ = _structured_genotypes(seed=2)
+    start = principal_components(CallMatrix.from_genotypes(geno, block=64), geno.allele_freqs(), 2,
+                                 np.random.default_rng(5))
+    direct = standardized_pca(lambda dtype: geno.blocks(64, "cpu", dtype), geno.allele_freqs(), geno.n_samples, 2,
+                              rng=np.random.default_rng(5), n_iter=3)
+    np.testing.assert_allclose(start, direct.scores, atol=1e-9)
+
+
+def test_pca_refuses_data_without_a_varying_variant():
+    import pytest
+
+    from genoae.errors import UsageError
+    from genoae.genotypes import Genotypes
+    from genoae.pca import pca
+
+    with pytest.raises(UsageError, match="polymorphic"):
+        pca(Genotypes.from_counts(np.zeros((5, 4), np.int8)))

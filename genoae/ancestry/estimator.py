@@ -129,7 +129,8 @@ class Admixture:
             fixed_rows = torch.from_numpy(labels >= 0).to(device)
 
         # 1. initialisation
-        Q0, P0, init_labels = initial_estimates(calls, self.K, rng, labels)
+        freqs = genotypes.allele_freqs()
+        Q0, P0, init_labels = initial_estimates(calls, freqs, self.K, rng, labels)
         report.init_loglik = calls.loglik(Q0, P0)
         report.seconds["init"] = time.perf_counter() - tick
 
@@ -153,7 +154,7 @@ class Admixture:
         # 3. network training: the decoder holds the refined P; the encoder learns to give each individual its Q
         tick = time.perf_counter()
         model = NeuralAdmixture(m, self.K, self.hidden).to(device)
-        freq = torch.from_numpy(np.nan_to_num(genotypes.allele_freqs(), nan=0.5)).float().to(device)
+        freq = torch.from_numpy(np.nan_to_num(freqs, nan=0.5)).float().to(device)
         model.input_freq.copy_(freq)
         model.set_P(P)
         Q_net = None

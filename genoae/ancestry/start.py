@@ -5,53 +5,28 @@ import numpy as np
 import torch
 
 from genoae.likelihood import FREQ_MAX, FREQ_MIN, CallMatrix, project_simplex_rows
-from genoae.pca import randomized_svd
+from genoae.pca import standardized_pca
 
 
-def principal_components(calls: CallMatrix, n_components: int, rng: np.random.Generator, n_oversamples: int = 10,
-                         n_power_iter: int = 3) -> np.ndarray:
-    """Leading principal components of the standardised genotypes by randomised SVD (Halko et al. 2011).
+def principal_components(calls: CallMatrix, freqs: np.ndarray, n_components: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """Leading principal components of the standardized genotypes (:func:`genoae.pca.standardized_pca`, 3 power
+    iterations: enough for k-means), walking the calls block by block.
 
-    Genotypes are centred and scaled per SNP, (g − 2f) / sqrt(2f(1 − f)), missing calls set to 0 (the mean);
-    monomorphic and unobserved SNPs contribute nothing.  The matrix is never formed whole: every product walks
-    the calls block by block.
+    Parameters
+    ----------
+    freqs : ndarray, float64, shape (n_variants,)   A2 frequency per variant (NaN where nothing is observed)
 
     Returns
     -------
     ndarray, float64, shape (n_samples, n_components)  sample scores U S
     """
-    device = calls.device
-    dtype = torch.float64
-    freq = torch.zeros(calls.n_variants, dtype=dtype, device=device)
-    for cols, g, r in calls.blocks(dtype):
-        n_alleles = (g + r).sum(dim=1)
-        freq[cols] = torch.where(n_alleles > 0, g.sum(dim=1) / n_alleles.clamp_min(1), torch.zeros_like(n_alleles))
-    scale = torch.sqrt(2 * freq * (1 - freq))
-    inv_scale = torch.where(scale > 1e-6, 1.0 / scale.clamp_min(1e-6), torch.zeros_like(scale))
-
-    def standardised(cols, g, r):
-        observed = (g + r) > 0
-        x = torch.where(observed, g - 2 * freq[cols, None], torch.zeros_like(g))
-        return x * inv_scale[cols, None]  # (block, n)
-
-    n_samples = calls.n_samples
-    width = min(n_components + n_oversamples, n_samples)
-
-    def times(right):  # X Z, X = the (n_samples, n_variants) standardised matrix
-        out = torch.zeros((n_samples, right.shape[1]), dtype=dtype, device=device)
+    def blocks(dtype):
         for cols, g, r in calls.blocks(dtype):
-            out += standardised(cols, g, r).T @ right[cols]
-        return out
+            yield cols, g, (g + r) > 0
 
-    def transposed_times(left):  # Xᵀ Y
-        out = torch.empty((calls.n_variants, left.shape[1]), dtype=dtype, device=device)
-        for cols, g, r in calls.blocks(dtype):
-            out[cols] = standardised(cols, g, r) @ left
-        return out
-
-    omega = torch.from_numpy(rng.standard_normal((calls.n_variants, width))).to(device, dtype)
-    U, singular = randomized_svd(times, transposed_times, omega, n_power_iter)
-    return (U[:, :n_components] * singular[:n_components]).cpu().numpy()
+    return standardized_pca(blocks, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
+                            device=calls.device, dtype=torch.float64, what="admix start").scores
 
 
 def kmeans(points: np.ndarray, K: int, rng: np.random.Generator, n_init: int = 10,
@@ -107,11 +82,14 @@ def cluster_frequencies(calls: CallMatrix, labels: np.ndarray, K: int, pseudo: f
     return P.clamp_(FREQ_MIN, FREQ_MAX)
 
 
-def initial_estimates(calls: CallMatrix, K: int, rng: np.random.Generator, labels: np.ndarray | None = None):
+def initial_estimates(calls: CallMatrix, freqs: np.ndarray, K: int, rng: np.random.Generator,
+                      labels: np.ndarray | None = None):
     """Q and P to start from: k-means on principal components (or the given labels), softened one-hot Q.
 
     Parameters
     ----------
+    freqs : ndarray, float64, shape (n_variants,)
+        A2 frequency per variant (:meth:`genoae.genotypes.Genotypes.allele_freqs`), for the PCA.
     labels : ndarray, int64, shape (n_samples,), optional
         Known cluster per individual (−1 unknown), for supervised runs; unlabelled individuals start uniform.
 
@@ -125,7 +103,7 @@ def initial_estimates(calls: CallMatrix, K: int, rng: np.random.Generator, label
         if K == 1:
             labels = np.zeros(n, np.int64)
         else:
-            pcs = principal_components(calls, K - 1, rng)
+            pcs = principal_components(calls, freqs, K - 1, rng)
             labels = kmeans(pcs, K, rng)
     P = cluster_frequencies(calls, labels, K)
     Q = np.full((n, K), 1.0 / K)

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from genoae.device import choose_device, seed_everything
 from genoae.errors import InputError, UsageError
-from genoae.genotypes import Genotypes, Samples, Variants
+from genoae.genotypes import Genotypes, Samples, Variants, allele_frequencies
 from genoae.io.vae_model import load_vae, save_vae
 from genoae.progress import progress_bar
 from genoae.simulate.network import GenomeVAE
@@ -399,9 +399,9 @@ class SyntheticGenomes:
 
 
 def _frequencies(rows: np.ndarray, mode: str) -> np.ndarray:
-    """Allele frequency per SNP (haplotypes) or genotype-class frequencies (n_variants, 3), missing ignored."""
-    observed = rows >= 0
-    n = np.maximum(observed.sum(axis=0), 1)
+    """Allele frequency per SNP (haplotypes) or genotype-class frequencies (n_variants, 3); missing calls ignored,
+    0 where a SNP has none."""
     if mode == "haplotype":
-        return (rows == 1).sum(axis=0) / n
+        return np.nan_to_num(allele_frequencies(rows, ploidy=1), nan=0.0)
+    n = np.maximum((rows >= 0).sum(axis=0), 1)
     return np.stack([(rows == k).sum(axis=0) / n for k in range(3)], axis=1)

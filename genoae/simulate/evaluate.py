@@ -26,26 +26,16 @@ Definitions
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import stats
 
 from genoae.errors import InputError
+from genoae.genotypes import allele_frequencies
 from genoae.io.jsonfile import json_ready
+from genoae.pca import standardized_pca
 
 
 # ====================================================================== allele frequencies
-def allele_frequencies(X: np.ndarray, ploidy: int = 1) -> np.ndarray:
-    """A2 frequency per variant over observed calls.
-
-    Returns
-    -------
-    ndarray, float64, shape (n_variants,)   NaN where nothing is observed
-    """
-    X = np.asarray(X)
-    observed = X >= 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(observed, X, 0).sum(axis=0, dtype=np.float64) / (ploidy * observed.sum(axis=0))
-
-
 def allele_frequency_metrics(reference: np.ndarray, other: np.ndarray, ploidy: int = 1) -> dict:
     """Pearson r and mean absolute error between the allele frequencies of two sets (variants seen in both)."""
     p, q = allele_frequencies(reference, ploidy), allele_frequencies(other, ploidy)
@@ -118,22 +108,27 @@ def ld_metrics(reference: np.ndarray, other: np.ndarray, window: int = 100, posi
 
 
 # ====================================================================== PCA
-def pca_fit(X: np.ndarray, n_components: int = 2, ploidy: int = 1) -> dict:
-    """PCA of standardised allele columns (missing -> column mean, i.e. 0 after centring).
+def pca_fit(X: np.ndarray, n_components: int = 2, ploidy: int = 1, seed: int = 0) -> dict:
+    """PCA of standardised allele columns (missing -> column mean, i.e. 0 after centring), by the one randomized
+    SVD (:func:`genoae.pca.standardized_pca`, 7 power iterations: converged to rounding for the leading components).
 
     Returns
     -------
-    dict with ``mean`` (n_variants,), ``scale`` (n_variants,), ``components`` (n_components, n_variants),
-    ``scores`` (n_rows, n_components)
+    dict with ``mean`` (n_variants,), ``scale`` (n_variants,; 1 where a column does not vary), ``components``
+    (n_components, n_variants), ``scores`` (n_rows, n_components)
     """
-    freq = np.nan_to_num(allele_frequencies(X, ploidy), nan=0.0)
-    mean = ploidy * freq
-    scale = np.sqrt(ploidy * freq * (1 - freq))
-    scale[scale < 1e-8] = 1.0
-    Z = _standardise(X, mean, scale)
-    _, _, vt = np.linalg.svd(Z, full_matrices=False)
-    components = vt[:n_components]
-    return {"mean": mean, "scale": scale, "components": components, "scores": Z @ components.T}
+    X = np.asarray(X)
+
+    def blocks(dtype, chunk=4096):
+        for start in range(0, X.shape[1], chunk):
+            cols = slice(start, min(start + chunk, X.shape[1]))
+            block = torch.from_numpy(np.ascontiguousarray(X[:, cols].T))
+            yield cols, block.clamp_min(0).to(dtype), block >= 0
+
+    result = standardized_pca(blocks, allele_frequencies(X, ploidy), X.shape[0], n_components, ploidy=ploidy,
+                              rng=seed, n_oversamples=20, n_iter=7, with_components=True, what="PCA of the rows")
+    scale = np.where(result.scale > 1e-6, result.scale, 1.0)  # loadings are 0 there: any finite scale projects
+    return {"mean": result.mean, "scale": scale, "components": result.components, "scores": result.scores}
 
 
 def pca_project(model: dict, X: np.ndarray) -> np.ndarray:
@@ -314,8 +309,6 @@ def train_population_classifier(X: np.ndarray, labels, classes=None, ploidy: int
     -------
     dict: ``classes``, ``mean``, ``scale``, ``weight`` (n_variants, n_classes), ``bias`` (n_classes,)
     """
-    import torch
-
     labels = np.asarray(labels, dtype=str)
     classes = sorted(set(labels.tolist())) if classes is None else list(classes)
     freq = np.nan_to_num(allele_frequencies(X, ploidy), nan=0.0)
