@@ -99,6 +99,16 @@ class Admixture:
                                                        "max_iter", "seed", "device", "threads", "precision")}
 
     # ---------------------------------------------------------------------------------------------- fit
+    def check(self, genotypes: Genotypes, populations: np.ndarray | None = None):
+        """Refuse what :meth:`fit` cannot do with these inputs (K against the individuals and the supervised
+        labels, the precision) before any work; return the supervised labels as cluster codes (−1 unlabelled, or
+        None) and the population of each Q column (``[]`` when unsupervised)."""
+        check_k(self.K, genotypes.n_samples)
+        _refinement_dtype(self.precision, 0)
+        if populations is None:
+            return None, []
+        return _population_labels(populations, self.K, genotypes.n_samples)
+
     def fit(self, genotypes: Genotypes, populations: np.ndarray | None = None,
             calls: CallMatrix | None = None) -> "Admixture":
         """Estimate Q and P for ``genotypes``.
@@ -113,24 +123,20 @@ class Admixture:
             The calls already decoded on the device (lets several K share one decoding).
         """
         n, m = genotypes.n_samples, genotypes.n_variants
-        check_k(self.K, n)
+        labels, self.populations_ = self.check(genotypes, populations)
         set_threads(self.threads)
-        device = choose_device(self.device)
         rng = seed_everything(self.seed)
         report = FitReport()
         tick = time.perf_counter()
         if calls is None:
-            calls = CallMatrix.from_genotypes(genotypes, device)
+            calls = CallMatrix.from_genotypes(genotypes, choose_device(self.device))
+        device = calls.device
         dtype = _refinement_dtype(self.precision, n * m)
-
-        labels, fixed_rows, self.populations_ = None, None, []
-        if populations is not None:
-            labels, self.populations_ = _population_labels(populations, self.K, n)
-            fixed_rows = torch.from_numpy(labels >= 0).to(device)
+        fixed_rows = None if labels is None else torch.from_numpy(labels >= 0).to(device)
 
         # 1. initialisation
         freqs = genotypes.allele_freqs()
-        Q0, P0, init_labels = initial_estimates(calls, freqs, self.K, rng, labels)
+        Q0, P0, _ = initial_estimates(calls, freqs, self.K, rng, labels)
         report.init_loglik = calls.loglik(Q0, P0)
         report.seconds["init"] = time.perf_counter() - tick
 
@@ -178,8 +184,6 @@ class Admixture:
         self.loglik_ = calls.loglik(Q, P)
         self.loglik_trace_ = np.array(list(trace) + [self.loglik_])
         self.report_ = report
-        self.init_labels_ = init_labels
-        self.n_samples_, self.n_variants_ = n, m
         self.device_ = device
         return self
 

@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from genoae.ancestry import Admixture, check_k
+from genoae.ancestry import Admixture
 from genoae.commands.common import parse_ks
-from genoae.device import choose_device, set_threads
+from genoae.device import choose_device
 from genoae.errors import UsageError
 from genoae.genotypes import ALLELE_CONVENTION
 from genoae.io import read_genotypes
@@ -58,32 +58,30 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
                 break
         prefix = name
     prefix = str(prefix)
-    for K in ks:
-        check_k(K, genotypes.n_samples)
-    populations = None
-    if supervised is not None:
-        populations = read_pop(supervised, genotypes.n_samples)
-    set_threads(threads)
+    populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
     torch_device = choose_device(device)
-    calls = CallMatrix.from_genotypes(genotypes, torch_device)
+    estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol, max_iter=max_iter,
+                               seed=seed, device=str(torch_device), threads=threads, precision=precision,
+                               progress=progress) for K in ks}
+    for estimator in estimators.values():  # every K is checked before the first one runs
+        estimator.check(genotypes, populations)
+    calls = CallMatrix.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
 
-    results, estimators, files = {}, {}, []
+    results, files = {}, []
     log_lines = [f"# genoae admix {genotypes.source}",
                  f"# {genotypes.n_samples} individuals x {genotypes.n_variants} variants, device {torch_device}",
                  f"# allele convention: {ALLELE_CONVENTION}; P = A2 frequency",
                  "# loglik: sum over observed calls of g log h + (2-g) log(1-h), natural log (ADMIXTURE's scale)"]
     for K in ks:
         tick = time.perf_counter()
-        estimator = Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol, max_iter=max_iter,
-                              seed=seed, device=str(torch_device), threads=threads, precision=precision,
-                              progress=progress)
+        estimator = estimators[K]
         estimator.fit(genotypes, populations=populations, calls=calls)
         if cv:
             estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
         seconds = time.perf_counter() - tick
         result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
                                               "seconds": seconds})
-        results[K], estimators[K] = result, estimator
+        results[K] = result
         files.append(write_q(estimator.Q_, f"{prefix}.{K}.Q"))
         files.append(write_p(estimator.P_, f"{prefix}.{K}.P"))
         files.extend(save_model(f"{prefix}.{K}.model.pt", estimator.model_, genotypes.variants,
