@@ -11,7 +11,8 @@ from genoae.errors import InputError, UsageError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="genoae")
 def cli():
-    """genoae: neural ADMIXTURE ancestry estimation, VAE synthetic genomes, comparison with classic ADMIXTURE.
+    """genoae: ancestry estimation (ADMIXTURE's model by EM, an encoder network for projection), VAE synthetic
+    genomes, comparison of ancestry results from ADMIXTURE, fastmixture, Neural ADMIXTURE and genoae.
 
     Genotypes are A2 allele counts (PLINK .bim column 6 = VCF ALT), ADMIXTURE's convention.
     """
@@ -121,10 +122,12 @@ def _device_options(function):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, max_iter, hidden, cv, supervised,
           precision, quiet):
-    """Estimate ancestry proportions Q and allele frequencies P (neural ADMIXTURE, refined by EM).
+    """Estimate ancestry proportions Q and allele frequencies P by EM (ADMIXTURE's likelihood).
 
-    Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json,
-    PREFIX.h5 and PREFIX.log.
+    Q and P come from SQUAREM-accelerated EM started from PCA + k-means.  An encoder network (genotypes -> Q,
+    decoder P) is then fitted to that result; it changes no output here and gives `genoae project` its starting Q.
+    Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json (the
+    network), PREFIX.h5 and PREFIX.log.
     """
     _quiet_openmp()
     from genoae.commands.admix import run_admix
