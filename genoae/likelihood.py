@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import torch
+
+from genoae.genotypes import unpack_calls
 
 # ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here.
 FREQ_MIN = 1e-5
@@ -156,8 +157,6 @@ class CallMatrix:
     @classmethod
     def from_genotypes(cls, genotypes, device="cpu", block: int | None = None, chunk: int = 4096) -> "CallMatrix":
         """Decode a :class:`genoae.Genotypes` (packed SNP-major) chunk by chunk straight into the byte matrix."""
-        from genoae.genotypes import unpack_calls
-
         device = torch.device(device)
         codes = torch.empty((genotypes.n_variants, genotypes.n_samples), dtype=torch.uint8, device=device)
         for start in range(0, genotypes.n_variants, chunk):

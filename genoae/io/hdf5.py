@@ -27,6 +27,7 @@ import numpy as np
 
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pack_calls, unpack_calls
+from genoae.io.atomic import atomic_path
 
 FORMAT_NAME = "genoae-genotypes"
 CHUNK_VARIANTS = 8192
@@ -220,8 +221,6 @@ def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: s
         h5py filter for the call datasets (gzip level 1).
     """
     import h5py
-
-    from genoae.io.atomic import atomic_path
 
     if layout not in ("allel", "packed"):
         raise ValueError(f"layout must be 'allel' or 'packed', not {layout!r}")

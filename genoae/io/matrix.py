@@ -19,6 +19,7 @@ import numpy as np
 
 from genoae.errors import InputError
 from genoae.genotypes import Genotypes, Samples, Variants
+from genoae.io.atomic import atomic_path
 
 TEXT_MISSING = {"-1", "NA", "na", "NaN", "nan", ".", "-9", "-"}
 _VALUE_OF = {"0": 0, "1": 1, "2": 2, **{m: -1 for m in TEXT_MISSING}}
@@ -222,8 +223,6 @@ def read_hapt(path, legend="auto") -> Genotypes:
 
 def write_npy(genotypes: Genotypes, path) -> Path:
     """Write samples x SNPs int8 A2 counts (-1 missing) as ``.npy``, atomically."""
-    from genoae.io.atomic import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, genotypes.counts())

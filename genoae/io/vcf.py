@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is
 
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pack_codes, unpack_calls
+from genoae.io.atomic import atomic_path
 
 # calls decoded together: about 2**18 per block keeps the block's index arrays (8 bytes per call) at a few MB, which
 # the allocator reuses; blocks of 2 M calls were ~10% slower from page faults on fresh memory
@@ -614,8 +615,6 @@ def write_vcf(genotypes: Genotypes, path, chunk: int = 4096, level: int = 4) -> 
 
     REF = A1, ALT = A2 (the counted allele).  Calls are phased (``0|1``) when the genotypes carry haplotypes.
     """
-    from genoae.io.atomic import atomic_path
-
     path = Path(path)
     compressed = path.name.lower().endswith((".gz", ".bgz"))
     v = genotypes.variants
