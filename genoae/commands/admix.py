@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genoae.ancestry import Admixture
-from genoae.commands.common import parse_ks
+from genoae.commands.common import check_outputs, parse_ks
 from genoae.device import choose_device
 from genoae.errors import UsageError
 from genoae.genotypes import ALLELE_CONVENTION
-from genoae.io import read_genotypes
+from genoae.io import input_files, read_genotypes
 from genoae.io.atomic import atomic_open
 from genoae.io.model import save_model
 from genoae.io.qp import read_pop, write_p, write_q
@@ -49,7 +49,6 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     ks = parse_ks(ks)
     if not ks:
         raise UsageError("-k: give at least one K")
-    genotypes = read_genotypes(input_path)
     if prefix is None:
         name = Path(input_path).name
         for suffix in (".bed", ".bim", ".fam", ".vcf.gz", ".vcf", ".h5", ".npy"):
@@ -58,6 +57,10 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
                 break
         prefix = name
     prefix = str(prefix)
+    outputs = [f"{prefix}.{K}.{kind}" for K in ks for kind in ("Q", "P", "model.pt", "model.json")]
+    check_outputs(outputs + [f"{prefix}.h5", f"{prefix}.log"], input_files(input_path) + [supervised],
+                  results_file=f"{prefix}.h5")
+    genotypes = read_genotypes(input_path)
     populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
     torch_device = choose_device(device)
     estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol, max_iter=max_iter,

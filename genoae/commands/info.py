@@ -6,7 +6,8 @@ from collections import Counter
 import numpy as np
 
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes
-from genoae.io import convert, read_genotypes
+from genoae.commands.common import check_outputs
+from genoae.io import convert, input_files, output_files, read_genotypes
 
 
 def summary_dict(genotypes: Genotypes) -> dict:
@@ -66,4 +67,5 @@ def info_file(path, legend="auto") -> str:
 def convert_file(source, target, maf: float | None = None, max_missing: float | None = None,
                  legend="auto") -> Genotypes:
     """``genoae convert``: SOURCE to TARGET (formats by extension), optionally filtered; returns what was written."""
+    check_outputs(output_files(target), input_files(source, legend))
     return convert(source, target, maf=maf, max_missing=max_missing, legend=legend)

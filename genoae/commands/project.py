@@ -7,9 +7,10 @@ from genoae.ancestry import NeuralAdmixture, project
 from genoae.device import set_threads
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION
-from genoae.io import read_genotypes
+from genoae.commands.common import check_outputs
+from genoae.io import input_files, read_genotypes
 from genoae.io.atomic import atomic_open
-from genoae.io.model import align_to_model, load_model
+from genoae.io.model import align_to_model, load_model, model_paths
 from genoae.io.qp import write_q
 
 
@@ -23,13 +24,14 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
     """
     set_threads(threads)
     model, metadata = load_model(model_path, NeuralAdmixture)
+    K = metadata["K"]
+    check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + list(model_paths(model_path)))
     genotypes = read_genotypes(input_path)
     aligned, report = align_to_model(genotypes, metadata["variants"])
     echo(str(report))
     if report.matched == 0:
         raise InputError(input_path, "no variant of the data matches the model's variants")
     Q, loglik, _ = project(model, aligned, tol=tol, device=device)
-    K = metadata["K"]
     q_path = write_q(Q, f"{prefix}.{K}.Q")
     with atomic_open(Path(f"{prefix}.log"), "w") as handle:
         handle.write(f"# genoae project {input_path} --model {model_path}\n# {report}\n"

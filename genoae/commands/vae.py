@@ -6,7 +6,8 @@ from pathlib import Path
 from genoae.device import set_threads
 from genoae.errors import UsageError
 from genoae.genotypes import Genotypes
-from genoae.io import output_format, read_genotypes, write_genotypes
+from genoae.commands.common import check_outputs
+from genoae.io import input_files, output_files, output_format, read_genotypes, write_genotypes
 from genoae.io.jsonfile import write_json
 from genoae.io.labels import read_labels
 from genoae.plot import write_evaluation_plots
@@ -17,6 +18,7 @@ from genoae.simulate.evaluate import evaluate_synthetic, synthetic_populations
 def train_file(input_path, output, labels=None, seed: int | None = 0, threads: int | None = None,
                **params) -> SyntheticGenomes:
     """``genoae vae train``: read genotypes (any format) and optional population labels, fit, save the model."""
+    check_outputs([output], input_files(input_path) + [labels])
     set_threads(threads)
     genotypes = read_genotypes(input_path)
     populations = read_labels(labels, genotypes.samples) if labels else None
@@ -43,6 +45,7 @@ def sample_file(model_path, output, n: int | None = None, populations: str | Non
     """``genoae vae sample``: load a model, draw synthetic individuals, write them (format by extension)."""
     set_threads(threads)
     output_format(output)  # refuse an unknown extension before the work
+    check_outputs(output_files(output), [model_path])
     estimator = SyntheticGenomes.load(model_path, device=device)
     genotypes = estimator.sample(n=n, counts=parse_population_counts(populations), seed=seed,
                                  temperature=temperature)

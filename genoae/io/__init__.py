@@ -91,6 +91,22 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
                            f"(bcftools view -Oz -o out.vcf.gz {Path(path).name})")
 
 
+def input_files(path, legend="auto") -> list[Path]:
+    """The files :func:`read_genotypes` reads for ``path`` (a PLINK prefix is its .bed, .bim and .fam; a .hapt
+    its legend too), so that no output can be written over them."""
+    fmt = detect_format(path)
+    if fmt == "plink":
+        from genoae.io.plink import plink_paths
+
+        return list(plink_paths(path))
+    if fmt == "hapt":
+        from genoae.io.matrix import find_legend
+
+        found = find_legend(path) if legend == "auto" else legend
+        return [Path(path)] + ([Path(found)] if found else [])
+    return [Path(path)]
+
+
 def output_format(path) -> str:
     """Name the output format for ``path``'s extension (raises InputError for an unknown one)."""
     p = Path(path)
@@ -104,6 +120,15 @@ def output_format(path) -> str:
     if name.endswith((".bed", ".bim", ".fam")) or not p.suffix:
         return "plink"
     raise InputError(path, "unknown output format: expected .bed (PLINK), .vcf/.vcf.gz, .h5 or .npy")
+
+
+def output_files(path) -> list[Path]:
+    """The files :func:`write_genotypes` writes for ``path`` (a PLINK output is its .bed, .bim and .fam)."""
+    if output_format(path) == "plink":
+        from genoae.io.plink import plink_paths
+
+        return list(plink_paths(path))
+    return [Path(path)]
 
 
 def write_genotypes(genotypes: Genotypes, path):

@@ -87,6 +87,15 @@ def write_results_h5(path, results: list[AdmixtureResult], samples: Samples, var
     return path
 
 
+def is_results_file(path) -> bool:
+    """Whether ``path`` is an HDF5 file that :func:`write_results_h5` wrote (its ``format`` attribute)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return h5.attrs.get("format") == FORMAT_NAME
+    except OSError:
+        return False
+
+
 def read_results_h5(path) -> tuple[dict[int, AdmixtureResult], Samples, Variants]:
     """Read a ``PREFIX.h5`` written by :func:`write_results_h5`.
 
