@@ -128,3 +128,19 @@ def test_tallies_from_packed_bytes_ignore_padding_bits(n_samples):
     np.testing.assert_allclose(geno.allele_freqs(), expected)
     np.testing.assert_allclose(geno.missing_rate_per_variant(), 1 - observed.mean(axis=0))
     np.testing.assert_array_equal(geno.counts(), counts)
+
+
+@pytest.mark.parametrize("n_real, n_listed", [(7, 5), (6, 5), (3, 1)])
+def test_a_fam_listing_fewer_individuals_than_the_bed_is_refused(tmp_path, n_real, n_listed):
+    """Same row length, so only the padding bits tell: PLINK writes them as 0."""
+    from genoae.genotypes import Genotypes
+    from genoae.io.plink import write_plink
+
+    counts = np.full((n_real, 30), 1, np.int8)  # heterozygous everywhere: every padding call would be nonzero
+    write_plink(Genotypes.from_counts(counts), tmp_path / "d")
+    lines = (tmp_path / "d.fam").read_text().splitlines()
+    (tmp_path / "d.fam").write_text("\n".join(lines[:n_listed]) + "\n")
+    with pytest.raises(InputError, match="padding bits"):
+        read_genotypes(tmp_path / "d.bed")
+    (tmp_path / "d.fam").write_text("\n".join(lines) + "\n")
+    assert read_genotypes(tmp_path / "d.bed").n_samples == n_real

@@ -102,6 +102,21 @@ def _check_bed_header(path: Path) -> int:
     return mode
 
 
+def _check_padding(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 << 20) -> None:
+    """Refuse a .bed whose rows carry calls in their padding bits: PLINK writes padding as 0b00, so a nonzero
+    padding call means the .bed holds more individuals than the .fam lists (4k+1..4k+4 individuals share a row
+    length, so the file size alone cannot tell)."""
+    used = n_samples % 4
+    if used == 0 or data.shape[0] == 0:
+        return
+    padding_mask = (0xFF << (2 * used)) & 0xFF
+    for start in range(0, data.shape[0], chunk):
+        bad = np.flatnonzero(np.asarray(data[start:start + chunk, -1]) & padding_mask)
+        if bad.size:
+            raise InputError(path, f"variant {start + int(bad[0]) + 1} has calls in the padding bits of its last "
+                                   f"byte: the .bed holds more individuals than the {n_samples} of the .fam")
+
+
 def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
     """Memory-map a ``.bed`` file and return SNP-major packed calls, shape (n_variants, ceil(n_samples/4)).
 
@@ -120,6 +135,7 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
                                f"({n_samples} samples) imply {expected}")
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(rows, row_len))
     if mode == MODE_SNP_MAJOR:
+        _check_padding(path, data, n_samples)
         return data
     # individual-major: decode blocks of individuals (a multiple of 4: whole bytes of the SNP-major rows) and pack
     # each along its individual axis into its bytes of the SNP-major rows
