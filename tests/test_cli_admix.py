@@ -30,7 +30,24 @@ def simulated_plink(folder, n=80, m=600, K=3, seed=0, missing=0.02, name="sim"):
     return prefix, geno, Q, labels
 
 
+def naive_loglik(g, Q, P):
+    """ℓ = Σ over observed calls (g ≥ 0) of g log h + (2 − g) log(1 − h), h = Q Pᵀ clamped to [1e-5, 1-1e-5]."""
+    h = np.clip(Q @ P.T, 1e-5, 1 - 1e-5)
+    return float(np.where(g >= 0, g * np.log(h) + (2 - g) * np.log1p(-h), 0.0).sum())
+
+
+def logged_logliks(log_path):
+    """{K: ℓ} from the ``K=..\tloglik=...`` lines of PREFIX.log."""
+    found = {}
+    for line in open(log_path):
+        if line.startswith("K="):
+            fields = dict(field.split("=", 1) for field in line.rstrip("\n").split("\t")[:2])
+            found[int(fields["K"])] = float(fields["loglik"])
+    return found
+
+
 def test_admix_writes_every_output(tmp_path, capsys):
+    """PREFIX.K.Q/.P hold the fit (simplex rows, one row per SNP), PREFIX.log its ℓ, PREFIX.h5 the same Q and P."""
     from genoae.ancestry import NeuralAdmixture
     from genoae.io.model import load_model
     from genoae.io.qp import read_p, read_q
@@ -45,22 +62,48 @@ def test_admix_writes_every_output(tmp_path, capsys):
     results, samples, variants = read_results_h5(f"{out}.h5")
     assert sorted(results) == [2, 3]
     assert list(samples.iid) == list(geno.samples.iid) and list(variants.id) == list(geno.variants.id)
+    log = open(f"{out}.log").read()
+    assert "A2 (PLINK .bim column 6)" in log
+    logged = logged_logliks(f"{out}.log")
+    assert sorted(logged) == [2, 3]
+    g = geno.counts().astype(np.float64)
     for K in (2, 3):
+        rows = [line.split() for line in open(f"{out}.{K}.Q")]
+        assert len(rows) == geno.n_samples and all(len(row) == K for row in rows)
+        assert all(len(x.split(".")[1]) == 6 for x in rows[0])
         Q, P = read_q(f"{out}.{K}.Q"), read_p(f"{out}.{K}.P")
-        assert Q.shape == (geno.n_samples, K) and P.shape == (geno.n_variants, K)
-        first_line = open(f"{out}.{K}.Q").readline().split()
-        assert len(first_line) == K and all(len(x.split(".")[1]) == 6 for x in first_line)
-        np.testing.assert_allclose(Q, results[K].Q, atol=5e-7)
-        assert results[K].p_allele == "A2" and np.isfinite(results[K].loglik)
+        assert P.shape == (geno.n_variants, K)
+        # rows on the simplex up to the files' rounding (K values rounded to 6 decimals each)
+        np.testing.assert_allclose(Q.sum(axis=1), 1.0, rtol=0, atol=K * 5e-7 + 1e-12)
+        # the logged ℓ is the ℓ of the written Q and P on these genotypes
+        assert logged[K] == pytest.approx(naive_loglik(g, Q, P), rel=1e-6)
+        assert logged[K] == pytest.approx(results[K].loglik, abs=5e-7)
+        np.testing.assert_allclose(results[K].Q, Q, rtol=0, atol=5e-7 + 1e-12)
+        np.testing.assert_allclose(results[K].P, P, rtol=0, atol=5e-7 + 1e-12)
+        assert results[K].p_allele == "A2"
         model, metadata = load_model(f"{out}.{K}.model.pt", NeuralAdmixture)
         assert metadata["K"] == K and list(metadata["variants"].id) == list(geno.variants.id)
         # the decoder holds the refined P
         np.testing.assert_allclose(model.P.detach().numpy(), results[K].P, atol=1e-5)
-    log = open(f"{out}.log").read()
-    assert "A2 (PLINK .bim column 6)" in log and "K=3\tloglik=" in log
-    assert f"{results[3].loglik:.6f}" in log
     # more clusters fit at least as well
     assert results[3].loglik >= results[2].loglik
+
+
+@pytest.mark.parametrize("ks", ["2..3", "2,3"])
+def test_admix_k_range_and_list_syntax(tmp_path, ks):
+    """-k 2..3 and -k 2,3 fit exactly K = 2 and K = 3, the same fits as -k 2-3 (same seed)."""
+    prefix, geno, _, _ = simulated_plink(tmp_path, n=30, m=150, seed=5)
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "-o", tmp_path / "dash", "--epochs", 0, "--quiet",
+                    "--threads", 1]) == 0
+    assert run_cli(["admix", f"{prefix}.bed", "-k", ks, "-o", tmp_path / "run", "--epochs", 0, "--quiet",
+                    "--threads", 1]) == 0
+    assert sorted(path.name for path in tmp_path.glob("run.*.Q")) == ["run.2.Q", "run.3.Q"]
+    assert sorted(path.name for path in tmp_path.glob("run.*.P")) == ["run.2.P", "run.3.P"]
+    assert sorted(logged_logliks(tmp_path / "run.log")) == [2, 3]
+    for K in (2, 3):
+        rows = [line.split() for line in open(tmp_path / f"run.{K}.Q")]
+        assert len(rows) == geno.n_samples and all(len(row) == K for row in rows)
+        assert (tmp_path / f"run.{K}.Q").read_text() == (tmp_path / f"dash.{K}.Q").read_text()
 
 
 def test_admix_refuses_k_not_below_n(tmp_path, capsys):

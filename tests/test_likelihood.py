@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from genoae.likelihood import em_update, loglik
+from genoae.likelihood import FREQ_MAX, FREQ_MIN, CallMatrix, em_update, loglik
+
+Q_MIN = 1e-5  # ADMIXTURE keeps every Q entry in [1e-5, 1 - 1e-5] (project_simplex_rows)
 
 
 def naive_loglik(g, observed, Q, P):
@@ -11,40 +13,86 @@ def naive_loglik(g, observed, Q, P):
     for i in range(g.shape[0]):
         for j in range(g.shape[1]):
             if observed[i, j]:
-                h = min(max(float(Q[i] @ P[j]), 1e-5), 1 - 1e-5)
+                h = min(max(float(Q[i] @ P[j]), FREQ_MIN), FREQ_MAX)
                 total += g[i, j] * np.log(h) + (2 - g[i, j]) * np.log(1 - h)
     return total
 
 
-def naive_em(g, observed, Q, P):
+def naive_em(g, observed, Q, P, update_q=True, update_p=True, fixed=None):
+    """ADMIXTURE's multiplicative EM step written out call by call, with the clamps genoae applies.
+
+    a = g / h, b = (2 − g) / (1 − h) over observed calls (h = Q_i·P_j clamped to [1e-5, 1 − 1e-5]);
+    Q_ik ← Q_ik Σ_j [a_ij P_jk + b_ij (1 − P_jk)] / (2 n_i), then clamped to [1e-5, 1 − 1e-5] and renormalised
+    (rows without calls: only the clamp and renormalisation; fixed rows: kept as given);
+    P_jk ← A / (A + B), A = P_jk Σ_i a_ij Q_ik, B = (1 − P_jk) Σ_i b_ij Q_ik (SNPs without calls keep P_j),
+    then clamped to [1e-5, 1 − 1e-5].
+    """
     n, m = g.shape
     K = Q.shape[1]
-    Q_new = np.zeros_like(Q)
-    P_new = np.zeros_like(P)
+    h = np.empty((n, m))
     for i in range(n):
-        n_obs = 0
         for j in range(m):
-            if not observed[i, j]:
-                continue
-            n_obs += 1
-            h = min(max(Q[i] @ P[j], 1e-5), 1 - 1e-5)
-            for k in range(K):
-                Q_new[i, k] += g[i, j] * Q[i, k] * P[j, k] / h + (2 - g[i, j]) * Q[i, k] * (1 - P[j, k]) / (1 - h)
-        Q_new[i] /= 2 * n_obs
-    for j in range(m):
-        for k in range(K):
-            A = B = 0.0
-            for i in range(n):
+            h[i, j] = min(max(Q[i] @ P[j], FREQ_MIN), FREQ_MAX)
+    if update_q:
+        Q_new = np.array(Q, dtype=float)
+        for i in range(n):
+            n_obs = 0
+            total = np.zeros(K)
+            for j in range(m):
                 if observed[i, j]:
-                    h = min(max(Q[i] @ P[j], 1e-5), 1 - 1e-5)
-                    A += g[i, j] * Q[i, k] * P[j, k] / h
-                    B += (2 - g[i, j]) * Q[i, k] * (1 - P[j, k]) / (1 - h)
-            P_new[j, k] = A / (A + B)
-    return Q_new, np.clip(P_new, 1e-5, 1 - 1e-5)
+                    n_obs += 1
+                    a, b = g[i, j] / h[i, j], (2 - g[i, j]) / (1 - h[i, j])
+                    for k in range(K):
+                        total[k] += a * P[j, k] + b * (1 - P[j, k])
+            if n_obs:
+                Q_new[i] = Q[i] * total / (2 * n_obs)
+            Q_new[i] = np.clip(Q_new[i], Q_MIN, 1 - Q_MIN)
+            Q_new[i] /= Q_new[i].sum()
+            if fixed is not None and fixed[i]:
+                Q_new[i] = Q[i]
+    else:
+        Q_new = np.array(Q, dtype=float)
+    P_new = np.array(P, dtype=float)
+    if update_p:
+        for j in range(m):
+            for k in range(K):
+                A = B = 0.0
+                for i in range(n):
+                    if observed[i, j]:
+                        A += g[i, j] / h[i, j] * Q[i, k]
+                        B += (2 - g[i, j]) / (1 - h[i, j]) * Q[i, k]
+                A, B = P[j, k] * A, (1 - P[j, k]) * B
+                if A + B > 0:
+                    P_new[j, k] = A / (A + B)
+    return Q_new, np.clip(P_new, FREQ_MIN, FREQ_MAX)
+
+
+def em_inputs(seed, n=8, m=25, K=3):
+    """Random calls with ~20 % missing, plus the cases where the clamps and the masking matter."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, 3, size=(n, m)).astype(float)
+    observed = rng.random((n, m)) > 0.2
+    g[~observed] = rng.choice([-1.0, 7.0, np.nan], size=int((~observed).sum()))  # junk where missing
+    g[observed[:, 0], 0] = 0.0      # monomorphic A1: P → 0, clamped to 1e-5
+    g[observed[:, 1], 1] = 2.0      # monomorphic A2: P → 1, clamped to 1 − 1e-5
+    observed[:, 2] = False          # a SNP without calls keeps its P
+    observed[n - 1, :] = False      # an individual without calls
+    Q = rng.dirichlet(np.ones(K), size=n)
+    Q[1] = [1 - 2e-8, 1e-8, 1e-8]   # the Q clamp bites at both ends
+    P = rng.uniform(0.05, 0.95, size=(m, K))
+    P[3] = 0.0                      # h = 0 is clamped to 1e-5 (g log h stays finite)
+    P[4] = 1.0                      # h = 1 is clamped to 1 − 1e-5
+    return g, observed, Q, P
+
+
+def as_counts(g, observed):
+    """Counts and mask for the sample-major functions (the junk where missing is passed on as it is)."""
+    return torch.from_numpy(g), torch.from_numpy(observed)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_matches_naive(seed):
+    """loglik and em_update (blocked) equal the naive call-by-call ℓ and EM step on random calls."""
     rng = np.random.default_rng(seed)
     n, m, K = 7, 23, 3
     g = rng.integers(0, 3, size=(n, m)).astype(float)
@@ -60,6 +108,33 @@ def test_fast_matches_naive(seed):
     np.testing.assert_allclose(P_fast.numpy(), P_ref, rtol=1e-9, atol=1e-12)
     # EM never decreases the likelihood
     assert loglik(t(g), t(observed), Q_fast, P_fast) >= fast - 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("block", [1, 4, 64])
+@pytest.mark.parametrize("flags", [(True, True), (True, False), (False, True)])
+def test_em_step_matches_naive_admixture_update(seed, block, flags):
+    """em_update and CallMatrix.em_step equal the naive EM step (clamps, missing calls, fixed rows included)."""
+    update_q, update_p = flags
+    g, observed, Q, P = em_inputs(seed)
+    fixed = np.zeros(len(Q), bool)
+    fixed[2] = True
+    Q_ref, P_ref = naive_em(g, observed, Q, P, update_q, update_p, fixed)
+    ll_ref = naive_loglik(g, observed, Q, P)
+    counts, obs = as_counts(g, observed)
+    Qt, Pt, fixed_t = torch.from_numpy(Q), torch.from_numpy(P), torch.from_numpy(fixed)
+
+    Q_ref_em, P_ref_em = em_update(counts, obs, Qt, Pt, update_q, update_p, block=block, q_fixed_rows=fixed_t)
+    np.testing.assert_allclose(Q_ref_em.numpy(), Q_ref, rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(P_ref_em.numpy(), P_ref, rtol=1e-11, atol=1e-15)
+    assert loglik(counts, obs, Qt, Pt, block=block) == pytest.approx(ll_ref, rel=1e-12)
+
+    calls = CallMatrix.from_counts(counts, obs, block=block)
+    Q_fast, P_fast, ll = calls.em_step(Qt, Pt, update_q, update_p, q_fixed_rows=fixed_t, with_loglik=True)
+    np.testing.assert_allclose(Q_fast.numpy(), Q_ref, rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(P_fast.numpy(), P_ref, rtol=1e-11, atol=1e-15)
+    assert ll == pytest.approx(ll_ref, rel=1e-12)
+    assert calls.loglik(Qt, Pt) == pytest.approx(ll_ref, rel=1e-12)
 
 
 ADMIXTURE_LOGLIK = {1: -4169323.010353, 2: -3835365.428974, 3: -3799887.171935, 4: -3789058.688751,
