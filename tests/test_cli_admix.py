@@ -140,8 +140,11 @@ def test_supervised_keeps_labelled_individuals(tmp_path):
     # unlabelled rows are assigned to the right population, in the same column order
     assert (Q[~known].argmax(axis=1) == labels[~known]).mean() > 0.95
     assert "supervised: Q columns = alpha beta gamma" in open(f"{out}.log").read()
-    # K must match the number of labels
+    # K must match the number of labels, for every K asked for, before any K runs
     assert run_cli(["admix", f"{prefix}.bed", "-k", 2, "--supervised", pop, "-o", out, "--quiet"]) == 2
+    fresh = tmp_path / "fresh"
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "3,4", "--supervised", pop, "-o", fresh, "--quiet"]) == 2
+    assert not list(tmp_path.glob("fresh*"))  # K = 3 would fit the labels, but nothing ran
 
 
 def test_project_new_individuals_with_reordered_and_flipped_variants(tmp_path, capsys):
