@@ -28,8 +28,6 @@ MISSING = -1
 
 # code -> A2 count; 0b01 (missing) -> -1
 _CODE_TO_COUNT = np.array([0, MISSING, 1, 2], dtype=np.int8)
-# A2 count (0, 1, 2, missing) -> code; index with count, missing = index 3
-_COUNT_TO_CODE = np.array([0b00, 0b10, 0b11, 0b01], dtype=np.uint8)
 # byte -> 4 A2 counts, vectorised decoding without a Python loop per call
 _BYTE_TO_COUNTS = _CODE_TO_COUNT[(np.arange(256)[:, None] >> (2 * np.arange(4))) & 3].astype(np.int8)
 
@@ -42,6 +40,17 @@ def _popcount_rows(bits: np.ndarray) -> np.ndarray:
     if hasattr(np, "bitwise_count"):  # numpy >= 2.0
         return np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
     return _POPCOUNT[bits].sum(axis=1, dtype=np.int64)
+
+
+_BYTE_TO_COUNTS_ON = {}  # the decoding table as a tensor, per torch device: copied there once, not per batch
+
+
+def _byte_to_counts_on(device):
+    if device not in _BYTE_TO_COUNTS_ON:
+        import torch
+
+        _BYTE_TO_COUNTS_ON[device] = torch.from_numpy(_BYTE_TO_COUNTS).to(device)
+    return _BYTE_TO_COUNTS_ON[device]
 
 
 def unpack_calls(packed, n_samples: int):
@@ -64,9 +73,7 @@ def unpack_calls(packed, n_samples: int):
     if isinstance(packed, np.ndarray):
         counts = _BYTE_TO_COUNTS[packed]  # (n_rows, n_bytes, 4)
     else:  # a torch tensor, decoded on its own device
-        import torch
-
-        counts = torch.from_numpy(_BYTE_TO_COUNTS).to(packed.device)[packed.long()]
+        counts = _byte_to_counts_on(packed.device)[packed.long()]
     return counts.reshape(packed.shape[0], 4 * packed.shape[1])[:, :n_samples]  # explicit: -1 fails for 0 rows
 
 
@@ -97,20 +104,22 @@ def pack_codes(codes: np.ndarray, axis: int = 1) -> np.ndarray:
     packed : ndarray, uint8, shape (n_other, ceil(n_packed / 4)), padding calls 0b00 as PLINK writes them
     """
     codes = np.asarray(codes, dtype=np.uint8)
-    if axis == 1:
-        codes = codes.T  # packing a transposed view along its first axis reads the same memory
-    n_packed, n_other = codes.shape
-    full = n_packed // 4
-    packed = np.empty((full + (n_packed % 4 > 0), n_other), np.uint8)
-    quads = codes[:4 * full].reshape(full, 4, n_other)
-    np.bitwise_or(quads[:, 0], quads[:, 1] << 2, out=packed[:full])
-    packed[:full] |= quads[:, 2] << 4
-    packed[:full] |= quads[:, 3] << 6
-    if n_packed % 4:
-        tail = np.zeros((4, n_other), np.uint8)
-        tail[:n_packed % 4] = codes[4 * full:]
-        packed[full] = tail[0] | (tail[1] << 2) | (tail[2] << 4) | (tail[3] << 6)
-    return np.ascontiguousarray(packed.T)
+    if codes.shape[axis] % 4:  # whole bytes: padding calls 0b00
+        padding = [(0, 0), (0, 0)]
+        padding[axis] = (0, -codes.shape[axis] % 4)
+        codes = np.pad(codes, padding)
+    n_bytes = codes.shape[axis] // 4
+    if axis == 0:  # groups of 4 rows: each output byte reads 4 contiguous rows, the input is never transposed
+        quads = codes.reshape(n_bytes, 4, codes.shape[1])
+        packed = quads[:, 0] | (quads[:, 1] << 2)
+        packed |= quads[:, 2] << 4
+        packed |= quads[:, 3] << 6
+        return np.ascontiguousarray(packed.T)
+    quads = codes.reshape(codes.shape[0], n_bytes, 4)
+    packed = quads[..., 0] | (quads[..., 1] << 2)
+    packed |= quads[..., 2] << 4
+    packed |= quads[..., 3] << 6
+    return packed
 
 
 def pack_calls(counts: np.ndarray, axis: int = 1) -> np.ndarray:

@@ -34,7 +34,9 @@ class FitReport:
 
 
 class Admixture:
-    """Neural ADMIXTURE estimator (scikit-learn style: hyper-parameters in the constructor, ``fit`` returns self).
+    """ADMIXTURE's model fitted by EM, plus an encoder network fitted to the result for projection (scikit-learn
+    style: hyper-parameters in the constructor, ``fit`` returns self).  Q and P are the EM's; the encoder changes
+    neither.
 
     Parameters
     ----------
@@ -136,7 +138,7 @@ class Admixture:
 
         # 1. initialisation
         freqs = genotypes.allele_freqs()
-        Q0, P0, _ = initial_estimates(calls, freqs, self.K, rng, labels)
+        Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels)
         report.init_loglik = calls.loglik(Q0, P0)
         report.seconds["init"] = time.perf_counter() - tick
 

@@ -95,7 +95,7 @@ def initial_estimates(calls: CallMatrix, freqs: np.ndarray, K: int, rng: np.rand
 
     Returns
     -------
-    Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K);  labels : ndarray
+    Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K)
     """
     n = calls.n_samples
     supervised = labels is not None
@@ -113,6 +113,6 @@ def initial_estimates(calls: CallMatrix, freqs: np.ndarray, K: int, rng: np.rand
         Q[known] = 0.0 if supervised else 0.1 / (K - 1)
         Q[np.flatnonzero(known), labels[known]] = 1.0 if supervised else 0.9
     Q = project_simplex_rows(torch.from_numpy(Q))
-    return Q.to(calls.device), P, labels
+    return Q.to(calls.device), P
 
 
