@@ -110,21 +110,25 @@ def _device_options(function):
               help="Most encoder training epochs (after the EM refinement; the encoder serves genoae project). "
                    "None run when the encoder's closed-form start is already within Q RMSE 0.02 of the refined Q.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--tol", type=float, default=1e-6, show_default=True,
+@click.option("--tol", type=float, default=1e-8, show_default=True,
               help="Stop the EM refinement when the log-likelihood rises by less than TOL x the number of observed "
                    "calls between two checks (every 5 SQUAREM iterations).")
-@click.option("--max-iter", type=int, default=1000, show_default=True, help="Most EM (SQUAREM) iterations.")
+@click.option("--max-iter", type=int, default=2000, show_default=True, help="Most EM (SQUAREM) iterations.")
+@click.option("--init", "init", type=click.Choice(["als", "kmeans"]), default="als", show_default=True,
+              help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
+                   "ADAMIXTURE start), or k-means on principal components.")
 @click.option("--hidden", type=int, default=64, show_default=True, help="Encoder hidden width.")
 @click.option("--cv", type=int, default=0, help="N-fold cross-validation error as ADMIXTURE's --cv (0: off).")
 @click.option("--supervised", type=click.Path(), default=None,
               help="ADMIXTURE .pop file: labelled individuals keep their population (K = number of labels).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, max_iter, hidden, cv, supervised,
-          precision, quiet):
+def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, max_iter, init, hidden, cv,
+          supervised, precision, quiet):
     """Estimate ancestry proportions Q and allele frequencies P by EM (ADMIXTURE's likelihood).
 
-    Q and P come from SQUAREM-accelerated EM started from PCA + k-means.  An encoder network (genotypes -> Q,
+    Q and P come from SQUAREM-accelerated EM over the packed 2-bit calls, started from an ALS factorisation of
+    the truncated SVD (or k-means on principal components, --init kmeans).  An encoder network (genotypes -> Q,
     decoder P) is then fitted to that result; it changes no output here and gives `genoae project` its starting Q.
     Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json (the
     network), PREFIX.h5 and PREFIX.log.
@@ -133,8 +137,8 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
     from genoae.commands.admix import run_admix
 
     run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads, epochs=epochs,
-                    batch_size=batch_size, tol=tol, max_iter=max_iter, hidden=hidden, cv=cv, supervised=supervised,
-                    precision=precision, progress=not quiet, echo=click.echo)
+                    batch_size=batch_size, tol=tol, max_iter=max_iter, init=init, hidden=hidden, cv=cv,
+                    supervised=supervised, precision=precision, progress=not quiet, echo=click.echo)
     click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
 
 

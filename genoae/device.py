@@ -31,6 +31,9 @@ def seed_everything(seed: int | None) -> np.random.Generator:
 
 
 def set_threads(threads: int | None) -> None:
-    """Limit torch's intra-op CPU threads (None keeps torch's default)."""
+    """Limit torch's intra-op CPU threads and the numba kernels' threads (None keeps the defaults)."""
     if threads:
+        import numba
+
         torch.set_num_threads(int(threads))
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))

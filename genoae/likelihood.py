@@ -14,11 +14,13 @@ variants so that memory stays bounded by ``n_samples × block`` temporaries.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from genoae.genotypes import unpack_calls
+from genoae import kernels
+from genoae.genotypes import pack_calls, unpack_calls
 
 # ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here.
 FREQ_MIN = 1e-5
@@ -117,134 +119,184 @@ def project_simplex_rows(Q: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The refinement engine: the same likelihood and EM update as above, on calls held densely (uint8) per variant.
+# The refinement engine: the same likelihood and EM update as above, on the packed 2-bit calls themselves.
 #
 # The functions above take float counts and a bool mask in sample-major layout: clear, and the reference that the
 # tests check against a naive NumPy version.  The refinement runs the EM update hundreds of times over every call,
-# so :class:`CallMatrix` keeps the calls variant-major as one byte each (0, 1, 2 = A2 count, 3 = missing) and walks
-# them in blocks of variants small enough to stay in cache.  Per block it forms the two count matrices
-# g (A2 copies) and r = 2 − g (A1 copies), both 0 where a call is missing, so that missing calls drop out of every
-# sum without a mask: a = g / h and b = r / (1 − h) vanish there, and ℓ = Σ g log h + r log(1 − h).
+# so :class:`PackedCalls` works on the SNP-major packed bytes a ``.bed`` holds (no copy on the CPU: a memory-mapped
+# file stays mapped), decoding one SNP (numba kernels, :mod:`genoae.kernels`) or one block of SNPs (torch, CUDA) at
+# a time into g (A2 copies) and r = 2 − g (A1 copies), both 0 where a call is missing, so that missing calls drop
+# out of every sum without a mask: a = g / h and b = r / (1 − h) vanish there, and ℓ = Σ g log h + r log(1 − h).
 # ---------------------------------------------------------------------------------------------------------------
-MISSING_CODE = 3
+MISSING_CODE = 3  # kept for readers of older code paths: PLINK's 0b01 is the missing call
 
 
-class CallMatrix:
-    """Genotype calls held as bytes on a torch device, variant-major, for fast repeated EM passes.
+@dataclass(frozen=True)
+class Holdout:
+    """Which observed calls a pass uses: all (``n_folds == 0``), all but fold ``fold`` (training), or only fold
+    ``fold`` (``keep_fold``: scoring).  The fold of a call is a hash of (seed, SNP, individual)
+    (:func:`genoae.kernels.fold_of`), so no N × M mask exists."""
+
+    n_folds: int = 0
+    fold: int = -1
+    seed: int = 0
+    keep_fold: bool = False
+
+    def array(self) -> np.ndarray:
+        return np.array([self.n_folds, self.fold, self.seed % (1 << 62)], np.int64)
+
+
+class PackedCalls:
+    """Genotype calls as SNP-major packed PLINK bytes, with the EM step, ℓ and CV deviance over them.
 
     Parameters
     ----------
-    codes : torch.Tensor, uint8, shape (n_variants, n_samples)
-        A2 allele counts 0/1/2, ``MISSING_CODE`` (3) where missing.
+    packed : ndarray, uint8, shape (n_variants, ceil(n_samples / 4))
+        Rows of a ``.bed`` (a NumPy array or a memory map; never copied on the CPU).
+    n_samples : int
+    device : str or torch.device
+        ``cpu``: numba kernels, one SNP at a time.  ``cuda``: the packed bytes are copied to the GPU (2 bits per
+        call) and decoded there one block at a time by torch ops.
     block : int, optional
-        Variants per block.  ~256 keeps a block's temporaries (block × n_samples float32) in cache on a CPU;
-        on CUDA larger blocks are faster.
+        SNPs per block for the torch path, :meth:`blocks` and :meth:`centred_blocks`; by default 2²¹ calls
+        (16 MB of float64) per block.
+    backend : str
+        ``auto`` (numba on the CPU, torch on CUDA), or ``torch`` to run the torch path on the CPU (tests).
+    holdout : Holdout
+        Which calls count (cross-validation folds).
     """
 
-    def __init__(self, codes: torch.Tensor, block: int | None = None):
-        if codes.dtype != torch.uint8 or codes.dim() != 2:
-            raise ValueError("codes must be a 2-d uint8 tensor (n_variants, n_samples)")
-        self.codes = codes
-        self.device = codes.device
+    def __init__(self, packed, n_samples: int, device="cpu", block: int | None = None, backend: str = "auto",
+                 holdout: Holdout = Holdout()):
+
+        if packed.ndim != 2 or packed.dtype != np.uint8 or packed.shape[1] != (n_samples + 3) // 4:
+            raise ValueError("packed must be uint8 (n_variants, ceil(n_samples / 4))")
+        self.device = torch.device(device)
+        self.n_samples = int(n_samples)
+        self.n_variants = int(packed.shape[0])
+        if backend == "auto":
+            backend = "numba" if self.device.type == "cpu" else "torch"
+        if backend not in ("numba", "torch") or (backend == "numba" and self.device.type != "cpu"):
+            raise ValueError(f"backend {backend!r} on {self.device}")
+        self.backend = backend
+        self.packed = packed
+        self._packed_device = torch.from_numpy(np.array(packed)).to(self.device) if backend == "torch" else None
         if block is None:
-            block = 8192 if codes.device.type == "cuda" else max(64, min(1024, (1 << 19) // max(codes.shape[1], 1)))
+            block = max(16, (1 << 21) // max(self.n_samples, 1))
         self.block = int(block)
-        self._has_missing = [bool((codes[cols] == MISSING_CODE).any()) for cols in _blocks(codes.shape[0], self.block)]
-        # observed calls per individual, for the Q update's 2 n_i denominator
-        self.n_observed = (codes != MISSING_CODE).sum(dim=0)
-
-    # ----------------------------------------------------------------- construction
-    @classmethod
-    def from_genotypes(cls, genotypes, device="cpu", block: int | None = None, chunk: int = 4096) -> "CallMatrix":
-        """Decode a :class:`genoae.Genotypes` (packed SNP-major) chunk by chunk straight into the byte matrix."""
-        device = torch.device(device)
-        codes = torch.empty((genotypes.n_variants, genotypes.n_samples), dtype=torch.uint8, device=device)
-        for start in range(0, genotypes.n_variants, chunk):
-            counts = unpack_calls(genotypes.packed[start:start + chunk], genotypes.n_samples)  # (b, n) int8, -1
-            counts = counts.astype("uint8")
-            counts[counts == 255] = MISSING_CODE
-            codes[start:start + chunk] = torch.from_numpy(counts).to(device)
-        return cls(codes, block)
+        self.holdout = holdout
+        self._observed = None
 
     @classmethod
-    def from_counts(cls, counts: torch.Tensor, observed: torch.Tensor, block: int | None = None) -> "CallMatrix":
-        """From the sample-major float counts + mask used by :func:`loglik` / :func:`em_update`."""
-        codes = torch.where(observed, counts.round().clamp(0, 2).to(torch.uint8),
-                            torch.tensor(MISSING_CODE, dtype=torch.uint8, device=counts.device))
-        return cls(codes.T.contiguous(), block)
+    def from_genotypes(cls, genotypes, device="cpu", **options) -> "PackedCalls":
+        """The calls of a :class:`genoae.Genotypes` as they are (SNP-major packed)."""
+        return cls(genotypes.packed, genotypes.n_samples, device, **options)
+
+    @classmethod
+    def from_counts(cls, counts, observed, device="cpu", **options) -> "PackedCalls":
+        """From the sample-major float counts + mask used by :func:`loglik` / :func:`em_update` (tests)."""
+        counts = np.asarray(counts.cpu() if hasattr(counts, "cpu") else counts)
+        observed = np.asarray(observed.cpu() if hasattr(observed, "cpu") else observed)
+        calls = np.where(observed, np.clip(np.rint(counts), 0, 2), -1).astype(np.int8)
+        return cls(pack_calls(calls, axis=0), counts.shape[0], device, **options)
+
+    def with_holdout(self, holdout: Holdout) -> "PackedCalls":
+        """The same calls, with only those ``holdout`` selects counted (a view: the packed bytes are shared)."""
+        other = object.__new__(PackedCalls)
+        other.__dict__.update(self.__dict__)
+        other.holdout, other._observed = holdout, None
+        return other
+
+    def training(self, n_folds: int, fold: int, seed: int) -> "PackedCalls":
+        """The calls outside CV fold ``fold``."""
+        return self.with_holdout(Holdout(n_folds, fold, seed, keep_fold=False))
+
+    # ----------------------------------------------------------------- helpers
+    def _bounds(self) -> np.ndarray:
+        """Row ranges, one per numba thread (fixed: the result depends on the thread count only)."""
+        import numba
+
+        parts = max(1, min(numba.get_num_threads(), self.n_variants))
+        return np.linspace(0, self.n_variants, parts + 1).round().astype(np.int64)
 
     @property
-    def n_variants(self) -> int:
-        return int(self.codes.shape[0])
+    def n_observed(self):
+        """Observed (and counted, see ``holdout``) calls per individual, torch int64 (n_samples,)."""
 
-    @property
-    def n_samples(self) -> int:
-        return int(self.codes.shape[1])
+        if self._observed is None:
+            if self.backend == "numba":
+                bounds = self._bounds()
+                parts = np.zeros((len(bounds) - 1, self.n_samples))
+                kernels.observed_pass(self.packed, self.n_samples, parts, bounds, self.holdout.array(),
+                                      self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
+                alleles = parts.sum(axis=0)
+                self._observed = torch.from_numpy(np.rint(alleles / 2).astype(np.int64))
+            else:
+                total = torch.zeros(self.n_samples, dtype=torch.int64, device=self.device)
+                for _, g, r in self.blocks(torch.float32):
+                    total += ((g + r) > 0).sum(dim=0)
+                self._observed = total
+        return self._observed
 
-    def with_missing(self, mask: torch.Tensor) -> "CallMatrix":
-        """A copy with the calls where ``mask`` (variant-major bool, (n_variants, n_samples)) is True set missing."""
-        codes = self.codes.clone()
-        codes[mask] = MISSING_CODE
-        return CallMatrix(codes, self.block)
+    def blocks(self, dtype=None):
+        """Yield ``(cols, g, r)`` per block of SNPs as torch tensors (block, n_samples) on the device, both 0 where
+        a call is missing or not counted (see ``holdout``)."""
 
-    def _counts(self, index: int, cols: slice, dtype):
-        """g and r = 2 − g of one block as float (block, n_samples), both 0 where missing."""
-        codes = self.codes[cols]
-        g = codes.to(dtype)
-        if self._has_missing[index]:
-            missing = codes == MISSING_CODE
-            g.masked_fill_(missing, 0.0)
-            r = (2.0 - g).masked_fill_(missing, 0.0)
-        else:
-            r = 2.0 - g
-        return g, r
-
-    def blocks(self, dtype=torch.float32):
-        """Yield ``(cols, g, r)`` per block of variants (see :meth:`_counts`)."""
-        for index, cols in enumerate(_blocks(self.n_variants, self.block)):
-            g, r = self._counts(index, cols, dtype)
+        dtype = dtype or torch.float32
+        for cols in _blocks(self.n_variants, self.block):
+            if self._packed_device is not None:
+                rows = self._packed_device[cols]
+            else:
+                rows = torch.from_numpy(np.array(self.packed[cols]))  # a block-sized copy: a memory map is read-only
+            calls = unpack_calls(rows, self.n_samples).to(self.device)
+            observed = calls >= 0
+            if self.holdout.n_folds > 0:
+                in_fold = _folds_torch(self.holdout, cols, self.n_samples, self.device) == self.holdout.fold
+                observed &= in_fold if self.holdout.keep_fold else ~in_fold
+            g = torch.where(observed, calls.to(dtype), torch.zeros((), dtype=dtype, device=self.device))
+            r = torch.where(observed, 2.0 - g, torch.zeros((), dtype=dtype, device=self.device))
             yield cols, g, r
 
+    def centred_blocks(self, mean: np.ndarray, inv_scale: np.ndarray, dtype=None):
+        """Yield ``(cols, x)`` per block of SNPs, x = (g − mean) · inv_scale as a torch tensor (block, n_samples),
+        0 where a call is missing: the blocks of :func:`genoae.pca.standardized_pca` (``standardized_source``),
+        decoded by a numba kernel on the CPU.  Every observed call counts (a PCA ignores ``holdout``)."""
+        dtype = dtype or torch.float64
+        if self.backend != "numba":
+            for cols, g, r in self.blocks(dtype):
+                observed = (g + r) > 0
+                scale = torch.from_numpy(inv_scale[cols]).to(self.device, dtype)[:, None]
+                centre = torch.from_numpy(mean[cols]).to(self.device, dtype)[:, None]
+                yield cols, torch.where(observed, (g - centre) * scale, torch.zeros((), dtype=dtype,
+                                                                                   device=self.device))
+            return
+        mean = np.ascontiguousarray(mean, np.float64)
+        inv_scale = np.ascontiguousarray(inv_scale, np.float64)
+        for cols in _blocks(self.n_variants, self.block):
+            out = np.empty((cols.stop - cols.start, self.n_samples))
+            kernels.decode_centred(self.packed, cols.start, cols.stop, self.n_samples, mean, inv_scale, out)
+            yield cols, torch.from_numpy(out).to(dtype)
+
     # ----------------------------------------------------------------- likelihood and EM
-    def loglik(self, Q: torch.Tensor, P: torch.Tensor) -> float:
-        """ℓ on ADMIXTURE's scale, as :func:`loglik` (terms in ``Q.dtype``, accumulated in float64)."""
+    def loglik(self, Q, P) -> float:
+        """ℓ on ADMIXTURE's scale, as :func:`loglik` (summed in float64)."""
+
+        if self.backend == "numba":
+            bounds = self._bounds()
+            parts = np.zeros(len(bounds) - 1)
+            kernels.loglik_pass(self.packed, self.n_samples, _numpy64(Q.T), _numpy64(P), parts, bounds,
+                                self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
+            return float(parts.sum())
         QT = Q.T.contiguous()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for cols, g, r in self.blocks(Q.dtype):
+            h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
+            total += (g * torch.log(h)).sum(dtype=torch.float64)
+            total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
+        return float(total)
 
-        def partial(block_indices):
-            total = torch.zeros((), dtype=torch.float64, device=self.device)
-            for index in block_indices:
-                cols = slice(index * self.block, min((index + 1) * self.block, self.n_variants))
-                g, r = self._counts(index, cols, Q.dtype)
-                h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
-                total += (g * torch.log(h)).sum(dtype=torch.float64)
-                total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
-            return total
-
-        threads = torch.get_num_threads()
-        if self.device.type == "cpu" and threads > 1 and self.n_variants >= 2 * threads * self.block:
-            return float(sum(self._split_blocks(partial, threads)))  # see _em_pass_threaded
-        return float(partial(range(len(self._has_missing))))
-
-    def _split_blocks(self, work, threads: int) -> list:
-        """``work(block_indices)`` on ``threads`` contiguous ranges of blocks in parallel Python threads, torch
-        single-threaded inside; results in range order (see :meth:`_em_pass_threaded` for why)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        bounds = np.linspace(0, len(self._has_missing), threads + 1).round().astype(int)
-
-        def run(part):
-            torch.set_num_threads(1)
-            return work(range(bounds[part], bounds[part + 1]))
-
-        try:
-            torch.set_num_threads(1)
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                return list(pool.map(run, range(threads)))
-        finally:
-            torch.set_num_threads(threads)
-
-    def em_step(self, Q: torch.Tensor, P: torch.Tensor, update_q: bool = True, update_p: bool = True,
-                q_fixed_rows: torch.Tensor | None = None, with_loglik: bool = False):
+    def em_step(self, Q, P, update_q: bool = True, update_p: bool = True, q_fixed_rows=None,
+                with_loglik: bool = False):
         """One EM step, the same update as :func:`em_update` (Q and P both from the current Q, P).
 
         Parameters
@@ -256,20 +308,16 @@ class CallMatrix:
 
         Returns
         -------
-        (Q_new, P_new) or (Q_new, P_new, loglik_of_input)
+        (Q_new, P_new) or (Q_new, P_new, loglik_of_input), in the dtype and on the device of the inputs
         """
-        dtype = Q.dtype
-        QT = Q.T.contiguous()
-        P_new = P.clone()
-        threads = torch.get_num_threads()
-        if self.device.type == "cpu" and threads > 1 and self.n_variants >= 2 * threads * self.block:
-            q_num, total = self._em_pass_threaded(QT, P, P_new, update_q, update_p, with_loglik, threads)
+
+        if self.backend == "numba":
+            q_num, P_new, total = self._em_numba(Q, P, update_q, update_p, with_loglik)
         else:
-            q_num, total = self._em_pass(range(len(self._has_missing)), QT, P, P_new, update_q, update_p,
-                                         with_loglik)
-        P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX)
+            q_num, P_new, total = self._em_torch(Q, P, update_q, update_p, with_loglik)
+        P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX) if update_p else P.clamp(FREQ_MIN, FREQ_MAX)
         if update_q:
-            n_obs = self.n_observed.to(dtype)[:, None]
+            n_obs = self.n_observed.to(Q.device, Q.dtype)[:, None]
             Q_new = torch.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clamp_min(1e-30), Q)
             Q_new = project_simplex_rows(Q_new)
             if q_fixed_rows is not None:
@@ -280,29 +328,36 @@ class CallMatrix:
             return Q_new, P_new, float(total)
         return Q_new, P_new
 
-    def _em_pass_threaded(self, QT, P, P_new, update_q, update_p, with_loglik, threads):
-        """The EM pass split into ``threads`` contiguous ranges of blocks, one Python thread each, torch ops
-        single-threaded inside (they release the GIL).  Why: the blocks' ops are small, and torch's per-op OpenMP
-        parallelism on a shared, loaded 2-core machine was 5-20x *slower* than one thread (every op waits at a
-        barrier for a descheduled thread), where independent workers degrade at worst to one thread's speed.
-        Partial sums are added in a fixed order: the result depends on ``threads`` only through float rounding."""
-        parts = self._split_blocks(
-            lambda block_indices: self._em_pass(block_indices, QT, P, P_new, update_q, update_p, with_loglik),
-            threads)
-        q_num, total = parts[0]
-        for q_part, total_part in parts[1:]:
-            q_num = q_num + q_part
-            total = total + total_part
-        return q_num, total
+    def _em_numba(self, Q, P, update_q, update_p, with_loglik):
 
-    def _em_pass(self, block_indices, QT, P, P_new, update_q, update_p, with_loglik):
-        """EM sums over the given blocks: returns (q_num (K, n), ℓ of the input); writes P_new's rows."""
-        dtype = QT.dtype
+        QT, P64 = _numpy64(Q.T), _numpy64(P)
+        bounds = self._bounds()
+        parts = np.zeros(len(bounds) - 1)
+        P_new = np.empty_like(P64)
+        holdout = self.holdout.array()
+        if update_q:
+            q_parts = np.empty((len(bounds) - 1,) + QT.shape)
+            kernels.em_pass(self.packed, self.n_samples, QT, P64, P_new, q_parts, parts, bounds, update_p,
+                            with_loglik, holdout, self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
+            q_num = torch.from_numpy(q_parts.sum(axis=0)).to(Q.dtype)
+        elif update_p:
+            kernels.p_pass(self.packed, self.n_samples, QT, P64, P_new, parts, bounds, with_loglik, holdout,
+                           self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
+            q_num = None
+        else:
+            q_num = None
+            if with_loglik:
+                parts[:] = 0.0
+                parts[0] = self.loglik(Q, P)
+        return q_num, torch.from_numpy(P_new).to(P.dtype), parts.sum()
+
+    def _em_torch(self, Q, P, update_q, update_p, with_loglik):
+
+        QT = Q.T.contiguous()
         q_num = torch.zeros_like(QT)  # (K, n)
+        P_new = P.clone()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for index in block_indices:
-            cols = slice(index * self.block, min((index + 1) * self.block, self.n_variants))
-            g, r = self._counts(index, cols, dtype)
+        for cols, g, r in self.blocks(Q.dtype):
             P_block = P[cols]
             h = (P_block @ QT).clamp_(FREQ_MIN, FREQ_MAX)  # (block, n)
             if with_loglik:
@@ -322,30 +377,63 @@ class CallMatrix:
                 denom = A + B
                 # a SNP with no observed call keeps its frequency
                 P_new[cols] = torch.where(denom > 0, A / denom.clamp_min(1e-30), P_block)
-        return q_num, total
+        return q_num, P_new, float(total)
 
-    def deviance(self, held_out: "CallMatrix", Q: torch.Tensor, P: torch.Tensor) -> tuple[float, int]:
-        """Binomial deviance of the calls of ``held_out`` (a CallMatrix of the same shape holding only the held-out
-        calls, the rest missing): ADMIXTURE's cross-validation error terms,
+    def deviance(self, Q, P, n_folds: int, fold: int, seed: int) -> tuple[float, int]:
+        """Binomial deviance of the observed calls in CV fold ``fold``: ADMIXTURE's cross-validation error terms,
 
             d_ij = g log(g / 2h) + (2 − g) log((2 − g) / (2 − 2h))     (0 log 0 = 0, h = (Q Pᵀ)_ij clamped)
 
         Returns the summed deviance and the number of held-out calls; ``sum / n`` is on the scale of ADMIXTURE's
-        logged ``CV error`` (hapmap3 K=1: 0.5525 here vs 0.55248).  ``self`` is unused beyond the shape check."""
-        if held_out.codes.shape != self.codes.shape:
-            raise ValueError("held-out calls must have the same shape as the calls")
-        QT = Q.T.contiguous()
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for cols, g, r in held_out.blocks(torch.float64):
-            h = (P[cols].to(torch.float64) @ QT.to(torch.float64)).clamp_(FREQ_MIN, FREQ_MAX)
+        logged ``CV error`` (hapmap3 K=1: 0.5525 here vs 0.55248)."""
+
+        holdout = Holdout(n_folds, fold, seed, keep_fold=True)
+        if self.backend == "numba":
+            bounds = self._bounds()
+            parts = np.zeros(len(bounds) - 1)
+            counts = np.zeros(len(bounds) - 1, np.int64)
+            kernels.deviance_pass(self.packed, self.n_samples, _numpy64(Q.T), _numpy64(P), parts, counts, bounds,
+                                  holdout.array(), kernels.BYTE_TO_G, kernels.BYTE_TO_R)
+            return float(parts.sum()), int(counts.sum())
+        held = self.with_holdout(holdout)
+        QT = Q.T.contiguous().to(torch.float64)
+        total, n = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        for cols, g, r in held.blocks(torch.float64):
+            h = (P[cols].to(torch.float64) @ QT).clamp_(FREQ_MIN, FREQ_MAX)
             first = torch.where(g > 0, g * torch.log(g.clamp_min(1e-300) / (2.0 * h)), torch.zeros_like(g))
             second = torch.where(r > 0, r * torch.log(r.clamp_min(1e-300) / (2.0 - 2.0 * h)), torch.zeros_like(r))
             total += (first + second).sum()
-        n = int((held_out.codes != MISSING_CODE).sum())
+            n += int(((g + r) > 0).sum())
         return float(total), n
 
 
-def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e-7, max_iter: int = 1000,
+def _numpy64(tensor) -> np.ndarray:
+    """A C-contiguous float64 NumPy view (or copy) of a CPU tensor, for the numba kernels."""
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float64).numpy())
+
+
+def _folds_torch(holdout: Holdout, cols: slice, n_samples: int, device):
+    """:func:`genoae.kernels.fold_of` for a block of SNPs, in torch int64 arithmetic (wrapping multiplication;
+    logical right shifts by masking), on ``device``: (block, n_samples) int64."""
+    def signed(value):  # a uint64 constant as the int64 with the same bits
+        return value - (1 << 64) if value >= (1 << 63) else value
+
+    def shift_right(z, bits):
+        return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+    j = torch.arange(cols.start, cols.stop, dtype=torch.int64, device=device)[:, None]
+    i = torch.arange(n_samples, dtype=torch.int64, device=device)[None, :]
+    z = (int(holdout.array()[2]) + j * n_samples + i) + signed(0x9E3779B97F4A7C15)
+    z = (z ^ shift_right(z, 30)) * signed(0xBF58476D1CE4E5B9)
+    z = (z ^ shift_right(z, 27)) * signed(0x94D049BB133111EB)
+    z = z ^ shift_right(z, 31)
+    # z as unsigned, modulo n_folds: (z mod 2^63 + 2^63 [if the sign bit is set]) mod n
+    folds = holdout.n_folds
+    low = z & ((1 << 63) - 1)
+    return (low % folds + (z < 0).to(torch.int64) * ((1 << 63) % folds)) % folds
+
+
+def squarem(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e-7, max_iter: int = 1000,
             update_q: bool = True, update_p: bool = True, q_fixed_rows: torch.Tensor | None = None,
             check: int = 5, callback=None):
     """Maximise ℓ by EM accelerated with SQUAREM (Varadhan & Roland 2008, scheme S3), as fastmixture does.
@@ -359,7 +447,9 @@ def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e
     ℓ costs more than an EM step (two logarithms per call), so it is computed every ``check`` iterations, in the
     pass of the stabilisation step.  If ℓ fell since the last check, the iterations since are discarded and the
     next ``check`` iterations run without extrapolation (α = −1: plain EM, which never lowers ℓ), so the returned
-    ℓ never decreases.  Stops when ℓ rose by less than ``tol`` × (number of observed calls) between two checks.
+    ℓ never decreases.  Stops when ℓ rose by less than ``tol`` × (number of observed calls) between two checks, or
+    when it fell over ``check`` plain EM iterations (rounding at the maximum).  K = 1 takes one EM step: its P is
+    then the closed-form maximum.
 
     Parameters
     ----------
@@ -382,6 +472,11 @@ def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e
     check = max(1, int(check))
     Q0, P0, ll = em(Q, P, with_loglik=True)
     trace = [ll]
+    if Q.shape[1] == 1:
+        # K = 1: Q ≡ 1, and one EM step sets P to its closed-form maximum (the observed frequency); iterating
+        # further only stirs rounding
+        trace.append(calls.loglik(Q0, P0))
+        return Q0, P0, trace
     saved, ll_saved = (Q0, P0), ll
     plain_until = 0
     for iteration in range(1, max_iter + 1):
@@ -405,8 +500,11 @@ def squarem(calls: CallMatrix, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e
             continue
         Q3, P3, ll_new = em(Qx, Px, with_loglik=True)
         if ll_new < ll_saved:
-            # an extrapolation overshot: back to the last check, plain EM for the next `check` iterations
             Q0, P0 = saved
+            if iteration <= plain_until:
+                # ℓ fell under plain EM, which cannot lower it: the iterations are at the maximum up to rounding
+                break
+            # an extrapolation overshot: back to the last check, plain EM for the next `check` iterations
             plain_until = iteration + check
             continue
         delta = ll_new - ll_saved

@@ -2,7 +2,7 @@
 
 :func:`randomized_svd` is the power-iteration core; :func:`standardized_pca` runs it on standardized allele counts
 that arrive in blocks of variants, so the matrix is never formed whole.  Its callers differ only in where the
-blocks come from: the admixture start walks a :class:`~genoae.likelihood.CallMatrix`, :func:`pca` (the plots and
+blocks come from: the admixture start walks a :class:`~genoae.likelihood.PackedCalls`, :func:`pca` (the plots and
 ``compare``) decodes :class:`~genoae.genotypes.Genotypes` block by block, and the synthetic-genome evaluation hands
 over a dense matrix of haplotypes.
 """
@@ -77,7 +77,8 @@ BlockSource = Callable[[torch.dtype], Iterator[tuple]]
 def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: int, ploidy: int = 2, rng=0,
                      n_oversamples: int = 10, n_iter: int = 3, device="cpu", dtype=torch.float64,
                      cache_bytes: int = 0, with_components: bool = False, with_explained: bool = False,
-                     progress: bool = False, what: str = "genotypes") -> PCAResult:
+                     progress: bool = False, what: str = "genotypes", centre_only: bool = False,
+                     standardized_source: Callable | None = None) -> PCAResult:
     """PCA of standardized allele counts, (g − ploidy f) / sqrt(ploidy f (1 − f)), missing calls 0 (mean-filled,
     for the PCA only); variants that do not vary (or have no observed call) contribute nothing.
 
@@ -101,6 +102,11 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     with_components, with_explained : bool
         Also compute the loadings (two more passes: the scores are then the data projected on them) and the
         explained variance (one more pass).
+    centre_only : bool
+        Centre the counts (g − ploidy f) without scaling them (the SVD that the ALS start factorises).
+    standardized_source : callable(mean, inv_scale, dtype) -> iterator of (cols, x), optional
+        A faster source of the blocks already centred and scaled (``x`` = (g − mean) · inv_scale, 0 where
+        missing), used instead of ``blocks`` (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
 
     Returns
     -------
@@ -115,7 +121,8 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
         raise UsageError(f"{what}: need at least 2 individuals and one polymorphic variant for a PCA")
     device = torch.device(device)
     mean_t = torch.from_numpy(mean).to(device, dtype)
-    inv_scale = torch.from_numpy(np.where(varying, 1.0 / np.where(varying, scale, 1.0), 0.0)).to(device, dtype)
+    inv_scale_np = np.where(varying, 1.0 if centre_only else 1.0 / np.where(varying, scale, 1.0), 0.0)
+    inv_scale = torch.from_numpy(inv_scale_np).to(device, dtype)
     k = int(min(n_components, n_samples - 1, varying.sum()))
     width = int(min(k + n_oversamples, n_samples, n_variants))
     cache = [] if n_samples * n_variants * torch.finfo(dtype).bits // 8 <= cache_bytes else None
@@ -123,6 +130,12 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     def standardized():
         if cache:
             yield from cache
+            return
+        if standardized_source is not None:
+            for cols, x in standardized_source(mean, inv_scale_np, dtype):
+                if cache is not None:
+                    cache.append((cols, x))
+                yield cols, x
             return
         for cols, g, observed in blocks(dtype):
             x = torch.where(observed, g - mean_t[cols, None], torch.zeros((), dtype=dtype, device=device))

@@ -8,7 +8,7 @@ from genoae.ancestry import Admixture, check_k
 from genoae.compare import aligned_rmse as matched_rmse
 from genoae.errors import UsageError
 from genoae.genotypes import Genotypes
-from genoae.likelihood import CallMatrix, em_update, loglik, squarem
+from genoae.likelihood import PackedCalls, em_update, loglik, squarem
 
 ADMIXTURE_K3_LOGLIK = -3799887.171935  # log3.out, "Loglikelihood:"
 
@@ -53,7 +53,7 @@ def test_call_matrix_matches_reference_em(seed, block):
     Q = torch.from_numpy(rng.dirichlet(np.ones(K), size=n))
     P = torch.from_numpy(rng.uniform(0.05, 0.95, size=(m, K)))
     counts, obs = torch.from_numpy(g), torch.from_numpy(observed)
-    calls = CallMatrix.from_counts(counts, obs, block=block)
+    calls = PackedCalls.from_counts(counts, obs, block=block)
     fixed = torch.zeros(n, dtype=torch.bool)
     fixed[0] = True
     Q_ref, P_ref = em_update(counts, obs, Q, P, q_fixed_rows=fixed)
@@ -82,7 +82,7 @@ def squarem_problem(seed=3, n=30, m=200, K=3, start="half"):
     """Simulated calls with 5 % missing; a start with Q halfway between the truth and uniform (or random), random P."""
     g, Q_true, _ = simulate(n=n, m=m, K=K, seed=seed, missing=0.05)
     counts = torch.from_numpy(g.astype(np.float64))
-    calls = CallMatrix.from_counts(counts.clamp_min(0), counts >= 0)
+    calls = PackedCalls.from_counts(counts.clamp_min(0), counts >= 0)
     rng = np.random.default_rng(seed + 100)
     P0 = torch.from_numpy(rng.uniform(0.2, 0.8, size=(m, K)))
     Q0 = 0.5 * Q_true + 0.5 / K if start == "half" else rng.dirichlet(np.ones(K), size=n)
@@ -245,23 +245,30 @@ def test_float32_refinement_agrees_with_float64():
 
 
 def test_em_pass_split_over_threads_matches_the_single_thread_pass():
-    """With several torch threads the CPU EM pass runs block ranges in parallel Python threads; the update and ℓ
-    must be the single-threaded ones up to float rounding (float64 here), missing calls included."""
+    """With several numba threads the CPU EM pass splits the SNPs into one fixed range per thread; the update and
+    ℓ must be the single-threaded ones up to float rounding (float64 here), missing calls included, and a repeat
+    with the same thread count must give the same bits."""
+    import numba
+
     g, Q, P = simulate(n=60, m=900, K=3, seed=11, missing=0.05)
-    calls = CallMatrix.from_genotypes(Genotypes.from_counts(g), block=64)  # 15 blocks: some for every thread
+    calls = PackedCalls.from_genotypes(Genotypes.from_counts(g))
     Q0, P0 = torch.from_numpy(Q), torch.from_numpy(P)
-    previous = torch.get_num_threads()
+    previous = numba.get_num_threads()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba allows one thread here (NUMBA_NUM_THREADS=1): nothing to split")
     try:
-        torch.set_num_threads(1)
+        numba.set_num_threads(1)
         single = calls.em_step(Q0, P0, with_loglik=True)
         single_loglik = calls.loglik(Q0, P0)
-        torch.set_num_threads(3)
+        numba.set_num_threads(2)
+        assert len(calls._bounds()) == 3
         split = calls.em_step(Q0, P0, with_loglik=True)
+        again = calls.em_step(Q0, P0, with_loglik=True)
         split_loglik = calls.loglik(Q0, P0)
-        assert torch.get_num_threads() == 3  # restored after the pass
     finally:
-        torch.set_num_threads(previous)
+        numba.set_num_threads(previous)
     np.testing.assert_allclose(split[0].numpy(), single[0].numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(split[1].numpy(), single[1].numpy(), rtol=1e-12, atol=1e-14)
     assert split[2] == pytest.approx(single[2], rel=1e-12)
     assert split_loglik == pytest.approx(single_loglik, rel=1e-12) and single_loglik == pytest.approx(single[2])
+    assert torch.equal(again[0], split[0]) and torch.equal(again[1], split[1]) and again[2] == split[2]

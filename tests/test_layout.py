@@ -2,7 +2,8 @@
 
 Layers, top to bottom (a module may import its own layer's siblings only where listed, and anything lower):
 
-    cli → commands → {ancestry, simulate, compare} → plot → io → {likelihood, pca} → genotypes → {device, progress}
+    cli → commands → {ancestry, simulate, compare} → plot → io → {likelihood, pca} → {genotypes, kernels} →
+    {device, progress}
     → errors
 """
 import ast
@@ -82,7 +83,7 @@ LAYERS = [
     ("genoae.plot",),
     ("genoae.io",),
     ("genoae.likelihood", "genoae.pca"),
-    ("genoae.genotypes",),
+    ("genoae.genotypes", "genoae.kernels"),
     ("genoae.device", "genoae.progress"),
     ("genoae.errors",),
 ]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from genoae.likelihood import FREQ_MAX, FREQ_MIN, CallMatrix, em_update, loglik
+from genoae.likelihood import FREQ_MAX, FREQ_MIN, PackedCalls, em_update, loglik
 
 Q_MIN = 1e-5  # ADMIXTURE keeps every Q entry in [1e-5, 1 - 1e-5] (project_simplex_rows)
 
@@ -113,8 +113,9 @@ def test_fast_matches_naive(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("block", [1, 4, 64])
 @pytest.mark.parametrize("flags", [(True, True), (True, False), (False, True)])
-def test_em_step_matches_naive_admixture_update(seed, block, flags):
-    """em_update and CallMatrix.em_step equal the naive EM step (clamps, missing calls, fixed rows included)."""
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_em_step_matches_naive_admixture_update(seed, block, flags, backend):
+    """em_update and PackedCalls.em_step equal the naive EM step (clamps, missing calls, fixed rows included)."""
     update_q, update_p = flags
     g, observed, Q, P = em_inputs(seed)
     fixed = np.zeros(len(Q), bool)
@@ -129,7 +130,7 @@ def test_em_step_matches_naive_admixture_update(seed, block, flags):
     np.testing.assert_allclose(P_ref_em.numpy(), P_ref, rtol=1e-11, atol=1e-15)
     assert loglik(counts, obs, Qt, Pt, block=block) == pytest.approx(ll_ref, rel=1e-12)
 
-    calls = CallMatrix.from_counts(counts, obs, block=block)
+    calls = PackedCalls.from_counts(counts, obs, block=block, backend=backend)
     Q_fast, P_fast, ll = calls.em_step(Qt, Pt, update_q, update_p, q_fixed_rows=fixed_t, with_loglik=True)
     np.testing.assert_allclose(Q_fast.numpy(), Q_ref, rtol=1e-11, atol=1e-15)
     np.testing.assert_allclose(P_fast.numpy(), P_ref, rtol=1e-11, atol=1e-15)

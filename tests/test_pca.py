@@ -81,11 +81,11 @@ def test_standardized_pca_components_project_rows_onto_their_scores():
 def test_admix_start_uses_the_same_pca():
     """The admixture start's components are genoae.pca's on the same calls (up to the SVD's accuracy)."""
     from genoae.ancestry.start import principal_components
-    from genoae.likelihood import CallMatrix
+    from genoae.likelihood import PackedCalls
     from genoae.pca import standardized_pca
 
     geno, _ = _structured_genotypes(seed=2)
-    start = principal_components(CallMatrix.from_genotypes(geno, block=64), geno.allele_freqs(), 2,
+    start = principal_components(PackedCalls.from_genotypes(geno, block=64), geno.allele_freqs(), 2,
                                  np.random.default_rng(5))
     direct = standardized_pca(lambda dtype: geno.blocks(64, "cpu", dtype), geno.allele_freqs(), geno.n_samples, 2,
                               rng=np.random.default_rng(5), n_iter=3)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genoae.ancestry.start import kmeans
-from genoae.likelihood import FREQ_MAX, FREQ_MIN, CallMatrix
+from genoae.likelihood import FREQ_MAX, FREQ_MIN, PackedCalls
 from genoae.pca import randomized_svd
 
 
@@ -104,9 +104,12 @@ def naive_deviance(g, held, Q, P):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("block", [3, 64])
-def test_deviance_matches_naive_formula(seed, block):
-    """CallMatrix.deviance on the held-out calls of with_missing equals the naive deviance and count."""
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_deviance_matches_naive_formula(seed, backend):
+    """PackedCalls.deviance of one CV fold equals the naive deviance and count over that fold's observed calls,
+    the fold of each call being the SplitMix64 hash of (seed, SNP, individual) written out here call by call."""
+    from genoae.kernels import fold_of
+
     rng = np.random.default_rng(seed)
     n, m, K = 12, 30, 3
     g = rng.integers(0, 3, size=(n, m))
@@ -115,11 +118,15 @@ def test_deviance_matches_naive_formula(seed, block):
     P = rng.uniform(0.02, 0.98, size=(m, K))
     P[0] = 0.0           # h = 0 is clamped to 1e-5 (g > 0 there gives a large but finite deviance)
     P[1] = 1.0           # h = 1 is clamped to 1 − 1e-5
-    held = observed & (rng.random((n, m)) < 0.3)   # ~30 % of the observed calls are held out
-    calls = CallMatrix.from_counts(torch.from_numpy(g.astype(np.float64)), torch.from_numpy(observed), block=block)
-    held_calls = calls.with_missing(torch.from_numpy(~held.T))  # variant-major mask: all but the held-out calls
-    assert int((held_calls.codes != 3).sum()) == held.sum()
-    deviance, count = calls.deviance(held_calls, torch.from_numpy(Q), torch.from_numpy(P))
+    folds, fold, fold_seed = 3, 1, 987654321 + seed
+    fold_of_call = np.array([[fold_of(fold_seed, j, i, n, folds) for j in range(m)] for i in range(n)])
+    held = observed & (fold_of_call == fold)
+    calls = PackedCalls.from_counts(torch.from_numpy(g.astype(np.float64)), torch.from_numpy(observed),
+                                    block=7, backend=backend)
+    deviance, count = calls.deviance(torch.from_numpy(Q), torch.from_numpy(P), folds, fold, fold_seed)
     expected, expected_count = naive_deviance(g, held, Q, P)
-    assert count == expected_count
+    assert 0 < count == expected_count < observed.sum()
     assert deviance == pytest.approx(expected, rel=1e-12)
+    # the training side of the same fold counts exactly the other observed calls of each individual
+    training = calls.training(folds, fold, fold_seed)
+    np.testing.assert_array_equal(training.n_observed.numpy(), (observed & ~held).sum(axis=1))

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from genoae.genotypes import DeviceUnpacker, Genotypes
-from genoae.likelihood import FREQ_MAX, FREQ_MIN, CallMatrix
+from genoae.likelihood import FREQ_MAX, FREQ_MIN, PackedCalls
 
 # Encoder training stops early once its Q (as seen during an epoch) is within this RMSE of the refined Q: the encoder
 # only gives `project` its starting Q, which the EM with P fixed then refines, so more epochs buy nothing there
@@ -70,7 +70,7 @@ class NeuralAdmixture(nn.Module):
 
 
 
-def initialise_encoder(model: NeuralAdmixture, calls: CallMatrix, Q_refined: torch.Tensor):
+def initialise_encoder(model: NeuralAdmixture, calls: PackedCalls, Q_refined: torch.Tensor):
     """Set the encoder from the refined P and Q in closed form (one pass over the data), instead of Adam epochs.
 
     With h = Q Pᵀ, an individual's input x = g/2 − freq has expectation C q with C = P − freq (n_variants, K),

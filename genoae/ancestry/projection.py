@@ -6,7 +6,7 @@ import torch
 from genoae.ancestry.encoder import NeuralAdmixture, encode_all, sample_major_unpacker
 from genoae.device import choose_device
 from genoae.genotypes import Genotypes
-from genoae.likelihood import CallMatrix, project_simplex_rows, squarem
+from genoae.likelihood import PackedCalls, project_simplex_rows, squarem
 
 
 def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max_iter: int = 1000,
@@ -24,7 +24,7 @@ def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max
     """
     device = choose_device(device)
     model = model.to(device).eval()
-    calls = CallMatrix.from_genotypes(genotypes, device)
+    calls = PackedCalls.from_genotypes(genotypes, device)
     unpacker = sample_major_unpacker(genotypes, device)
     with torch.no_grad():
         Q_encoder = encode_all(model, unpacker, genotypes.n_samples, batch_size).to(torch.float64)

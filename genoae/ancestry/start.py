@@ -1,14 +1,15 @@
-"""Where the EM starts: k-means on the leading principal components, the clusters' frequencies as P."""
+"""Where the EM starts: an ALS factorisation of the truncated SVD (as fastmixture and ADAMIXTURE start), or
+k-means on the leading principal components with the clusters' frequencies as P."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from genoae.likelihood import FREQ_MAX, FREQ_MIN, CallMatrix, project_simplex_rows
+from genoae.likelihood import FREQ_MAX, FREQ_MIN, PackedCalls, project_simplex_rows
 from genoae.pca import standardized_pca
 
 
-def principal_components(calls: CallMatrix, freqs: np.ndarray, n_components: int,
+def principal_components(calls: PackedCalls, freqs: np.ndarray, n_components: int,
                          rng: np.random.Generator) -> np.ndarray:
     """Leading principal components of the standardized genotypes (:func:`genoae.pca.standardized_pca`, 3 power
     iterations: enough for k-means), walking the calls block by block.
@@ -26,7 +27,47 @@ def principal_components(calls: CallMatrix, freqs: np.ndarray, n_components: int
             yield cols, g, (g + r) > 0
 
     return standardized_pca(blocks, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
-                            device=calls.device, dtype=torch.float64, what="admix start").scores
+                            device=calls.device, dtype=torch.float64, what="admix start",
+                            standardized_source=calls.centred_blocks).scores
+
+
+def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Generator, max_iter: int = 1000,
+            tol: float = 1e-4, n_iter: int = 5):
+    """Q and P from alternating least squares on the rank-(K − 1) SVD of the centred calls (fastmixture's start).
+
+    With X = G − 2f (SNPs × individuals, missing calls 0) ≈ Z Vᵀ from the randomized SVD, G / 2 ≈ P Qᵀ is solved
+    for P (clipped to [1e-5, 1 − 1e-5]) and Q (clipped, rows renormalised) in turn, each an unconstrained least
+    squares in the K × K normal equations, X never formed:
+        P = (½ Z Vᵀ + f 1ᵀ) Q (QᵀQ)⁻¹,   Q = (½ V Zᵀ + 1 fᵀ) P (PᵀP)⁻¹.
+    Stops when Q moves by less than ``tol`` (RMSE) in an iteration.
+
+    Returns
+    -------
+    Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K)
+    """
+    f = np.nan_to_num(np.asarray(freqs, np.float64), nan=0.5)
+    svd = standardized_pca(None, freqs, calls.n_samples, K - 1, rng=rng, n_oversamples=10, n_iter=n_iter,
+                           device=calls.device, dtype=torch.float64, what="admix start", centre_only=True,
+                           with_components=True, standardized_source=calls.centred_blocks)
+    Z, V = svd.components.T, svd.scores  # X ≈ Z Vᵀ: (M, k) and (N, k)
+    P = rng.random((calls.n_variants, K)).clip(FREQ_MIN, FREQ_MAX)
+
+    def solve_q(P):
+        H = P @ np.linalg.pinv(P.T @ P)
+        Q = 0.5 * V @ (Z.T @ H) + f @ H
+        Q = Q.clip(FREQ_MIN, FREQ_MAX)
+        return Q / Q.sum(axis=1, keepdims=True)
+
+    Q = solve_q(P)
+    for _ in range(max_iter):
+        H = Q @ np.linalg.pinv(Q.T @ Q)
+        P = (0.5 * Z @ (V.T @ H) + np.outer(f, H.sum(axis=0))).clip(FREQ_MIN, FREQ_MAX)
+        Q_next = solve_q(P)
+        moved = np.sqrt(np.mean((Q_next - Q) ** 2))
+        Q = Q_next
+        if moved < tol:
+            break
+    return project_simplex_rows(torch.from_numpy(Q)).to(calls.device), torch.from_numpy(P).to(calls.device)
 
 
 def kmeans(points: np.ndarray, K: int, rng: np.random.Generator, n_init: int = 10,
@@ -68,7 +109,7 @@ def kmeans(points: np.ndarray, K: int, rng: np.random.Generator, n_init: int = 1
     return remap[best_labels]
 
 
-def cluster_frequencies(calls: CallMatrix, labels: np.ndarray, K: int, pseudo: float = 0.5) -> torch.Tensor:
+def cluster_frequencies(calls: PackedCalls, labels: np.ndarray, K: int, pseudo: float = 0.5) -> torch.Tensor:
     """A2 frequency of each SNP within each cluster (pseudo-counts keep it off 0 and 1), float64 (M, K)."""
     onehot = torch.zeros((calls.n_samples, K), dtype=torch.float64, device=calls.device)
     known = labels >= 0
@@ -82,9 +123,11 @@ def cluster_frequencies(calls: CallMatrix, labels: np.ndarray, K: int, pseudo: f
     return P.clamp_(FREQ_MIN, FREQ_MAX)
 
 
-def initial_estimates(calls: CallMatrix, freqs: np.ndarray, K: int, rng: np.random.Generator,
-                      labels: np.ndarray | None = None):
-    """Q and P to start from: k-means on principal components (or the given labels), softened one-hot Q.
+def initial_estimates(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Generator,
+                      labels: np.ndarray | None = None, method: str = "als"):
+    """Q and P to start from: ``method`` ``als`` (:func:`svd_als`) or ``kmeans`` (k-means on principal components,
+    softened one-hot Q, the clusters' frequencies as P); supervised runs start from the given labels, K = 1 from
+    the observed frequencies.
 
     Parameters
     ----------
@@ -99,6 +142,8 @@ def initial_estimates(calls: CallMatrix, freqs: np.ndarray, K: int, rng: np.rand
     """
     n = calls.n_samples
     supervised = labels is not None
+    if labels is None and K > 1 and method == "als":
+        return svd_als(calls, freqs, K, rng)
     if labels is None:
         if K == 1:
             labels = np.zeros(n, np.int64)

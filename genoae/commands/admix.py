@@ -15,7 +15,7 @@ from genoae.io.atomic import atomic_open
 from genoae.io.model import save_model
 from genoae.io.qp import read_pop, write_p, write_q
 from genoae.io.results import AdmixtureResult, write_results_h5
-from genoae.likelihood import CallMatrix
+from genoae.likelihood import PackedCalls
 
 
 @dataclass
@@ -29,8 +29,9 @@ class AdmixRun:
 
 
 def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
-              epochs: int = 5, batch_size: int = 256, tol: float = 1e-6, max_iter: int = 1000, hidden: int = 64,
-              cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print) -> AdmixRun:
+              epochs: int = 5, batch_size: int = 256, tol: float = 1e-8, max_iter: int = 2000, hidden: int = 64,
+              cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
+              init: str = "als") -> AdmixRun:
     """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
 
     Parameters
@@ -65,10 +66,10 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     torch_device = choose_device(device)
     estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol, max_iter=max_iter,
                                seed=seed, device=str(torch_device), threads=threads, precision=precision,
-                               progress=progress) for K in ks}
+                               progress=progress, init=init) for K in ks}
     for estimator in estimators.values():  # every K is checked before the first one runs
         estimator.check(genotypes, populations)
-    calls = CallMatrix.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
+    calls = PackedCalls.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
 
     results, files = {}, []
     log_lines = [f"# genoae admix {genotypes.source}",
@@ -96,7 +97,7 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
             line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
         echo(line)
         log_lines += [line,
-                      f"#   PCA/k-means start: loglik {report.init_loglik:.3f}; EM refinement: {report.em_iterations} "
+                      f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; EM refinement: {report.em_iterations} "
                       f"SQUAREM iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
                       f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
                       f"{report.network_loglik:.3f} (its Q alone, before any EM)",
