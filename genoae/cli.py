@@ -110,10 +110,10 @@ def _device_options(function):
               help="Most encoder training epochs (after the EM refinement; the encoder serves genoae project). "
                    "None run when the encoder's closed-form start is already within Q RMSE 0.02 of the refined Q.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--tol", type=float, default=1e-8, show_default=True,
-              help="Stop the EM refinement when the log-likelihood rises by less than TOL x the number of observed "
-                   "calls between two checks (every 5 SQUAREM iterations).")
-@click.option("--max-iter", type=int, default=2000, show_default=True, help="Most EM (SQUAREM) iterations.")
+@click.option("--tol", type=float, default=1e-9, show_default=True,
+              help="Stop the refinement when an iteration raises the log-likelihood by less than TOL x the number "
+                   "of observed calls.")
+@click.option("--max-iter", type=int, default=1000, show_default=True, help="Most refinement iterations.")
 @click.option("--init", "init", type=click.Choice(["als", "kmeans"]), default="als", show_default=True,
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
@@ -127,8 +127,9 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
           supervised, precision, quiet):
     """Estimate ancestry proportions Q and allele frequencies P by EM (ADMIXTURE's likelihood).
 
-    Q and P come from SQUAREM-accelerated EM over the packed 2-bit calls, started from an ALS factorisation of
-    the truncated SVD (or k-means on principal components, --init kmeans).  An encoder network (genotypes -> Q,
+    Q and P maximise the likelihood by block relaxation (a Newton step per row of Q and of P, as ADMIXTURE;
+    EM on CUDA) accelerated by quasi-Newton extrapolation, over the packed 2-bit calls, started from an ALS
+    factorisation of the truncated SVD (or k-means on principal components, --init kmeans).  An encoder network (genotypes -> Q,
     decoder P) is then fitted to that result; it changes no output here and gives `genoae project` its starting Q.
     Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json (the
     network), PREFIX.h5 and PREFIX.log.

@@ -373,7 +373,12 @@ class Genotypes:
         return haps if samples is None else haps[samples]
 
     # ------------------------------------------------------------------ summaries
-    def _per_variant_tallies(self, chunk: int = 4096):
+    def variants_per_block(self, calls: int = 1 << 22) -> int:
+        """Variants per block so that a block holds about ``calls`` calls whatever the number of individuals
+        (a fixed block budget: 4,096 variants × 10⁶ individuals would be 4 GB of counts)."""
+        return max(1, calls // max(self.n_samples, 1))
+
+    def _per_variant_tallies(self, chunk: int | None = None):
         """Observed-call count and A2 allele sum per variant, straight from the packed bytes in chunks.
 
         Bit arithmetic instead of unpacking: per 2-bit code (hi, lo), the call is observed unless (0, 1), and its
@@ -385,6 +390,7 @@ class Genotypes:
         if n_bytes == 0:
             return n_observed, a2_sum
         # 0b01 at every 2-bit pair that holds a real sample; the last byte may carry padding pairs
+        chunk = chunk or self.variants_per_block()  # 1 MB of packed bytes per block, ~5 MB of temporaries
         pair_mask = np.full(n_bytes, 0x55, np.uint8)
         if self.n_samples % 4:
             pair_mask[-1] = 0x55 & ((1 << (2 * (self.n_samples % 4))) - 1)
@@ -417,7 +423,8 @@ class Genotypes:
         n_observed, _ = self._per_variant_tallies()
         return 1.0 - n_observed / max(self.n_samples, 1)
 
-    def missing_rate_per_sample(self, chunk: int = 4096) -> np.ndarray:
+    def missing_rate_per_sample(self, chunk: int | None = None) -> np.ndarray:
+        chunk = chunk or self.variants_per_block()
         n_missing = np.zeros(self.n_samples, np.int64)
         for start in range(0, self.n_variants, chunk):
             block = unpack_calls(np.asarray(self.packed[start:start + chunk]), self.n_samples)
@@ -461,8 +468,9 @@ class Genotypes:
         return self.subset(variants=np.flatnonzero(keep))
 
     # ------------------------------------------------------------------ blocks of variants
-    def blocks(self, chunk: int = 4096, device="cpu", dtype=None) -> Iterator[tuple]:
-        """Walk the calls one block of ``chunk`` variants at a time, decoded on ``device``.
+    def blocks(self, chunk: int | None = None, device="cpu", dtype=None) -> Iterator[tuple]:
+        """Walk the calls one block of ``chunk`` variants at a time (default :meth:`variants_per_block`), decoded
+        on ``device``.
 
         Yields
         ------
@@ -473,6 +481,7 @@ class Genotypes:
         import torch
 
         dtype = dtype or torch.float32
+        chunk = chunk or self.variants_per_block()
         for start in range(0, self.n_variants, chunk):
             cols = slice(start, min(start + chunk, self.n_variants))
             calls = torch.from_numpy(unpack_calls(np.asarray(self.packed[cols]), self.n_samples)).to(device)

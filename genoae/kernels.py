@@ -73,26 +73,77 @@ def _expected_freqs(P, j, QT, h, n_samples):
         h[i] = min(max(h[i], FREQ_MIN), FREQ_MAX)
 
 
+_EXPONENT_MASK = np.int64(0x7FF0000000000000)
+_MANTISSA_BITS = np.int64(0x000FFFFFFFFFFFFF)
+_ONE_BITS = np.int64(0x3FF0000000000000)
+_LN2 = np.log(2.0)
+
+
+@njit(inline="always", cache=True)
+def _factor(g, r, h):
+    """h^g (1 − h)^r for g, r ∈ {0, 1, 2} without branches, and exactly: with s ∈ {0, 1}, s·x + (1 − s) is x or 1
+    with no rounding (1 − h itself is exact for h ≥ ½ and accurate below)."""
+    lo = 1.0 - h
+    s1 = min(g, 1.0)
+    s2 = max(g - 1.0, 0.0)
+    t1 = min(r, 1.0)
+    t2 = max(r - 1.0, 0.0)
+    return ((s1 * h + (1.0 - s1)) * (s2 * h + (1.0 - s2))) * ((t1 * lo + (1.0 - t1)) * (t2 * lo + (1.0 - t2)))
+
+
 @njit(inline="always", cache=True)
 def _row_loglik(g, r, h, n_samples):
-    """Σ_i g log h + r log(1 − h) for one row, as log Π h^g (1 − h)^r in groups (one log per group)."""
-    total = 0.0
-    for start in range(0, n_samples, _LOG_GROUP):
-        product = 1.0
-        for i in range(start, min(start + _LOG_GROUP, n_samples)):
-            hi, gi, ri = h[i], g[i], r[i]
-            factor = 1.0
-            if gi > 0.5:
-                factor = hi
-                if gi > 1.5:
-                    factor *= hi
-            if ri > 0.5:
-                factor *= 1.0 - hi
-                if ri > 1.5:
-                    factor *= 1.0 - hi
-            product *= factor
-        total += np.log(product)
-    return total
+    """Σ_i g log h + r log(1 − h) for one row, as log Π h^g (1 − h)^r with a single log: the factors of each
+    group of calls are multiplied (branch-free, vectorised), and the running product is kept in [1, 2) by moving
+    its binary exponent into an integer sum, so it never underflows (each factor ≥ 1e-10, a group ≥ 1e-160)."""
+    product = 1.0
+    exponent = 0
+    full = n_samples - n_samples % _LOG_GROUP
+    for start in range(0, full, _LOG_GROUP):
+        group = 1.0
+        for offset in range(_LOG_GROUP):
+            i = start + offset
+            group *= _factor(g[i], r[i], h[i])
+        product *= group
+        bits = np.int64(np.float64(product).view(np.int64))
+        exponent += ((bits & _EXPONENT_MASK) >> 52) - 1023
+        product = np.int64((bits & _MANTISSA_BITS) | _ONE_BITS).view(np.float64)
+    for i in range(full, n_samples):
+        product *= _factor(g[i], r[i], h[i])
+    return np.log(product) + exponent * _LN2
+
+
+@njit(inline="always", cache=True)
+def _renormalise(products, exponents, n_samples):
+    """Move the binary exponent of each running product into its integer sum, leaving the product in [1, 2)."""
+    for i in range(n_samples):
+        bits = np.float64(products[i]).view(np.int64)
+        exponents[i] += ((bits & _EXPONENT_MASK) >> 52) - 1023
+        products[i] = np.int64((bits & _MANTISSA_BITS) | _ONE_BITS).view(np.float64)
+
+
+@njit(parallel=True, **_OPTIONS)
+def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r):
+    """loglik_parts[t, i] = individual i's ℓ over range t's SNPs (products of likelihood factors, one log each)."""
+    width = packed.shape[1] * 4
+    for t in prange(bounds.shape[0] - 1):
+        g = np.empty(width)
+        r = np.empty(width)
+        h = np.empty(width)
+        products = np.ones(width)
+        exponents = np.zeros(width, np.int64)
+        count = 0
+        for j in range(bounds[t], bounds[t + 1]):
+            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+            _expected_freqs(P, j, QT, h, n_samples)
+            for i in range(n_samples):
+                products[i] *= _factor(g[i], r[i], h[i])
+            count += 1
+            if count == _LOG_GROUP:
+                _renormalise(products, exponents, n_samples)
+                count = 0
+        for i in range(n_samples):
+            loglik_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -238,15 +289,342 @@ def decode_centred(packed, start, stop, n_samples, mean, inv_scale, out):
     for j in prange(start, stop):
         row = packed[j]
         m_j, s_j = mean[j], inv_scale[j]
-        # code -> value of the call: 00 → 0 copies, 01 missing → the mean, 10 → 1, 11 → 2
-        v0 = (0.0 - m_j) * s_j
-        v2 = (1.0 - m_j) * s_j
-        v3 = (2.0 - m_j) * s_j
+        # PLINK code -> value: 00 → 0 copies, 01 missing → 0 (the mean), 10 → 1 copy, 11 → 2 copies
+        values = np.array([(0.0 - m_j) * s_j, 0.0, (1.0 - m_j) * s_j, (2.0 - m_j) * s_j])
         target = out[j - start]
-        for b in range(row.shape[0]):
+        full = n_samples // 4
+        for b in range(full):
             byte = row[b]
-            for s in range(4):
-                i = 4 * b + s
-                if i < n_samples:
-                    code = (byte >> (2 * s)) & 3
-                    target[i] = v0 if code == 0 else (0.0 if code == 1 else (v2 if code == 2 else v3))
+            target[4 * b] = values[byte & 3]
+            target[4 * b + 1] = values[(byte >> 2) & 3]
+            target[4 * b + 2] = values[(byte >> 4) & 3]
+            target[4 * b + 3] = values[(byte >> 6) & 3]
+        for i in range(4 * full, n_samples):
+            target[i] = values[(row[i // 4] >> (2 * (i % 4))) & 3]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Block relaxation with Newton steps (ADMIXTURE's SQP, Alexander et al. 2009): Q rows with P fixed, then P rows with
+# Q fixed, each row a Newton step of its own concave ℓ under its constraints (Q on the simplex, P in a box).
+# The gradient and curvature of a row need w1 = g/h − r/(1 − h) and w2 = g/h² + r/(1 − h)² per call.
+# ---------------------------------------------------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _row_weights(g, r, h, n_samples):
+    """g ← w1 = g/h − r/(1 − h), r ← w2 = g/h² + r/(1 − h)², in place."""
+    for i in range(n_samples):
+        a = g[i] / h[i]
+        b = r[i] / (1.0 - h[i])
+        g[i] = a - b
+        r[i] = a / h[i] + b / (1.0 - h[i])
+
+
+@njit(parallel=True, **_OPTIONS)
+def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
+                  keep_fold, lut_g, lut_r):
+    """Sums for the Q rows' Newton and EM steps over each range t of SNPs:
+    grad_parts[t, k, i] = Σ_j w1_ij P_jk, hess_parts[t, k, l, i] = Σ_j w2_ij P_jk P_jl (l ≤ k),
+    b_parts[t, i] = Σ_j r_ij / (1 − h_ij) (the EM numerator is grad + b), loglik_parts[t, i] = ℓ_i at the input."""
+    K = QT.shape[0]
+    width = packed.shape[1] * 4
+    for t in prange(bounds.shape[0] - 1):
+        grad = grad_parts[t]
+        hess = hess_parts[t]
+        b_sum = b_parts[t]
+        grad[:, :] = 0.0
+        hess[:, :, :] = 0.0
+        b_sum[:] = 0.0
+        g = np.empty(width)
+        r = np.empty(width)
+        h = np.empty(width)
+        products = np.ones(width)
+        exponents = np.zeros(width, np.int64)
+        count = 0
+        for j in range(bounds[t], bounds[t + 1]):
+            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+            _expected_freqs(P, j, QT, h, n_samples)
+            for i in range(n_samples):
+                products[i] *= _factor(g[i], r[i], h[i])
+                b_sum[i] += r[i] / (1.0 - h[i])
+            count += 1
+            if count == _LOG_GROUP:
+                _renormalise(products, exponents, n_samples)
+                count = 0
+            _row_weights(g, r, h, n_samples)
+            for k in range(K):
+                p_k = P[j, k]
+                grad_k = grad[k]
+                for i in range(n_samples):
+                    grad_k[i] += g[i] * p_k
+                for l in range(k + 1):
+                    c = p_k * P[j, l]
+                    hess_kl = hess[k, l]
+                    for i in range(n_samples):
+                        hess_kl[i] += r[i] * c
+        for i in range(n_samples):
+            loglik_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
+
+
+@njit(inline="always", cache=True)
+def _solve_free(H, rhs, free, K, out, equality, A, index):
+    """Solve H_ff p_f + λ 1_f = rhs_f (with Σ p_f = 0 when ``equality``; λ = 0 otherwise) on the free coordinates
+    by Gaussian elimination with partial pivoting; out[k] = 0 off the free set.  Returns λ, or NaN when the system
+    is singular."""
+    n = 0
+    for k in range(K):
+        if free[k]:
+            n += 1
+    size = n + 1 if equality else n
+    for a in range(size):
+        for b in range(size + 1):
+            A[a, b] = 0.0
+    a = 0
+    for k in range(K):
+        if free[k]:
+            index[a] = k
+            a += 1
+    for a in range(n):
+        for b in range(n):
+            A[a, b] = H[index[a], index[b]]
+        A[a, size] = rhs[index[a]]
+        if equality:
+            A[a, n] = 1.0
+            A[n, a] = 1.0
+    for col in range(size):
+        pivot = col
+        for row in range(col + 1, size):
+            if abs(A[row, col]) > abs(A[pivot, col]):
+                pivot = row
+        if abs(A[pivot, col]) < 1e-300:
+            return np.nan
+        if pivot != col:
+            for c in range(size + 1):
+                A[col, c], A[pivot, c] = A[pivot, c], A[col, c]
+        for row in range(size):
+            if row != col:
+                factor = A[row, col] / A[col, col]
+                if factor != 0.0:
+                    for c in range(col, size + 1):
+                        A[row, c] -= factor * A[col, c]
+    for k in range(K):
+        out[k] = 0.0
+    for a in range(n):
+        out[index[a]] = A[a, size] / A[a, a]
+    return A[n, size] / A[n, n] if equality else 0.0
+
+
+@njit(inline="always", cache=True)
+def _workspace(K):
+    """Scratch arrays of :func:`_newton_row`, allocated once per thread rather than once per row."""
+    return (np.zeros(K), np.empty(K), np.empty(K), np.zeros(K, np.bool_), np.zeros(K, np.bool_),
+            np.empty(K, np.bool_), np.zeros((K + 1, K + 2)), np.empty(K, np.int64))
+
+
+@njit(inline="always", cache=True)
+def _newton_row(x, H, G, K, lower, upper, simplex, out, work):
+    """out = x + d, d maximising the quadratic model Gᵀd − ½ dᵀHd (G the gradient, H the negative Hessian of a
+    concave row objective) subject to lower ≤ x + d ≤ upper (and Σ d = 0 when ``simplex``): a primal active-set
+    QP (Nocedal & Wright, alg. 16.3).  A bound that blocks the step joins the working set; at a stationary point
+    of the working set, the bound whose multiplier says ℓ would still rise away from it is released.  Falls back to
+    x when a system is singular.  ``work``: :func:`_workspace` (K)."""
+    d, p, rhs, at_lower, at_upper, free, A, index = work
+    for k in range(K):
+        d[k] = 0.0
+        at_lower[k] = x[k] <= lower
+        at_upper[k] = x[k] >= upper
+    for _ in range(4 * K + 4):
+        n_free = 0
+        for k in range(K):
+            free[k] = not (at_lower[k] or at_upper[k])
+            n_free += free[k]
+        for k in range(K):  # gradient of the model at d
+            value = G[k]
+            for l in range(K):
+                value -= H[k, l] * d[l]
+            rhs[k] = value
+        lam = 0.0
+        if n_free > (1 if simplex else 0):
+            lam = _solve_free(H, rhs, free, K, p, simplex, A, index)
+            if lam != lam:
+                for k in range(K):
+                    out[k] = x[k]
+                return
+        else:
+            for k in range(K):
+                p[k] = 0.0
+            if simplex and n_free == 1:
+                for k in range(K):
+                    if free[k]:
+                        lam = rhs[k]
+        size = 0.0
+        for k in range(K):
+            size = max(size, abs(p[k]))
+        if size <= 1e-14:
+            # stationary on the working set: release the bound with the most wrong-signed multiplier
+            worst, release = 1e-12, -1
+            for k in range(K):
+                multiplier = rhs[k] - lam  # d(model)/d(d_k) on the constraint surface
+                if at_lower[k] and multiplier > worst:
+                    worst, release = multiplier, k
+                elif at_upper[k] and -multiplier > worst:
+                    worst, release = -multiplier, k
+            if release < 0:
+                break
+            at_lower[release] = False
+            at_upper[release] = False
+            continue
+        step, blocking, blocking_lower = 1.0, -1, True
+        for k in range(K):
+            if free[k]:
+                if p[k] < 0.0:
+                    room = (lower - x[k] - d[k]) / p[k]
+                    if room < step:
+                        step, blocking, blocking_lower = room, k, True
+                elif p[k] > 0.0:
+                    room = (upper - x[k] - d[k]) / p[k]
+                    if room < step:
+                        step, blocking, blocking_lower = room, k, False
+        step = max(step, 0.0)
+        for k in range(K):
+            d[k] += step * p[k]
+        if blocking >= 0:
+            if blocking_lower:
+                at_lower[blocking] = True
+                d[blocking] = lower - x[blocking]
+            else:
+                at_upper[blocking] = True
+                d[blocking] = upper - x[blocking]
+    for k in range(K):
+        out[k] = min(max(x[k] + d[k], lower), upper)
+
+
+@njit(parallel=True, **_OPTIONS)
+def q_newton_solve(Q, grad, hess, Q_new, fixed_rows, q_min):
+    """Q_new[i] = the simplex-constrained Newton step of row i from the summed gradient (K, N) and curvature
+    (K, K, N, lower triangle); rows in ``fixed_rows`` are copied."""
+    N, K = Q.shape
+    chunks = min(N, 64)
+    for chunk in prange(chunks):
+        H = np.empty((K, K))
+        G = np.empty(K)
+        work = _workspace(K)
+        for i in range(chunk * N // chunks, (chunk + 1) * N // chunks):
+            if fixed_rows[i]:
+                for k in range(K):
+                    Q_new[i, k] = Q[i, k]
+                continue
+            for k in range(K):
+                G[k] = grad[k, i]
+                for l in range(k + 1):
+                    H[k, l] = hess[k, l, i]
+                    H[l, k] = hess[k, l, i]
+            _newton_row(Q[i], H, G, K, q_min, 1.0 - q_min, True, Q_new[i], work)
+
+
+@njit(parallel=True, **_OPTIONS)
+def p_newton_pass(packed, n_samples, QT, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
+                  lut_g, lut_r):
+    """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q fixed), kept only where it raises that
+    SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1); elsewhere the row's EM update,
+    which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]: individual
+    i's share of it (so that the Q step just taken can be checked row by row without another pass)."""
+    K = QT.shape[0]
+    width = packed.shape[1] * 4
+    for t in prange(bounds.shape[0] - 1):
+        g = np.empty(width)
+        r = np.empty(width)
+        h = np.empty(width)
+        w1 = np.empty(width)
+        w2 = np.empty(width)
+        weighted = np.empty((K, width))
+        products = np.ones(width)
+        exponents = np.zeros(width, np.int64)
+        count = 0
+        H = np.empty((K, K))
+        G = np.empty(K)
+        candidate = np.empty(K)
+        work = _workspace(K)
+        total = 0.0
+        for j in range(bounds[t], bounds[t + 1]):
+            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+            _expected_freqs(P, j, QT, h, n_samples)
+            for i in range(n_samples):
+                products[i] *= _factor(g[i], r[i], h[i])
+            count += 1
+            if count == _LOG_GROUP:
+                _renormalise(products, exponents, n_samples)
+                count = 0
+            before = _row_loglik(g, r, h, n_samples)
+            total += before
+            for i in range(n_samples):
+                w1[i] = g[i]
+                w2[i] = r[i]
+            _row_weights(w1, w2, h, n_samples)
+            observed = False
+            for k in range(K):
+                q_k = QT[k]
+                wq = weighted[k]
+                s = 0.0
+                for i in range(n_samples):
+                    s += w1[i] * q_k[i]
+                    wq[i] = w2[i] * q_k[i]
+                G[k] = s
+                for l in range(k + 1):
+                    q_l = QT[l]
+                    s = 0.0
+                    for i in range(n_samples):
+                        s += wq[i] * q_l[i]
+                    H[k, l] = s
+                    H[l, k] = s
+                observed |= H[k, k] > 0.0
+            if not observed:
+                for k in range(K):
+                    P_new[j, k] = P[j, k]
+                continue
+            _newton_row(P[j], H, G, K, FREQ_MIN, FREQ_MAX, False, candidate, work)
+            # ℓ of the row at the candidate (h recomputed into w1)
+            for i in range(n_samples):
+                w1[i] = 0.0
+            for k in range(K):
+                c = candidate[k]
+                q_k = QT[k]
+                for i in range(n_samples):
+                    w1[i] += c * q_k[i]
+            for i in range(n_samples):
+                w1[i] = min(max(w1[i], FREQ_MIN), FREQ_MAX)
+            if _row_loglik(g, r, w1, n_samples) >= before:
+                for k in range(K):
+                    P_new[j, k] = candidate[k]
+                continue
+            # the EM update of the row: A / (A + B), A = P Σ a q, B = (1 − P) Σ b q
+            for k in range(K):
+                p = P[j, k]
+                q_k = QT[k]
+                sum_a = 0.0
+                sum_b = 0.0
+                for i in range(n_samples):
+                    sum_a += g[i] / h[i] * q_k[i]
+                    sum_b += r[i] / (1.0 - h[i]) * q_k[i]
+                A = p * sum_a
+                B = (1.0 - p) * sum_b
+                P_new[j, k] = A / (A + B) if A + B > 0.0 else p
+        loglik_parts[t] = total
+        for i in range(n_samples):
+            individual_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
+
+
+@njit(parallel=True, **_OPTIONS)
+def constrained_least_squares(X, A, B, lower, upper, simplex, out):
+    """out[r] = argmin_x ½ xᵀ A x − B[r]ᵀ x subject to lower ≤ x ≤ upper (and Σ x = 1 when ``simplex``), each row
+    by the active-set QP of :func:`_newton_row` started from X[r] (the ALS start's bounded least squares)."""
+    R, K = X.shape
+    chunks = min(R, 64)
+    for chunk in prange(chunks):
+        G = np.empty(K)
+        work = _workspace(K)
+        for row in range(chunk * R // chunks, (chunk + 1) * R // chunks):
+            for k in range(K):
+                value = B[row, k]
+                for l in range(K):
+                    value -= A[k, l] * X[row, l]
+                G[k] = value
+            _newton_row(X[row], A, G, K, lower, upper, simplex, out[row], work)

@@ -328,6 +328,85 @@ class PackedCalls:
             return Q_new, P_new, float(total)
         return Q_new, P_new
 
+    def newton_step(self, Q, P, update_q: bool = True, update_p: bool = True, q_fixed_rows=None,
+                    with_loglik: bool = False):
+        """One block-relaxation step (ADMIXTURE's SQP): every row of Q takes a Newton step of its ℓ on the simplex
+        with P fixed, then every row of P a Newton step in [1e-5, 1 − 1e-5] with the new Q fixed.  A row whose
+        Newton step would lower its ℓ (the quadratic model overshoots where ℓ bends sharply) takes its EM step
+        instead, so no step lowers ℓ.  Two passes over the calls (Q sums; P, which also scores each individual's
+        new Q row), a third only when some Q row had to fall back to EM.  Same arguments and returns as
+        :meth:`em_step` (ℓ at the input from the first pass).  CPU (numba) only; elsewhere it is
+        :meth:`em_step`."""
+        if self.backend != "numba":
+            return self.em_step(Q, P, update_q, update_p, q_fixed_rows, with_loglik)
+        Q64, P64 = _numpy64(Q), _numpy64(P)
+        total = None
+        if update_q:
+            q_step = self._newton_q(Q64, P64, q_fixed_rows)
+            Q_candidate, total = q_step["newton"], q_step["loglik"]
+        else:
+            Q_candidate = Q64
+        if update_p or update_q:
+            P_next, ll_p, individual = self._newton_p(Q_candidate, P64)
+            total = ll_p if total is None else total
+        Q_new = Q_candidate
+        if update_q:
+            # rows whose ℓ fell by more than rounding (near the maximum, Newton and EM steps differ by noise)
+            before = q_step["before"]
+            worse = individual < before - np.maximum(1e-9 * np.abs(before), 1e-7)
+            if worse.any():  # those rows take their EM step, and P is redone for the Q finally chosen
+                Q_new = np.where(worse[:, None], q_step["em"](), Q_candidate)
+                if update_p:
+                    P_next, _, _ = self._newton_p(Q_new, P64)
+            Q_new = torch.from_numpy(np.ascontiguousarray(Q_new))
+            if q_fixed_rows is not None:
+                Q_new = torch.where(q_fixed_rows[:, None].cpu(), torch.from_numpy(Q64), Q_new)
+        else:
+            Q_new = Q
+        if update_p:
+            P_new = torch.from_numpy(P_next).clamp_(FREQ_MIN, FREQ_MAX)
+        else:
+            P_new = P.clamp(FREQ_MIN, FREQ_MAX)
+        Q_new, P_new = Q_new.to(Q.device, Q.dtype), P_new.to(P.device, P.dtype)
+        if with_loglik:
+            return Q_new, P_new, float(total)
+        return Q_new, P_new
+
+    def _newton_p(self, Q64, P64):
+        """The P half of :meth:`newton_step` from Q: (P_next, ℓ at (Q, P), each individual's share of it)."""
+        bounds = self._bounds()
+        parts = np.zeros(len(bounds) - 1)
+        individual = np.empty((len(bounds) - 1, self.n_samples))
+        P_next = np.empty_like(P64)
+        kernels.p_newton_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), P64, P_next, parts,
+                              individual, bounds, self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
+                              kernels.BYTE_TO_R)
+        return P_next, parts.sum(), individual.sum(axis=0)
+
+    def _newton_q(self, Q64, P64, q_fixed_rows) -> dict:
+        """The Q half of :meth:`newton_step`: each row's Newton step (``newton``), ℓ at the input (``loglik``) and
+        each individual's share of it (``before``), and ``em()`` giving the rows' EM step from the same sums."""
+        bounds = self._bounds()
+        n, K = Q64.shape
+        T = len(bounds) - 1
+        grad, hess = np.empty((T, K, n)), np.empty((T, K, K, n))
+        b_sum, before = np.empty((T, n)), np.empty((T, n))
+        kernels.q_newton_pass(self.packed, n, np.ascontiguousarray(Q64.T), P64, grad, hess, b_sum, before, bounds,
+                              self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
+        grad, before = grad.sum(axis=0), before.sum(axis=0)
+        fixed = np.zeros(n, np.bool_) if q_fixed_rows is None else q_fixed_rows.cpu().numpy().astype(np.bool_)
+        Q_newton = np.empty_like(Q64)
+        kernels.q_newton_solve(Q64, grad, hess.sum(axis=0), Q_newton, fixed, Q_MIN)
+
+        def em():
+            n_obs = self.n_observed.numpy().astype(np.float64)[:, None]
+            q_num = (grad + b_sum.sum(axis=0)).T  # Σ_j a P + b (1 − P) = Σ_j w1 P + b
+            Q_em = np.where(n_obs > 0, Q64 * q_num / np.maximum(2.0 * n_obs, 1e-30), Q64)
+            return project_simplex_rows(torch.from_numpy(Q_em)).numpy()
+
+        return {"newton": project_simplex_rows(torch.from_numpy(Q_newton)).numpy(), "loglik": float(before.sum()),
+                "before": before, "em": em}
+
     def _em_numba(self, Q, P, update_q, update_p, with_loglik):
 
         QT, P64 = _numpy64(Q.T), _numpy64(P)
@@ -433,94 +512,79 @@ def _folds_torch(holdout: Holdout, cols: slice, n_samples: int, device):
     return (low % folds + (z < 0).to(torch.int64) * ((1 << 63) % folds)) % folds
 
 
-def squarem(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e-7, max_iter: int = 1000,
-            update_q: bool = True, update_p: bool = True, q_fixed_rows: torch.Tensor | None = None,
-            check: int = 5, callback=None):
-    """Maximise ℓ by EM accelerated with SQUAREM (Varadhan & Roland 2008, scheme S3), as fastmixture does.
+def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e-9, max_iter: int = 1000,
+                 update_q: bool = True, update_p: bool = True, q_fixed_rows: torch.Tensor | None = None,
+                 callback=None, step: str = "newton", history: int = 3):
+    """Maximise ℓ by block relaxation (or EM) accelerated by the quasi-Newton scheme of Zhou, Alexander & Lange
+    (2011), as ADMIXTURE and ADAMIXTURE do.
 
-    Each iteration takes two EM steps θ1 = EM(θ0), θ2 = EM(θ1), extrapolates along r = θ1 − θ0, v = θ2 − 2θ1 + θ0
-    with step α = −‖r‖/‖v‖ (α ≤ −1):  θ' = θ0 − 2αr + α²v, projected back to the constraints (Q rows on the simplex,
-    P in [1e-5, 1 − 1e-5]), then one plain EM step from θ' (stabilisation).  Q and P get separate step lengths:
-    on hapmap3 (K = 3) Q tolerates α ≈ −10 where P stays near −1.6, and one shared α, held back by P, needs about
-    three times as many iterations to come within 1 of the maximum.
-
-    ℓ costs more than an EM step (two logarithms per call), so it is computed every ``check`` iterations, in the
-    pass of the stabilisation step.  If ℓ fell since the last check, the iterations since are discarded and the
-    next ``check`` iterations run without extrapolation (α = −1: plain EM, which never lowers ℓ), so the returned
-    ℓ never decreases.  Stops when ℓ rose by less than ``tol`` × (number of observed calls) between two checks, or
-    when it fell over ``check`` plain EM iterations (rounding at the maximum).  K = 1 takes one EM step: its P is
-    then the closed-form maximum.
-
-    Parameters
-    ----------
-    tol : float
-        Scaled tolerance (per observed call), so that it means the same on small and large data sets.
-    check : int
-        Iterations between likelihood evaluations.
-    callback : callable(iteration, loglik), optional
-        Called at each check (progress bars).
+    With F the map (``step``: ``newton``, :meth:`PackedCalls.newton_step`, or ``em``, :meth:`PackedCalls.em_step`),
+    each iteration takes x1 = F(x), x2 = F(x1), keeps the secants u = x1 − x, v = x2 − x1 of the last ``history``
+    iterations as the columns of U and V, and proposes x_qn = x1 − V (Uᵀ(U − V))⁻¹ Uᵀ(x − x1), projected back to the
+    constraints (Q rows on the simplex, P in [1e-5, 1 − 1e-5]).  ℓ of x_qn comes with the first pass of the next
+    iteration; x_qn is kept when it beats the best ℓ so far, else the iteration restarts from x2 (which the map
+    reached without extrapolation).  Stops when an iteration raised ℓ by less than ``tol`` × (number of observed
+    calls), or when the unextrapolated map itself failed to raise it (rounding at the maximum).  K = 1: one EM
+    step, which sets P to its closed-form maximum.
 
     Returns
     -------
     Q, P : torch.Tensor
-    trace : list of float
-        ℓ at each check (the first entry is ℓ of the starting point).
+    trace : list of float   ℓ of the start, then of the point kept at each iteration (never decreasing)
     """
-    em = lambda q, p, **kw: calls.em_step(q, p, update_q=update_q, update_p=update_p, q_fixed_rows=q_fixed_rows,
-                                          **kw)
-    tol_abs = tol * float(calls.n_observed.sum())
-    check = max(1, int(check))
-    Q0, P0, ll = em(Q, P, with_loglik=True)
-    trace = [ll]
+    update = calls.newton_step if step == "newton" else calls.em_step
+
+    def apply(q, p, with_loglik=False):
+        return update(q, p, update_q=update_q, update_p=update_p, q_fixed_rows=q_fixed_rows,
+                      with_loglik=with_loglik)
+
     if Q.shape[1] == 1:
-        # K = 1: Q ≡ 1, and one EM step sets P to its closed-form maximum (the observed frequency); iterating
-        # further only stirs rounding
-        trace.append(calls.loglik(Q0, P0))
-        return Q0, P0, trace
-    saved, ll_saved = (Q0, P0), ll
-    plain_until = 0
-    for iteration in range(1, max_iter + 1):
-        Q1, P1 = em(Q0, P0)
-        Q2, P2 = em(Q1, P1)
-        alpha_q = alpha_p = -1.0
-        if iteration > plain_until:
-            rQ, rP = Q1 - Q0, P1 - P0
-            vQ, vP = Q2 - Q1 - rQ, P2 - P1 - rP
-            alpha_q = _step_length(rQ, vQ) if update_q else -1.0
-            alpha_p = _step_length(rP, vP) if update_p else -1.0
-        if alpha_q < -1.0 or alpha_p < -1.0:
-            Qx = project_simplex_rows(Q0 - 2 * alpha_q * rQ + alpha_q * alpha_q * vQ) if update_q else Q0
+        Q1, P1, ll = calls.em_step(Q, P, update_q=update_q, update_p=update_p, with_loglik=True)
+        return Q1, P1, [ll, calls.loglik(Q1, P1)]
+    tol_abs = tol * float(calls.n_observed.sum())
+    n, K = Q.shape
+
+    def flat(q, p):
+        return torch.cat([q.reshape(-1) if update_q else q.new_zeros(0), p.reshape(-1) if update_p else p.new_zeros(0)])
+
+    def unflat(x, q_base, p_base):
+        q, p = q_base, p_base
+        if update_q:
+            q = project_simplex_rows(x[:n * K].reshape(n, K))
             if q_fixed_rows is not None:
-                Qx = torch.where(q_fixed_rows[:, None], Q0, Qx)
-            Px = (P0 - 2 * alpha_p * rP + alpha_p * alpha_p * vP).clamp_(FREQ_MIN, FREQ_MAX) if update_p else P0
-        else:
-            Qx, Px = Q2, P2
-        if iteration % check and iteration != max_iter:
-            Q0, P0 = em(Qx, Px)
-            continue
-        Q3, P3, ll_new = em(Qx, Px, with_loglik=True)
-        if ll_new < ll_saved:
-            Q0, P0 = saved
-            if iteration <= plain_until:
-                # ℓ fell under plain EM, which cannot lower it: the iterations are at the maximum up to rounding
-                break
-            # an extrapolation overshot: back to the last check, plain EM for the next `check` iterations
-            plain_until = iteration + check
-            continue
-        delta = ll_new - ll_saved
+                q = torch.where(q_fixed_rows[:, None], q_base, q)
+        if update_p:
+            p = x[n * K if update_q else 0:].reshape(-1, K).clamp(FREQ_MIN, FREQ_MAX)
+        return q, p
+
+    Q1, P1, ll = apply(Q, P, with_loglik=True)
+    trace, best = [ll], ll
+    x_Q, x_P = Q, P
+    secants_u, secants_v = [], []
+    for iteration in range(1, max_iter + 1):
+        Q2, P2 = apply(Q1, P1)
+        x, x1, x2 = flat(x_Q, x_P), flat(Q1, P1), flat(Q2, P2)
+        secants_u = (secants_u + [x1 - x])[-history:]
+        secants_v = (secants_v + [x2 - x1])[-history:]
+        U, V = torch.stack(secants_u, 1), torch.stack(secants_v, 1)
+        try:
+            coefficients = torch.linalg.solve(U.T @ (U - V), U.T @ (x - x1))
+            Q_qn, P_qn = unflat(x1 - V @ coefficients, Q1, P1)
+        except RuntimeError:  # singular secant system: no extrapolation this time
+            Q_qn, P_qn = Q2, P2
+        Q3, P3, ll_qn = apply(Q_qn, P_qn, with_loglik=True)
+        if ll_qn >= best:
+            x_Q, x_P, Q1, P1, ll_new = Q_qn, P_qn, Q3, P3, ll_qn
+        else:  # the extrapolation overshot: continue from the map's own point
+            Q3, P3, ll_new = apply(Q2, P2, with_loglik=True)
+            if ll_new < best:
+                break  # the map itself no longer raises ℓ: at the maximum up to rounding
+            x_Q, x_P, Q1, P1 = Q2, P2, Q3, P3
+        gain = ll_new - best
+        best = ll_new
         trace.append(ll_new)
-        Q0, P0 = Q3, P3
-        saved, ll_saved = (Q0, P0), ll_new
         if callback is not None:
             callback(iteration, ll_new)
-        if delta < tol_abs:
+        if gain < tol_abs:
             break
-    return Q0, P0, trace
-
-
-def _step_length(r: torch.Tensor, v: torch.Tensor) -> float:
-    """SQUAREM's S3 step α = −‖r‖ / ‖v‖, at most −1 (−1 means no extrapolation)."""
-    v_norm = float(v.square().sum(dtype=torch.float64))
-    if v_norm <= 0.0:
-        return -1.0
-    return min(-math.sqrt(float(r.square().sum(dtype=torch.float64)) / v_norm), -1.0)
+    return x_Q, x_P, trace

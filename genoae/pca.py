@@ -185,7 +185,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
 
 
 def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversample: int = 20, n_iter: int = 7,
-        chunk: int = 4096, cache_bytes: int = 1 << 30):
+        chunk: int | None = None, cache_bytes: int = 1 << 30):
     """Principal components of a :class:`~genoae.genotypes.Genotypes` (see :func:`standardized_pca`), decoded one
     block of ``chunk`` variants at a time (and kept standardized in float32 when that fits in ``cache_bytes``).
 

@@ -4,17 +4,20 @@ network (genotypes → softmax Q) whose decoder is P, fitted afterwards for proj
 Q and P, and so every PREFIX.K.Q / .P that ``genoae admix`` writes, come from the EM (steps 1-2); the encoder
 (step 3) changes none of them: it only gives :func:`project` its starting Q, which EM with P fixed then refines.
 
-Modules: :mod:`~genoae.ancestry.start` (PCA + k-means start), :mod:`~genoae.ancestry.estimator` (:class:`Admixture`:
-fit, cross-validation, supervised runs), :mod:`~genoae.ancestry.encoder` (the network and its closed-form fit),
-:mod:`~genoae.ancestry.projection` (Q of new individuals under a fitted model).
+Modules: :mod:`~genoae.ancestry.start` (SVD + ALS, or PCA + k-means start), :mod:`~genoae.ancestry.estimator`
+(:class:`Admixture`: fit, cross-validation, supervised runs), :mod:`~genoae.ancestry.encoder` (the network and its
+closed-form fit), :mod:`~genoae.ancestry.projection` (Q of new individuals under a fitted model).
 
 The pipeline of :meth:`Admixture.fit`, top to bottom:
 
-1. **Initialisation that does not depend on luck**: PCA of the standardised genotypes (randomised SVD), k-means on
-   the leading K − 1 principal components (k-means++ seeding, several restarts, all drawn from ``seed``); the
-   clusters' allele frequencies and softened memberships give the starting P and Q.
-2. **Refinement to the maximum likelihood**: EM accelerated by SQUAREM (:func:`genoae.likelihood.squarem`) until ℓ
-   rises by less than ``tol`` × (observed calls) over 5 iterations.  This makes the answer as good as the classics'.
+1. **Start**: a randomized SVD of the centred calls (K − 1 components, passes over the packed calls block by block)
+   factorised by alternating least squares into Q on the simplex and P in [0, 1], as fastmixture and ADAMIXTURE
+   start (``init="kmeans"``: k-means on principal components instead).  All randomness comes from ``seed``.
+2. **Refinement to the maximum likelihood**: block relaxation, a Newton step per row of Q (on the simplex) and of P
+   (in a box), each row falling back to its EM step where Newton would lower its ℓ, accelerated by the quasi-Newton
+   extrapolation of Zhou, Alexander & Lange (:func:`genoae.likelihood.quasi_newton`), as ADMIXTURE does, until an
+   iteration raises ℓ by less than ``tol`` × (observed calls).  Every pass reads the packed 2-bit calls through
+   the numba kernels of :mod:`genoae.kernels` (on CUDA, EM steps on blocks decoded by torch).
 3. **Network**: the decoder holds the refined P; the encoder is set in closed form from the refined P and Q
    (:func:`~genoae.ancestry.encoder.initialise_encoder`: a least-squares layer, then softmax regression onto the refined Q), and only if that
    misses the refined Q by RMSE ≥ ``ENCODER_STOP_RMSE`` do mini-batch Adam epochs on −ℓ
@@ -23,7 +26,8 @@ The pipeline of :meth:`Admixture.fit`, top to bottom:
 
 Why the network comes after the EM and not before it: starting the EM from a trained network's Q (decoder trained
 too, or frozen at the k-means P) reached a *higher* starting ℓ than the k-means start but then needed 147 SQUAREM
-iterations instead of 60 on a 300 × 10,000 simulated set (K = 3), and ended slightly lower: the softmax encoder
+iterations instead of 60 on a 300 × 10,000 simulated set (K = 3; measured with the EM engine of the time), and
+ended slightly lower: the softmax encoder
 spreads Q away from the simplex boundary, and multiplicative EM updates are slow to bring entries back to ~0.
 
 Calls are A2 allele counts (PLINK ``.bim`` column 6, VCF ALT); P is the A2 frequency, as ADMIXTURE's.

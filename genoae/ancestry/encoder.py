@@ -115,33 +115,47 @@ def initialise_encoder(model: NeuralAdmixture, calls: PackedCalls, Q_refined: to
         # hidden features of every individual: one pass over the SNP-major calls the EM used (the same x as
         # encode() builds from the unpacked genotypes, without building the sample-major unpacker)
         pre = first.bias.expand(n, hidden).clone()
-        for cols, g, r in calls.blocks(torch.float32):
-            x = torch.where((g + r) > 0, g / 2.0 - model.input_freq[cols, None], torch.zeros((), device=device))
-            pre += x.T @ first.weight[:, cols].T
+        freq = model.input_freq.double().cpu().numpy()
+        # x = g/2 − freq = (g − 2 freq) · ½, 0 where missing: the centred blocks of the SVD start, decoded once
+        for cols, x in calls.centred_blocks(2.0 * freq, np.full(len(freq), 0.5), torch.float32):
+            pre += x.to(device).T @ first.weight[:, cols].T
         features = model.encoder[1](pre)
     # softmax regression of the refined Q on the features (tiny: n × hidden), standardised for conditioning
     mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
     z = (features - mean) / std
     target = Q_refined.float().to(device)
-    log_target = torch.log(target.clamp_min(1e-8))
-    W = torch.zeros((K, hidden), device=device, requires_grad=True)
-    b = torch.zeros(K, device=device, requires_grad=True)
-    optimiser = torch.optim.LBFGS([W, b], lr=1.0, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
-                                  history_size=20, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimiser.zero_grad()
-        log_q = torch.log_softmax(z @ W.T + b, dim=1)
-        loss = (target * (log_target - log_q)).sum(1).mean() + 1e-6 * (W ** 2).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
+    W, b = _softmax_regression(z.double().cpu().numpy(), target.double().cpu().numpy())
+    W = torch.from_numpy(W).float().to(device)
+    b = torch.from_numpy(b).float().to(device)
     with torch.no_grad():
         output.weight.copy_(W / std)
         output.bias.copy_(b - (W / std) @ mean)
         Q = torch.softmax(features @ output.weight.T + output.bias, dim=1)
     return float(torch.sqrt(((Q - target) ** 2).mean())), Q
+
+
+def _softmax_regression(z: np.ndarray, target: np.ndarray, ridge: float = 1e-6):
+    """W (K, d), b (K,) minimising mean KL(target ‖ softmax(z Wᵀ + b)) + ridge ‖W‖² by L-BFGS (scipy; torch's
+    optimisers import torch._dynamo on their first step, 1.4 s here)."""
+    from scipy.optimize import minimize
+
+    n, d = z.shape
+    K = target.shape[1]
+    log_target = np.log(np.clip(target, 1e-8, None))
+
+    def loss_and_gradient(theta):
+        W, b = theta[:K * d].reshape(K, d), theta[K * d:]
+        logits = z @ W.T + b
+        logits -= logits.max(axis=1, keepdims=True)
+        log_q = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        loss = float((target * (log_target - log_q)).sum(axis=1).mean() + ridge * (W ** 2).sum())
+        residual = (np.exp(log_q) - target * 1.0) / n  # d loss / d logits (target rows sum to 1)
+        gradient = np.concatenate([(residual.T @ z + 2 * ridge * W).ravel(), residual.sum(axis=0)])
+        return loss, gradient
+
+    result = minimize(loss_and_gradient, np.zeros(K * d + K), jac=True, method="L-BFGS-B",
+                      options={"maxiter": 500, "gtol": 1e-9, "ftol": 1e-13, "maxcor": 20})
+    return result.x[:K * d].reshape(K, d), result.x[K * d:]
 
 
 def encode_all(model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int, batch_size: int) -> torch.Tensor:

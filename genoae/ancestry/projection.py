@@ -6,7 +6,7 @@ import torch
 from genoae.ancestry.encoder import NeuralAdmixture, encode_all, sample_major_unpacker
 from genoae.device import choose_device
 from genoae.genotypes import Genotypes
-from genoae.likelihood import PackedCalls, project_simplex_rows, squarem
+from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
 
 
 def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max_iter: int = 1000,
@@ -30,7 +30,7 @@ def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max
         Q_encoder = encode_all(model, unpacker, genotypes.n_samples, batch_size).to(torch.float64)
         P = model.P.to(torch.float64)
     Q_start = project_simplex_rows(Q_encoder)
-    Q, _, _ = squarem(calls, Q_start, P, tol=tol, max_iter=max_iter, update_p=False)
+    Q, _, _ = quasi_newton(calls, Q_start, P, tol=tol, max_iter=max_iter, update_p=False)
     return Q.cpu().numpy(), calls.loglik(Q, P), Q_encoder.cpu().numpy()
 
 

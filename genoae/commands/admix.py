@@ -29,7 +29,7 @@ class AdmixRun:
 
 
 def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
-              epochs: int = 5, batch_size: int = 256, tol: float = 1e-8, max_iter: int = 2000, hidden: int = 64,
+              epochs: int = 5, batch_size: int = 256, tol: float = 1e-9, max_iter: int = 1000, hidden: int = 64,
               cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
               init: str = "als") -> AdmixRun:
     """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
@@ -98,7 +98,7 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         echo(line)
         log_lines += [line,
                       f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; EM refinement: {report.em_iterations} "
-                      f"SQUAREM iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
+                      f"quasi-Newton iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
                       f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
                       f"{report.network_loglik:.3f} (its Q alone, before any EM)",
                       "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]

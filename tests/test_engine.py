@@ -1,0 +1,157 @@
+"""The EM engine on the packed calls: memory, stopping rule, the ALS start, reproducibility."""
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from genoae.ancestry.estimator import Admixture
+from genoae.ancestry.start import initial_estimates, svd_als
+from genoae.compare import aligned_rmse
+from genoae.genotypes import Genotypes
+from genoae.likelihood import PackedCalls, quasi_newton
+
+
+def simulate(n, m, K, seed, fst=0.1, missing=0.0):
+    rng = np.random.default_rng(seed)
+    ancestral = rng.uniform(0.05, 0.95, size=m)
+    a, b = ancestral * (1 - fst) / fst, (1 - ancestral) * (1 - fst) / fst
+    P = np.clip(rng.beta(a[:, None], b[:, None], size=(m, K)), 1e-3, 1 - 1e-3)
+    Q = rng.dirichlet(np.full(K, 0.5), size=n)
+    g = rng.binomial(2, Q @ P.T).astype(np.int8)
+    g[rng.random(g.shape) < missing] = -1
+    return g, Q, P
+
+
+@pytest.fixture(scope="module")
+def medium():
+    g, Q, P = simulate(4000, 8000, 3, seed=5, missing=0.02)
+    return Genotypes.from_counts(g), Q, P
+
+
+def test_no_pass_allocates_anything_of_the_size_of_the_calls(medium):
+    """EM and Newton steps, ℓ, a CV fold's training pass, its deviance and the SVD + ALS start each allocate less
+    (NumPy, traced) than the packed calls themselves (N × M / 4 bytes, not copied); a byte-per-call copy, a dense
+    decode or an N × M fold mask would each be 4 to 32 times the bound."""
+    genotypes, Q_true, P_true = medium
+    n, m = genotypes.n_samples, genotypes.n_variants
+    # blocks of 64 SNPs: the SVD's block budget (64 × N float64 = 2 MB here) stays under the bound
+    calls = PackedCalls.from_genotypes(genotypes, block=64)
+    Q, P = torch.from_numpy(Q_true), torch.from_numpy(P_true)
+    freqs = genotypes.allele_freqs()
+    bound = n * m // 4  # the packed size
+    steps = {
+        "em_step": lambda: calls.em_step(Q, P, with_loglik=True),
+        "loglik": lambda: calls.loglik(Q, P),
+        "training fold": lambda: calls.training(5, 1, 99).em_step(Q, P),
+        "deviance": lambda: calls.deviance(Q, P, 5, 1, 99),
+        "newton_step": lambda: calls.newton_step(Q, P, with_loglik=True),
+        "ALS start": lambda: svd_als(calls, freqs, 3, np.random.default_rng(0), max_iter=20),
+        "allele frequencies": lambda: genotypes.allele_freqs(),
+    }
+    for step in steps.values():
+        step()  # kernels compiled / loaded before measuring
+    for name, step in steps.items():
+        tracemalloc.start()
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < bound, f"{name}: {peak:,} bytes traced, bound {bound:,} (N x M = {n * m:,})"
+
+
+def test_calls_are_the_genotypes_packed_bytes_not_a_copy(medium):
+    genotypes, _, _ = medium
+    calls = PackedCalls.from_genotypes(genotypes)
+    assert calls.packed is genotypes.packed
+
+
+def test_k1_is_one_em_step_to_the_closed_form_maximum():
+    """K = 1 used to loop to max_iter in CV (rounding at the fixed point tripped the overshoot branch)."""
+    g, _, _ = simulate(50, 400, 2, seed=3, missing=0.1)
+    calls = PackedCalls.from_genotypes(Genotypes.from_counts(g))
+    Q = torch.ones((50, 1), dtype=torch.float64)
+    P = torch.full((400, 1), 0.5, dtype=torch.float64)
+    Q_out, P_out, trace = quasi_newton(calls, Q, P, tol=0.0, max_iter=1000)
+    observed = g >= 0
+    freq = np.where(observed, g, 0).sum(0) / (2.0 * observed.sum(0))
+    np.testing.assert_allclose(P_out[:, 0].numpy(), np.clip(freq, 1e-5, 1 - 1e-5), rtol=1e-12)
+    assert len(trace) == 2 and trace[1] >= trace[0]
+
+
+class ScriptedCalls:
+    """A stand-in whose map returns its input and whose ℓ follows a script."""
+
+    def __init__(self, logliks):
+        self.logliks = iter(logliks)
+        self.n_observed = torch.ones(3)
+        self.loglik_calls = 0
+
+    def newton_step(self, Q, P, with_loglik=False, **_):
+        if with_loglik:
+            self.loglik_calls += 1
+            return Q, P, next(self.logliks)
+        return Q, P
+
+    em_step = newton_step
+
+
+def test_accelerator_stops_when_the_map_itself_lowers_the_loglik():
+    """ℓ falling under the unextrapolated map means rounding at the maximum: stop, keeping the best point (this
+    used to loop to max_iter: the K = 1 CV stall)."""
+    calls = ScriptedCalls([0.0] + [-1.0] * 1000)
+    Q = torch.full((3, 2), 0.5, dtype=torch.float64)
+    P = torch.full((4, 2), 0.5, dtype=torch.float64)
+    _, _, trace = quasi_newton(calls, Q, P, tol=0.0, max_iter=1000)
+    assert calls.loglik_calls == 3  # the start, the extrapolated point, the map's own point
+    assert trace == [0.0]
+
+
+def test_cv_with_k1_ends_in_a_bounded_number_of_iterations():
+    g, _, _ = simulate(80, 600, 2, seed=9, missing=0.05)
+    genotypes = Genotypes.from_counts(g)
+    fit = Admixture(1, epochs=0, seed=1, progress=False, max_iter=100000).fit(genotypes)
+    assert len(fit.loglik_trace_) == 3
+    assert 0 < fit.cross_validate(genotypes, folds=5) < 2
+
+
+def test_als_start_recovers_structure_and_beats_a_uniform_start():
+    """ALS on the SVD factors: Q near the truth, and a higher ℓ than the uniform Q with overall frequencies (a
+    sign error, a missing ½ or a missing f term in the normal equations would each fail this)."""
+    g, Q_true, _ = simulate(300, 4000, 3, seed=8, fst=0.2)
+    genotypes = Genotypes.from_counts(g)
+    calls = PackedCalls.from_genotypes(genotypes)
+    freqs = genotypes.allele_freqs()
+    Q, P = svd_als(calls, freqs, 3, np.random.default_rng(1))
+    assert Q.shape == (300, 3) and P.shape == (4000, 3)
+    assert torch.allclose(Q.sum(1), torch.ones(300, dtype=Q.dtype))
+    assert aligned_rmse(Q.numpy(), Q_true) < 0.08
+    uniform = torch.full((300, 3), 1 / 3, dtype=torch.float64)
+    P_flat = torch.from_numpy(np.repeat(freqs[:, None], 3, axis=1)).clamp(1e-5, 1 - 1e-5)
+    assert calls.loglik(Q, P) > calls.loglik(uniform, P_flat)
+
+
+def test_same_seed_and_threads_give_the_same_bits():
+    g, _, _ = simulate(120, 1500, 3, seed=4, missing=0.05)
+    genotypes = Genotypes.from_counts(g)
+    runs = [Admixture(3, epochs=0, seed=7, threads=2, progress=False).fit(genotypes) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].Q_, runs[1].Q_)
+    np.testing.assert_array_equal(runs[0].P_, runs[1].P_)
+
+
+def test_both_starts_reach_the_same_optimum_on_clear_structure():
+    g, Q_true, _ = simulate(200, 3000, 3, seed=12, fst=0.15)
+    genotypes = Genotypes.from_counts(g)
+    fits = {init: Admixture(3, epochs=0, seed=1, threads=1, progress=False, init=init).fit(genotypes)
+            for init in ("als", "kmeans")}
+    assert fits["als"].loglik_ == pytest.approx(fits["kmeans"].loglik_, abs=1e-6 * abs(fits["als"].loglik_))
+    assert aligned_rmse(fits["als"].Q_, fits["kmeans"].Q_) < 0.005
+    assert aligned_rmse(fits["als"].Q_, Q_true) < 0.05
+
+
+def test_initial_estimates_refuses_nothing_supervised_uses_labels():
+    g, _, _ = simulate(60, 500, 2, seed=2)
+    calls = PackedCalls.from_genotypes(Genotypes.from_counts(g))
+    labels = np.r_[np.zeros(20, np.int64), np.ones(20, np.int64), -np.ones(20, np.int64)]
+    Q, _ = initial_estimates(calls, Genotypes.from_counts(g).allele_freqs(), 2, np.random.default_rng(0), labels)
+    assert torch.all(Q[:20, 0] > 0.99) and torch.all(Q[20:40, 1] > 0.99)
+    np.testing.assert_allclose(Q[40:].numpy(), 0.5)
