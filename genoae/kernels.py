@@ -92,6 +92,25 @@ def _factor(g, r, h):
 
 
 @njit(inline="always", cache=True)
+def _log_product(factors, n_samples):
+    """log Π factors (each ≥ 1e-10) with one log: groups multiplied, the running product's exponent moved out."""
+    product = 1.0
+    exponent = 0
+    full = n_samples - n_samples % _LOG_GROUP
+    for start in range(0, full, _LOG_GROUP):
+        group = 1.0
+        for offset in range(_LOG_GROUP):
+            group *= factors[start + offset]
+        product *= group
+        bits = np.int64(np.float64(product).view(np.int64))
+        exponent += ((bits & _EXPONENT_MASK) >> 52) - 1023
+        product = np.int64((bits & _MANTISSA_BITS) | _ONE_BITS).view(np.float64)
+    for i in range(full, n_samples):
+        product *= factors[i]
+    return np.log(product) + exponent * _LN2
+
+
+@njit(inline="always", cache=True)
 def _row_loglik(g, r, h, n_samples):
     """Σ_i g log h + r log(1 − h) for one row, as log Π h^g (1 − h)^r with a single log: the factors of each
     group of calls are multiplied (branch-free, vectorised), and the running product is kept in [1, 2) by moving
@@ -312,10 +331,15 @@ def decode_centred(packed, start, stop, n_samples, mean, inv_scale, out):
 def _row_weights(g, r, h, n_samples):
     """g ← w1 = g/h − r/(1 − h), r ← w2 = g/h² + r/(1 − h)², in place."""
     for i in range(n_samples):
-        a = g[i] / h[i]
-        b = r[i] / (1.0 - h[i])
+        inverse_h = 1.0 / h[i]
+        inverse_lo = 1.0 / (1.0 - h[i])
+        a = g[i] * inverse_h
+        b = r[i] * inverse_lo
         g[i] = a - b
-        r[i] = a / h[i] + b / (1.0 - h[i])
+        r[i] = a * inverse_h + b * inverse_lo
+
+
+_ROWS = 4  # SNPs whose Q-step sums are added together: each accumulator is loaded and stored once per 4 SNPs
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -323,7 +347,8 @@ def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, log
                   keep_fold, lut_g, lut_r):
     """Sums for the Q rows' Newton and EM steps over each range t of SNPs:
     grad_parts[t, k, i] = Σ_j w1_ij P_jk, hess_parts[t, k, l, i] = Σ_j w2_ij P_jk P_jl (l ≤ k),
-    b_parts[t, i] = Σ_j r_ij / (1 − h_ij) (the EM numerator is grad + b), loglik_parts[t, i] = ℓ_i at the input."""
+    b_parts[t, i] = Σ_j r_ij / (1 − h_ij) (the EM numerator is grad + b), loglik_parts[t, i] = ℓ_i at the input.
+    SNPs are taken ``_ROWS`` at a time so that the N-long accumulators are touched once per group."""
     K = QT.shape[0]
     width = packed.shape[1] * 4
     for t in prange(bounds.shape[0] - 1):
@@ -333,33 +358,50 @@ def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, log
         grad[:, :] = 0.0
         hess[:, :, :] = 0.0
         b_sum[:] = 0.0
-        g = np.empty(width)
-        r = np.empty(width)
+        g = np.empty((_ROWS, width))
+        r = np.empty((_ROWS, width))
         h = np.empty(width)
+        coefficient = np.zeros(_ROWS)
         products = np.ones(width)
         exponents = np.zeros(width, np.int64)
         count = 0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
-            for i in range(n_samples):
-                products[i] *= _factor(g[i], r[i], h[i])
-                b_sum[i] += r[i] / (1.0 - h[i])
-            count += 1
-            if count == _LOG_GROUP:
-                _renormalise(products, exponents, n_samples)
-                count = 0
-            _row_weights(g, r, h, n_samples)
+        for first in range(bounds[t], bounds[t + 1], _ROWS):
+            rows = min(_ROWS, bounds[t + 1] - first)
+            for a in range(_ROWS):
+                if a >= rows:  # a short last group: rows of zero weight
+                    for i in range(n_samples):
+                        g[a, i] = 0.0
+                        r[a, i] = 0.0
+                    continue
+                j = first + a
+                g_a = g[a]
+                r_a = r[a]
+                _decode_row(packed[j], n_samples, g_a, r_a, lut_g, lut_r, j, holdout, keep_fold)
+                _expected_freqs(P, j, QT, h, n_samples)
+                for i in range(n_samples):
+                    products[i] *= _factor(g_a[i], r_a[i], h[i])
+                    b_sum[i] += r_a[i] / (1.0 - h[i])
+                count += 1
+                if count == _LOG_GROUP:
+                    _renormalise(products, exponents, n_samples)
+                    count = 0
+                _row_weights(g_a, r_a, h, n_samples)
+            g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+            r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
             for k in range(K):
-                p_k = P[j, k]
+                for a in range(_ROWS):
+                    coefficient[a] = P[first + a, k] if a < rows else 0.0
+                c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
                 grad_k = grad[k]
                 for i in range(n_samples):
-                    grad_k[i] += g[i] * p_k
+                    grad_k[i] += g0[i] * c0 + g1[i] * c1 + g2[i] * c2 + g3[i] * c3
                 for l in range(k + 1):
-                    c = p_k * P[j, l]
+                    for a in range(_ROWS):
+                        coefficient[a] = P[first + a, k] * P[first + a, l] if a < rows else 0.0
+                    c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
                     hess_kl = hess[k, l]
                     for i in range(n_samples):
-                        hess_kl[i] += r[i] * c
+                        hess_kl[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2 + r3[i] * c3
         for i in range(n_samples):
             loglik_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
 
@@ -521,12 +563,13 @@ def q_newton_solve(Q, grad, hess, Q_new, fixed_rows, q_min):
 
 
 @njit(parallel=True, **_OPTIONS)
-def p_newton_pass(packed, n_samples, QT, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
+def p_newton_pass(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
                   lut_g, lut_r):
     """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q fixed), kept only where it raises that
     SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1); elsewhere the row's EM update,
     which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]: individual
-    i's share of it (so that the Q step just taken can be checked row by row without another pass)."""
+    i's share of it (so that the Q step just taken can be checked row by row without another pass).
+    QQ[k (k + 1) / 2 + l, i] = Q_ik Q_il (l ≤ k): the products every SNP's curvature needs, formed once."""
     K = QT.shape[0]
     width = packed.shape[1] * 4
     for t in prange(bounds.shape[0] - 1):
@@ -535,7 +578,6 @@ def p_newton_pass(packed, n_samples, QT, P, P_new, loglik_parts, individual_part
         h = np.empty(width)
         w1 = np.empty(width)
         w2 = np.empty(width)
-        weighted = np.empty((K, width))
         products = np.ones(width)
         exponents = np.zeros(width, np.int64)
         count = 0
@@ -548,12 +590,14 @@ def p_newton_pass(packed, n_samples, QT, P, P_new, loglik_parts, individual_part
             _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
             _expected_freqs(P, j, QT, h, n_samples)
             for i in range(n_samples):
-                products[i] *= _factor(g[i], r[i], h[i])
+                factor = _factor(g[i], r[i], h[i])
+                products[i] *= factor
+                w1[i] = factor  # the row's factors, for its ℓ
             count += 1
             if count == _LOG_GROUP:
                 _renormalise(products, exponents, n_samples)
                 count = 0
-            before = _row_loglik(g, r, h, n_samples)
+            before = _log_product(w1, n_samples)
             total += before
             for i in range(n_samples):
                 w1[i] = g[i]
@@ -562,17 +606,15 @@ def p_newton_pass(packed, n_samples, QT, P, P_new, loglik_parts, individual_part
             observed = False
             for k in range(K):
                 q_k = QT[k]
-                wq = weighted[k]
                 s = 0.0
                 for i in range(n_samples):
                     s += w1[i] * q_k[i]
-                    wq[i] = w2[i] * q_k[i]
                 G[k] = s
                 for l in range(k + 1):
-                    q_l = QT[l]
+                    qq = QQ[k * (k + 1) // 2 + l]
                     s = 0.0
                     for i in range(n_samples):
-                        s += wq[i] * q_l[i]
+                        s += w2[i] * qq[i]
                     H[k, l] = s
                     H[l, k] = s
                 observed |= H[k, k] > 0.0

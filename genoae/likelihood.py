@@ -13,7 +13,6 @@ variants so that memory stays bounded by ``n_samples × block`` temporaries.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -378,7 +377,10 @@ class PackedCalls:
         parts = np.zeros(len(bounds) - 1)
         individual = np.empty((len(bounds) - 1, self.n_samples))
         P_next = np.empty_like(P64)
-        kernels.p_newton_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), P64, P_next, parts,
+        K = Q64.shape[1]
+        lower = [(k, l) for k in range(K) for l in range(k + 1)]
+        QQ = np.ascontiguousarray(np.stack([Q64[:, k] * Q64[:, l] for k, l in lower]))
+        kernels.p_newton_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), QQ, P64, P_next, parts,
                               individual, bounds, self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
                               kernels.BYTE_TO_R)
         return P_next, parts.sum(), individual.sum(axis=0)

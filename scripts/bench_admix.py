@@ -72,8 +72,10 @@ def simulate(n: int, m: int, K: int, fst: float, alpha: float, seed: int, out: P
     return Q
 
 
-def run_measured(command: list[str], log_path: Path, env=None) -> tuple[float, float, int, float]:
+def run_measured(command: list[str], log_path: Path, env=None, timeout: float | None = None
+                 ) -> tuple[float, float, int, float]:
     """Run a command; return (wall seconds, peak RSS in MiB of the program, exit status, CPU seconds user + sys).
+    A run past ``timeout`` seconds is killed (exit status −9).
 
     CPU time is the fairer comparison on a shared, loaded machine, where wall time also counts waiting.
 
@@ -87,7 +89,15 @@ def run_measured(command: list[str], log_path: Path, env=None) -> tuple[float, f
     with open(log_path, "w") as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        timer = None
+        if timeout:
+            import threading
+
+            timer = threading.Timer(timeout, process.kill)
+            timer.start()
         _, status, usage = os.wait4(process.pid, 0)
+        if timer is not None:
+            timer.cancel()
         wall = time.perf_counter() - start
     peak_kib = usage.ru_maxrss
     if gnu_time and peak_file.exists():
@@ -180,7 +190,10 @@ def run_set(label, prefix: Path, K: int, Q_true, args, work: Path):
             rows.append((name, None, None, None, None, None, where))
             continue
         print(f"running {name}: {' '.join(command)}", file=sys.stderr)
-        wall, peak, status, cpu = run_measured(command, work / f"{name}.log", env)
+        wall, peak, status, cpu = run_measured(command, work / f"{name}.log", env, timeout=args.timeout)
+        if args.timeout and wall >= args.timeout:
+            rows.append((name, wall, cpu, peak, None, None, f"stopped after {args.timeout:.0f} s (--timeout)"))
+            continue
         q_files = sorted(glob.glob(where[0]))
         p_files = sorted(glob.glob(where[1]))
         if status != 0 or not q_files or not p_files:
@@ -238,6 +251,7 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="comma-separated program names to run (default: all)")
     parser.add_argument("--work", default=None, help="folder for data and outputs (default: a temp folder)")
     parser.add_argument("--no-write", action="store_true", help="do not append to scripts/BENCHMARKS_ADMIX.md")
+    parser.add_argument("--timeout", type=float, default=None, help="stop any program after this many seconds")
     args = parser.parse_args(argv)
     if args.small:
         args.n, args.m = 300, 10_000

@@ -154,7 +154,7 @@ def _softmax_regression(z: np.ndarray, target: np.ndarray, ridge: float = 1e-6):
         return loss, gradient
 
     result = minimize(loss_and_gradient, np.zeros(K * d + K), jac=True, method="L-BFGS-B",
-                      options={"maxiter": 500, "gtol": 1e-9, "ftol": 1e-13, "maxcor": 20})
+                      options={"maxiter": 150, "gtol": 1e-7, "ftol": 1e-11, "maxcor": 10})
     return result.x[:K * d].reshape(K, d), result.x[K * d:]
 
 

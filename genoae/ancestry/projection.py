@@ -1,4 +1,5 @@
-"""Q of new individuals under a fitted model: the encoder's Q, then EM on Q with the model's P fixed."""
+"""Q of new individuals under a fitted model: the encoder's Q, then Newton steps (EM on CUDA) on Q with the model's P
+fixed, accelerated as in the fit."""
 from __future__ import annotations
 
 import torch
@@ -11,7 +12,7 @@ from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
 
 def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max_iter: int = 1000,
             device: str = "auto", batch_size: int = 256, progress: bool = False):
-    """Q of new individuals under a trained model: encoder forward pass, then EM on Q with P fixed.
+    """Q of new individuals under a trained model: encoder forward pass, then the refinement of Q with P fixed.
 
     ``genotypes`` must already be aligned to the model's variants (see :func:`genoae.io.model.align_to_model`):
     same variants in the same order, with calls of variants absent from the new data set missing.
