@@ -1,6 +1,10 @@
-"""ADMIXTURE's binomial log-likelihood and its EM update: the one place genoae scores Q and P.
+"""ADMIXTURE's binomial log-likelihood, its EM and Newton steps, and their accelerator: the one place genoae scores
+and maximises Q and P.
 
-Shared by training (refinement), cross-validation, projection and comparison.  With ``g`` the A2 allele count of
+Shared by training (refinement), cross-validation, projection and comparison.  The dense functions first
+(:func:`loglik`, :func:`em_update`: the readable reference the tests check the fast code against), then
+:class:`PackedCalls` (the same quantities over packed 2-bit calls, through :mod:`genoae.kernels`), then
+:func:`quasi_newton`.  With ``g`` the A2 allele count of
 individual ``i`` at SNP ``j`` and ``h = (Q Pᵀ)_ij`` the expected A2 frequency,
 
     ℓ = Σ_{observed (i, j)} g log h + (2 − g) log(1 − h)
@@ -127,9 +131,6 @@ def project_simplex_rows(Q: torch.Tensor) -> torch.Tensor:
 # a time into g (A2 copies) and r = 2 − g (A1 copies), both 0 where a call is missing, so that missing calls drop
 # out of every sum without a mask: a = g / h and b = r / (1 − h) vanish there, and ℓ = Σ g log h + r log(1 − h).
 # ---------------------------------------------------------------------------------------------------------------
-MISSING_CODE = 3  # kept for readers of older code paths: PLINK's 0b01 is the missing call
-
-
 @dataclass(frozen=True)
 class Holdout:
     """Which observed calls a pass uses: all (``n_folds == 0``), all but fold ``fold`` (training), or only fold
@@ -146,7 +147,8 @@ class Holdout:
 
 
 class PackedCalls:
-    """Genotype calls as SNP-major packed PLINK bytes, with the EM step, ℓ and CV deviance over them.
+    """Genotype calls as SNP-major packed PLINK bytes, with the EM and Newton steps, ℓ and the CV deviance over
+    them.
 
     Parameters
     ----------
