@@ -1,5 +1,5 @@
-"""genoae: ancestry estimation (ADMIXTURE's model, fitted by EM, with an encoder network for projection), synthetic
-genomes (a VAE) and comparison of ancestry results from any program.
+"""genoae: ancestry estimation (ADMIXTURE's model by maximum likelihood, with an encoder network for projection),
+synthetic genomes (a VAE) and comparison of ancestry results from any program.
 
 The library behind the ``genoae`` command: :mod:`genoae.ancestry`, :mod:`genoae.simulate`, :mod:`genoae.compare`,
 :mod:`genoae.plot`, with readers and writers in :mod:`genoae.io` and the genotype container in

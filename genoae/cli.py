@@ -11,8 +11,8 @@ from genoae.errors import InputError, UsageError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="genoae")
 def cli():
-    """genoae: ancestry estimation (ADMIXTURE's model by EM, an encoder network for projection), VAE synthetic
-    genomes, comparison of ancestry results from ADMIXTURE, fastmixture, Neural ADMIXTURE and genoae.
+    """genoae: ancestry estimation (ADMIXTURE's model by maximum likelihood, an encoder network for projection),
+    VAE synthetic genomes, comparison of ancestry results from ADMIXTURE, fastmixture, Neural ADMIXTURE and genoae.
 
     Genotypes are A2 allele counts (PLINK .bim column 6 = VCF ALT), ADMIXTURE's convention.
     """
@@ -83,8 +83,8 @@ def convert(source, target, maf, max_missing, legend):
 def _quiet_openmp():
     """Let idle OpenMP threads sleep instead of spin (set before torch loads its OpenMP runtime).
 
-    The EM refinement runs thousands of short parallel loops; with spinning workers, a CPU shared with other
-    processes makes them up to 50x slower (measured on 2 busy cores).  A user's own setting wins.
+    The torch passes (CUDA, the encoder) run many short parallel loops; with spinning workers, a CPU shared with
+    other processes makes them up to 50x slower (measured on 2 busy cores).  A user's own setting wins.
     """
     import os
 
@@ -107,7 +107,7 @@ def _device_options(function):
 @click.option("--seed", type=int, default=42, show_default=True)
 @_device_options
 @click.option("--epochs", type=int, default=5, show_default=True,
-              help="Most encoder training epochs (after the EM refinement; the encoder serves genoae project). "
+              help="Most encoder training epochs (after the refinement; the encoder serves genoae project). "
                    "None run when the encoder's closed-form start is already within Q RMSE 0.02 of the refined Q.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--tol", type=float, default=1e-9, show_default=True,
@@ -125,12 +125,13 @@ def _device_options(function):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, max_iter, init, hidden, cv,
           supervised, precision, quiet):
-    """Estimate ancestry proportions Q and allele frequencies P by EM (ADMIXTURE's likelihood).
+    """Estimate ancestry proportions Q and allele frequencies P by maximum likelihood (ADMIXTURE's model).
 
     Q and P maximise the likelihood by block relaxation (a Newton step per row of Q and of P, as ADMIXTURE;
-    EM on CUDA) accelerated by quasi-Newton extrapolation, over the packed 2-bit calls, started from an ALS
-    factorisation of the truncated SVD (or k-means on principal components, --init kmeans).  An encoder network (genotypes -> Q,
-    decoder P) is then fitted to that result; it changes no output here and gives `genoae project` its starting Q.
+    EM steps on CUDA) accelerated by quasi-Newton extrapolation, over the packed 2-bit calls, started from an
+    ALS factorisation of the truncated SVD (or k-means on principal components, --init kmeans).  An encoder
+    network (genotypes -> Q, decoder P) is then fitted to that result; it changes no output here and gives
+    `genoae project` its starting Q.
     Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json (the
     network), PREFIX.h5 and PREFIX.log.
     """

@@ -1,8 +1,9 @@
-"""Ancestry estimation: ADMIXTURE's model (Q, P, binomial likelihood) fitted by accelerated EM, with an encoder
-network (genotypes → softmax Q) whose decoder is P, fitted afterwards for projecting new individuals.
+"""Ancestry estimation: ADMIXTURE's model (Q, P, binomial likelihood) fitted by accelerated block relaxation, with
+an encoder network (genotypes → softmax Q) whose decoder is P, fitted afterwards for projecting new individuals.
 
-Q and P, and so every PREFIX.K.Q / .P that ``genoae admix`` writes, come from the EM (steps 1-2); the encoder
-(step 3) changes none of them: it only gives :func:`project` its starting Q, which EM with P fixed then refines.
+Q and P, and so every PREFIX.K.Q / .P that ``genoae admix`` writes, come from the start and the refinement (steps
+1-2); the encoder (step 3) changes none of them: it only gives :func:`project` its starting Q, which the same
+refinement with P fixed then improves.
 
 Modules: :mod:`~genoae.ancestry.start` (SVD + ALS, or PCA + k-means start), :mod:`~genoae.ancestry.estimator`
 (:class:`Admixture`: fit, cross-validation, supervised runs), :mod:`~genoae.ancestry.encoder` (the network and its

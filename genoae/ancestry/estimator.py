@@ -34,9 +34,9 @@ class FitReport:
 
 
 class Admixture:
-    """ADMIXTURE's model fitted by EM, plus an encoder network fitted to the result for projection (scikit-learn
-    style: hyper-parameters in the constructor, ``fit`` returns self).  Q and P are the EM's; the encoder changes
-    neither.
+    """ADMIXTURE's model fitted by accelerated block relaxation, plus an encoder network fitted to the result for
+    projection (scikit-learn style: hyper-parameters in the constructor, ``fit`` returns self).  Q and P are the
+    refinement's; the encoder changes neither.
 
     Parameters
     ----------
@@ -45,7 +45,7 @@ class Admixture:
     hidden : int
         Encoder hidden width.
     epochs : int
-        Most Adam epochs of encoder training after the EM refinement; none run when the encoder's closed-form start
+        Most Adam epochs of encoder training after the refinement; none run when the encoder's closed-form start
         is already within Q RMSE ``ENCODER_STOP_RMSE`` of the refined Q (0: never train beyond that start).
     batch_size : int
     lr : float
@@ -68,7 +68,7 @@ class Admixture:
     progress : bool
         tqdm bars on stderr.
     init : str
-        Where the EM starts: ``als`` (alternating least squares on the truncated SVD, as fastmixture and
+        Where the refinement starts: ``als`` (alternating least squares on the truncated SVD, as fastmixture and
         ADAMIXTURE start) or ``kmeans`` (k-means on principal components).
 
     Attributes
@@ -149,7 +149,7 @@ class Admixture:
         # 2. refinement to the maximum likelihood: block relaxation (Newton steps per row, CPU; EM on CUDA),
         # accelerated by quasi-Newton extrapolation
         tick = time.perf_counter()
-        bar = progress_bar(self.max_iter, f"K={self.K} EM", enabled=self.progress)
+        bar = progress_bar(self.max_iter, f"K={self.K} refinement", enabled=self.progress)
         last_iteration = [0]
 
         def on_check(iteration, loglik):

@@ -97,7 +97,7 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
             line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
         echo(line)
         log_lines += [line,
-                      f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; EM refinement: {report.em_iterations} "
+                      f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; refinement: {report.em_iterations} "
                       f"quasi-Newton iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
                       f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
                       f"{report.network_loglik:.3f} (its Q alone, before any EM)",
