@@ -169,3 +169,38 @@ def test_torch_backend_reaches_the_same_maximum():
     Q2, P2, _ = quasi_newton(reference, Q0, P0, tol=1e-12, max_iter=5000)
     assert reference.loglik(Q2, P2) == pytest.approx(fast.loglik(Q1, P1), rel=1e-7)
     assert aligned_rmse(Q1.numpy(), Q2.numpy()) < 2e-3
+
+
+def test_newton_rows_equal_the_naive_newton_step():
+    """Q rows: the simplex-constrained Newton step from the naive gradient and Hessian (bordered solve in NumPy);
+    P rows: the box Newton step where it stays inside the box and raises the row's ℓ, else the row's EM update."""
+    rng = np.random.default_rng(4)
+    n, m, K = 40, 300, 3
+    Q = rng.dirichlet(np.full(K, 5.0), size=n)
+    P = rng.uniform(0.2, 0.8, size=(m, K))
+    g = rng.binomial(2, Q @ P.T)
+    calls = PackedCalls.from_counts(g.astype(float), np.ones_like(g, bool))
+    h = Q @ P.T
+    w1 = g / h - (2 - g) / (1 - h)
+    w2 = g / h ** 2 + (2 - g) / (1 - h) ** 2
+    step = calls._newton_q(Q, P, None)
+    for i in range(n):
+        H = (P * w2[i][:, None]).T @ P
+        bordered = np.block([[H, np.ones((K, 1))], [np.ones((1, K)), np.zeros((1, 1))]])
+        d = np.linalg.solve(bordered, np.r_[w1[i] @ P, 0.0])[:K]
+        if np.all((Q[i] + d > 1e-5) & (Q[i] + d < 1 - 1e-5)):
+            np.testing.assert_allclose(step["newton"][i], Q[i] + d, rtol=1e-9, atol=1e-12)
+    P_next, _, _ = calls._newton_p(Q, P)
+    checked = 0
+    for j in range(m):
+        H = (Q * w2[:, j][:, None]).T @ Q
+        candidate = P[j] + np.linalg.solve(H, w1[:, j] @ Q)
+        row_ll = lambda p: float((g[:, j] * np.log(Q @ p) + (2 - g[:, j]) * np.log(1 - Q @ p)).sum())
+        if np.all((candidate > 1e-5) & (candidate < 1 - 1e-5)) and row_ll(candidate) >= row_ll(P[j]):
+            np.testing.assert_allclose(P_next[j], candidate, rtol=1e-9, atol=1e-12)
+            checked += 1
+        elif np.all((candidate > 1e-5) & (candidate < 1 - 1e-5)):
+            a, b = g[:, j] / h[:, j], (2 - g[:, j]) / (1 - h[:, j])
+            A, B = P[j] * (a @ Q), (1 - P[j]) * (b @ Q)
+            np.testing.assert_allclose(P_next[j], A / (A + B), rtol=1e-9)
+    assert checked > m // 2
