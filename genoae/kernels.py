@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+# ADMIXTURE's bounds on P and h = Q Pᵀ (genoae.likelihood takes them from here)
 FREQ_MIN = 1e-5
 FREQ_MAX = 1.0 - 1e-5
 
@@ -166,12 +167,13 @@ def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdo
 
 
 @njit(parallel=True, **_OPTIONS)
-def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, update_p, with_loglik,
+def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, update_q, update_p, with_loglik,
             holdout, keep_fold, lut_g, lut_r):
     """One pass of ADMIXTURE's EM over rows ``bounds[0] … bounds[-1]`` of ``packed``.
 
     With a = g / h and b = r / (1 − h):
-      q_parts[t, k, i] = Σ_j [a_ij P_jk + b_ij (1 − P_jk)] over range t's rows (the Q update's numerator);
+      q_parts[t, k, i] = Σ_j [a_ij P_jk + b_ij (1 − P_jk)] over range t's rows (the Q update's numerator;
+      untouched unless ``update_q``);
       P_new[j, k] = A / (A + B), A = P_jk Σ_i a_ij Q_ik, B = (1 − P_jk) Σ_i b_ij Q_ik (P kept where A + B = 0);
       loglik_parts[t] = ℓ at the input (Q, P) over range t's rows (when ``with_loglik``).
 
@@ -182,7 +184,8 @@ def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, upda
     width = packed.shape[1] * 4
     for t in prange(bounds.shape[0] - 1):
         q_sum = q_parts[t]
-        q_sum[:, :] = 0.0
+        if update_q:
+            q_sum[:, :] = 0.0
         g = np.empty(width)
         r = np.empty(width)
         h = np.empty(width)
@@ -199,48 +202,21 @@ def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, upda
                 p = P[j, k]
                 sum_a = 0.0
                 sum_b = 0.0
-                q_row = q_sum[k]
                 q_k = QT[k]
-                for i in range(n_samples):
-                    sum_a += g[i] * q_k[i]
-                    sum_b += r[i] * q_k[i]
-                    q_row[i] += p * (g[i] - r[i]) + r[i]
+                if update_q:
+                    q_row = q_sum[k]
+                    for i in range(n_samples):
+                        sum_a += g[i] * q_k[i]
+                        sum_b += r[i] * q_k[i]
+                        q_row[i] += p * (g[i] - r[i]) + r[i]
+                else:  # P alone: no N-long sums to add to
+                    for i in range(n_samples):
+                        sum_a += g[i] * q_k[i]
+                        sum_b += r[i] * q_k[i]
                 if update_p:
                     A = p * sum_a
                     B = (1.0 - p) * sum_b
                     P_new[j, k] = A / (A + B) if A + B > 0.0 else p
-        loglik_parts[t] = total
-
-
-@njit(parallel=True, **_OPTIONS)
-def p_pass(packed, n_samples, QT, P, P_new, loglik_parts, bounds, with_loglik, holdout, keep_fold, lut_g, lut_r):
-    """The P half of :func:`em_pass` alone (Q fixed: no N × K sums), and ℓ at the input when asked."""
-    K = QT.shape[0]
-    width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        g = np.empty(width)
-        r = np.empty(width)
-        h = np.empty(width)
-        total = 0.0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
-            if with_loglik:
-                total += _row_loglik(g, r, h, n_samples)
-            for i in range(n_samples):
-                g[i] = g[i] / h[i]
-                r[i] = r[i] / (1.0 - h[i])
-            for k in range(K):
-                p = P[j, k]
-                sum_a = 0.0
-                sum_b = 0.0
-                q_k = QT[k]
-                for i in range(n_samples):
-                    sum_a += g[i] * q_k[i]
-                    sum_b += r[i] * q_k[i]
-                A = p * sum_a
-                B = (1.0 - p) * sum_b
-                P_new[j, k] = A / (A + B) if A + B > 0.0 else p
         loglik_parts[t] = total
 
 

@@ -25,9 +25,9 @@ import torch
 from genoae import kernels
 from genoae.genotypes import pack_calls, unpack_calls
 
-# ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here.
-FREQ_MIN = 1e-5
-FREQ_MAX = 1.0 - 1e-5
+# ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here (defined with the kernels,
+# which cannot import this module)
+FREQ_MIN, FREQ_MAX = kernels.FREQ_MIN, kernels.FREQ_MAX
 Q_MIN = 1e-5
 DEFAULT_BLOCK = 4096
 
@@ -347,9 +347,11 @@ class PackedCalls:
             Q_candidate, total = q_step["newton"], q_step["loglik"]
         else:
             Q_candidate = Q64
-        if update_p or update_q:
+        if update_p:
             P_next, ll_p, individual = self._newton_p(Q_candidate, P64)
             total = ll_p if total is None else total
+        elif update_q:  # Q alone (projection): score the new Q rows without a P step
+            individual = self._individual_loglik(Q_candidate, P64)
         Q_new = Q_candidate
         if update_q:
             # rows whose ℓ fell by more than rounding (near the maximum, Newton and EM steps differ by noise)
@@ -372,6 +374,15 @@ class PackedCalls:
         if with_loglik:
             return Q_new, P_new, float(total)
         return Q_new, P_new
+
+    def _individual_loglik(self, Q64, P64) -> np.ndarray:
+        """Each individual's ℓ at (Q, P), float64 (n_samples,)."""
+        bounds = self._bounds()
+        parts = np.empty((len(bounds) - 1, self.n_samples))
+        kernels.individual_loglik_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), P64, parts, bounds,
+                                       self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
+                                       kernels.BYTE_TO_R)
+        return parts.sum(axis=0)
 
     def _newton_p(self, Q64, P64):
         """The P half of :meth:`newton_step` from Q: (P_next, ℓ at (Q, P), each individual's share of it)."""
@@ -412,30 +423,20 @@ class PackedCalls:
                 "before": before, "em": em}
 
     def _em_numba(self, Q, P, update_q, update_p, with_loglik):
-
         QT, P64 = _numpy64(Q.T), _numpy64(P)
+        if not (update_q or update_p):
+            return None, torch.from_numpy(P64).to(P.dtype), self.loglik(Q, P) if with_loglik else 0.0
         bounds = self._bounds()
         parts = np.zeros(len(bounds) - 1)
         P_new = np.empty_like(P64)
-        holdout = self.holdout.array()
-        if update_q:
-            q_parts = np.empty((len(bounds) - 1,) + QT.shape)
-            kernels.em_pass(self.packed, self.n_samples, QT, P64, P_new, q_parts, parts, bounds, update_p,
-                            with_loglik, holdout, self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
-            q_num = torch.from_numpy(q_parts.sum(axis=0)).to(Q.dtype)
-        elif update_p:
-            kernels.p_pass(self.packed, self.n_samples, QT, P64, P_new, parts, bounds, with_loglik, holdout,
-                           self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
-            q_num = None
-        else:
-            q_num = None
-            if with_loglik:
-                parts[:] = 0.0
-                parts[0] = self.loglik(Q, P)
+        q_parts = np.empty((len(bounds) - 1,) + QT.shape if update_q else (len(bounds) - 1, 0, 0))
+        kernels.em_pass(self.packed, self.n_samples, QT, P64, P_new, q_parts, parts, bounds, update_q, update_p,
+                        with_loglik, self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
+                        kernels.BYTE_TO_R)
+        q_num = torch.from_numpy(q_parts.sum(axis=0)).to(Q.dtype) if update_q else None
         return q_num, torch.from_numpy(P_new).to(P.dtype), parts.sum()
 
     def _em_torch(self, Q, P, update_q, update_p, with_loglik):
-
         QT = Q.T.contiguous()
         q_num = torch.zeros_like(QT)  # (K, n)
         P_new = P.clone()

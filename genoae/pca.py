@@ -84,7 +84,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
 
     Parameters
     ----------
-    blocks : callable(dtype) -> iterator of (cols, g, observed)
+    blocks : callable(dtype) -> iterator of (cols, g, observed), or None with ``standardized_source``
         One pass over the data: ``cols`` a slice or index array of variants, ``g`` a tensor (len(cols), n_samples)
         of allele counts in ``dtype`` on ``device`` (any value where missing), ``observed`` a bool tensor of the
         same shape.  Called once per pass (2 ``n_iter`` + 2 passes) unless the standardized blocks fit in

@@ -23,11 +23,7 @@ def principal_components(calls: PackedCalls, freqs: np.ndarray, n_components: in
     -------
     ndarray, float64, shape (n_samples, n_components)  sample scores U S
     """
-    def blocks(dtype):
-        for cols, g, r in calls.blocks(dtype):
-            yield cols, g, (g + r) > 0
-
-    return standardized_pca(blocks, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
+    return standardized_pca(None, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
                             device=calls.device, dtype=torch.float64, what="admix start",
                             standardized_source=calls.centred_blocks).scores
 
