@@ -33,3 +33,7 @@ class InputError(Exception):
 
 class UsageError(Exception):
     """Bad combination of arguments (exit code 2)."""
+
+
+class InputWarning(UserWarning):
+    """Input that is read but looks wrong in a way the user must hear about (the CLI prints one line)."""

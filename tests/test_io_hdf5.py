@@ -103,5 +103,40 @@ def test_corrupt_or_odd_files_are_input_errors(tmp_path):
     with h5py.File(tmp_path / "pos.h5", "w") as h5:
         h5["calldata/GT"] = np.zeros((3, 2, 2), np.int8)
         h5["variants/POS"] = np.array([b"a", b"b", b"c"])
-    with pytest.raises(InputError, match="cannot read genotypes"):
+    with pytest.raises(InputError, match="variants/POS has dtype .S1: expected integers"):
         read_genotypes(tmp_path / "pos.h5")
+
+
+@pytest.mark.parametrize("name, value, fault", [
+    ("calldata/GT", None, "calldata/GT is a group"),
+    ("variants/POS", np.ones((3, 2), np.int64), r"variants/POS has shape \(3, 2\)"),
+    ("variants/POS", np.array([1.5, 2.5, 3.5]), "variants/POS has dtype float64"),
+    ("variants/POS", np.array([1, -2, 3]), "negative position"),
+    ("samples", np.array([[b"a", b"b"]]), "samples has shape"),
+])
+def test_odd_datasets_are_named(tmp_path, name, value, fault):
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as h5:
+        if name != "calldata/GT":
+            h5["calldata/GT"] = np.zeros((3, 2, 2), np.int8)
+        if value is None:
+            h5.create_group(name)
+        else:
+            h5[name] = value
+    with pytest.raises(InputError, match=fault):
+        read_genotypes(path)
+
+
+@pytest.mark.parametrize("packed, fault", [
+    (np.zeros((3, 1), np.float64), "calldata/packed has dtype float64"),
+    (np.array(7, np.uint8), r"calldata/packed has shape \(\)"),
+    (np.full((3, 1), 300, np.int64), "calldata/packed has dtype int64"),
+    (np.zeros((3, 1), np.uint16), "expected uint8"),
+])
+def test_packed_layout_must_be_bytes(tmp_path, packed, fault):
+    path = tmp_path / "packed.h5"
+    with h5py.File(path, "w") as h5:
+        h5["calldata/packed"] = packed
+        h5["samples"] = np.array([b"a", b"b"])
+    with pytest.raises(InputError, match=fault):
+        read_genotypes(path)

@@ -27,7 +27,7 @@ import numpy as np
 
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pack_calls, unpack_calls
-from genoae.io.atomic import atomic_path
+from genoae.io.atomic import atomic_path, check_interrupt
 
 FORMAT_NAME = "genoae-genotypes"
 CHUNK_VARIANTS = 8192
@@ -45,17 +45,34 @@ def _open(path: Path):
 
     if not path.exists():
         raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not an HDF5 file")
     try:
         return h5py.File(path, "r")
     except OSError as error:
         raise InputError(path, f"not a readable HDF5 file: {error}") from None
 
 
+def _dataset(h5, key: str, path, ndim: tuple = (), kinds: str = ""):
+    """``h5[key]`` checked to be a dataset (not a group), of one of ``ndim`` dimensions and dtype ``kinds``."""
+    import h5py
+
+    item = h5[key]
+    if not isinstance(item, h5py.Dataset):
+        raise InputError(path, f"{key} is a group, not a dataset")
+    if ndim and item.ndim not in ndim:
+        raise InputError(path, f"{key} has shape {item.shape}: expected {' or '.join(map(str, ndim))} dimensions")
+    if kinds and item.dtype.kind not in kinds:
+        wanted = {"iu": "integers", "iuf": "numbers", "SOU": "strings", "iub": "integers"}.get(kinds, kinds)
+        raise InputError(path, f"{key} has dtype {item.dtype}: expected {wanted}")
+    return item
+
+
 def _alt_columns(h5, n_variants: int, path) -> tuple[np.ndarray, np.ndarray]:
     """ALT allele (first alternate) and whether a second alternate exists, per variant."""
     if "variants/ALT" not in h5:
         return np.full(n_variants, "B"), np.zeros(n_variants, bool)
-    alt = h5["variants/ALT"]
+    alt = _dataset(h5, "variants/ALT", path, ndim=(1, 2), kinds="SOU")
     if alt.shape[0] != n_variants:
         raise InputError(path, f"variants/ALT has {alt.shape[0]} rows, calldata has {n_variants} variants")
     if alt.ndim == 1:
@@ -97,7 +114,7 @@ def _read_open_file(h5, path: Path, quiet: bool) -> Genotypes:
     if "calldata/GT" not in h5:
         raise InputError(path, f"no calldata/GT dataset (top-level keys: {', '.join(h5.keys()) or 'none'}): "
                                f"expected scikit-allel's layout")
-    gt = h5["calldata/GT"]
+    gt = _dataset(h5, "calldata/GT", path)
     if gt.ndim == 2:
         n_variants, n_samples, ploidy = *gt.shape, 1
     elif gt.ndim == 3:
@@ -165,13 +182,16 @@ def _read_open_file(h5, path: Path, quiet: bool) -> Genotypes:
 
 def _read_samples(h5, n_samples: int, path) -> Samples:
     if "samples" in h5:
-        iid = _strings(h5["samples"])
+        iid = _strings(_dataset(h5, "samples", path, ndim=(1,)))
         if len(iid) != n_samples:
             raise InputError(path, f"'samples' has {len(iid)} names, the calls have {n_samples} samples")
     else:
         iid = np.array([f"ind{i + 1}" for i in range(n_samples)])
-    fid = _strings(h5["sample_info/FID"]) if "sample_info/FID" in h5 else None
-    sex = h5["sample_info/SEX"][()] if "sample_info/SEX" in h5 else None
+    fid = _strings(_dataset(h5, "sample_info/FID", path, ndim=(1,))) if "sample_info/FID" in h5 else None
+    sex = _dataset(h5, "sample_info/SEX", path, ndim=(1,), kinds="iu")[()] if "sample_info/SEX" in h5 else None
+    for name, values in (("sample_info/FID", fid), ("sample_info/SEX", sex)):
+        if values is not None and len(values) != n_samples:
+            raise InputError(path, f"{name} has {len(values)} entries, the calls have {n_samples} samples")
     return Samples(iid, fid, sex)
 
 
@@ -180,9 +200,15 @@ def _read_variant_columns(h5, n_variants: int, path):
         key = f"variants/{name}"
         if key not in h5:
             return default
-        if h5[key].shape[:1] != (n_variants,):
-            raise InputError(path, f"{key} has shape {h5[key].shape}, the calls have {n_variants} variants")
-        return h5[key][()] if name in ("POS", "CM") else _strings(h5[key])
+        kinds = {"POS": "iu", "CM": "iuf"}.get(name, "SOU")
+        dataset = _dataset(h5, key, path, ndim=(1,), kinds=kinds)
+        if dataset.shape != (n_variants,):
+            raise InputError(path, f"{key} has shape {dataset.shape}, the calls have {n_variants} variants")
+        values = dataset[()] if name in ("POS", "CM") else _strings(dataset)
+        if name == "POS" and values.size and values.min() < 0:
+            raise InputError(path, f"{key} holds a negative position ({values.min()})",
+                             int(np.argmin(values)) + 1, what="record")
+        return values
 
     chrom = column("CHROM", np.full(n_variants, "1"))
     pos = np.asarray(column("POS", np.arange(1, n_variants + 1)), np.int64)
@@ -193,7 +219,10 @@ def _read_variant_columns(h5, n_variants: int, path):
 
 
 def _read_packed(h5, path) -> Genotypes:
-    packed = h5["calldata/packed"][()]
+    packed = _dataset(h5, "calldata/packed", path, ndim=(2,), kinds="u")
+    if packed.dtype.itemsize != 1:
+        raise InputError(path, f"calldata/packed has dtype {packed.dtype}: expected uint8 (PLINK 2-bit codes)")
+    packed = packed[()]
     n_variants = packed.shape[0]
     n_samples = int(h5.attrs.get("n_samples", len(h5["samples"]) if "samples" in h5 else 0))
     samples = _read_samples(h5, n_samples, path)
@@ -202,7 +231,8 @@ def _read_packed(h5, path) -> Genotypes:
                                f"{(n_samples + 3) // 4} bytes per variant")
     chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
     alt, _ = _alt_columns(h5, n_variants, path)
-    haps = h5["calldata/haplotypes_packed"][()] if "calldata/haplotypes_packed" in h5 else None
+    haps = (_dataset(h5, "calldata/haplotypes_packed", path, ndim=(2,), kinds="u")[()]
+            if "calldata/haplotypes_packed" in h5 else None)
     try:
         return Genotypes(packed, samples, Variants(chrom, pos, ids, ref, alt, cm), haps, source=os.fspath(path))
     except ValueError as error:
@@ -268,4 +298,5 @@ def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: s
                 block[..., 1] = counts >= 1
             block[counts < 0] = -1
             gt[start:stop] = block
+            check_interrupt()
     return path

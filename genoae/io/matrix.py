@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,32 @@ _VALUE_OF = {"0": 0, "1": 1, "2": 2, **{m: -1 for m in TEXT_MISSING}}
 
 
 def _open_text(path: Path):
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a file")
     with open(path, "rb") as probe:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, "r", encoding="utf-8", errors="replace")
+
+
+def _text_lines(path: Path):
+    """``(line number, fields)`` of every non-blank line of a plain or gzipped text file.
+
+    A damaged or truncated gzip stream is an InputError naming the file (gzip raises BadGzipFile, EOFError or
+    zlib.error, and click would turn the EOFError into a silent "aborted").
+    """
+    line_no = 0
+    try:
+        with _open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                fields = line.split()
+                if fields:
+                    yield line_no, fields
+    except (EOFError, OSError, zlib.error) as error:
+        detail = "ended before the end of its gzip stream (truncated?)" if isinstance(error, EOFError) \
+            else f"is damaged ({error})"
+        raise InputError(path, f"cannot be read: the compressed file {detail}", line_no + 1 or None) from None
 
 
 def _check_counts(values: np.ndarray, path, what: str = "value") -> np.ndarray:
@@ -66,54 +88,87 @@ def read_npy(path) -> Genotypes:
     return Genotypes.from_counts(counts, source=os.fspath(path))
 
 
-def read_text_matrix(path) -> Genotypes:
+def _is_value(token: str) -> bool:
+    return token in _VALUE_OF
+
+
+def read_text_matrix(path, header: bool | None = None, ids: bool | None = None) -> Genotypes:
     """Read a whitespace-separated samples x SNPs matrix (0/1/2; -1/NA missing), optionally ``.gz``.
 
-    A first row that is not all genotype values is read as a header of SNP IDs; a first column that is not a
-    genotype value is read as sample IDs.
+    The layout is never guessed from a few tokens: a header line of SNP names and a first column of sample IDs are
+    either declared (``header``, ``ids``) or recognised beyond doubt:
+
+    - header: every field of line 1 (after an optional name of the ID column) is a name, not a genotype value;
+      a line 1 that mixes names and values is refused.
+    - sample IDs: the first field of every data line is a name, not a genotype value; a first column with names on
+      some lines and values on others is refused, naming the first line that differs.
+
+    Parameters
+    ----------
+    header, ids : bool or None
+        None recognises the layout as above; True/False declares it.
+
+    Raises
+    ------
+    InputError
+        Naming the file, line and column of a value that is not 0, 1, 2 or a missing code, a ragged line, or a
+        layout that cannot be told apart (see above).
     """
     path = Path(path)
     rows, line_nos = [], []
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if fields:
-                rows.append(fields)
-                line_nos.append(line_no)
+    for line_no, fields in _text_lines(path):
+        rows.append(fields)
+        line_nos.append(line_no)
     if not rows:
         raise InputError(path, "empty file: expected a samples x SNPs matrix of 0/1/2")
-    header = None
-    if not all(f in _VALUE_OF for f in rows[0]):
-        header, rows, line_nos = rows[0], rows[1:], line_nos[1:]
+    if header is None:
+        names = [not _is_value(token) for token in rows[0]]
+        header = all(names[1:]) and len(rows[0]) > 1 or all(names)
+        if not header and any(names[1:]):
+            column = names.index(True, 1) + 1
+            raise InputError(path, f"line 1 mixes names ({rows[0][column - 1]!r}, column {column}) and genotype "
+                                   f"values: a header line must hold only SNP names, and a data line only 0/1/2 or "
+                                   f"missing codes after an optional sample ID", line_nos[0])
+    names_line = None
+    if header:
+        names_line, rows, line_nos = rows[0], rows[1:], line_nos[1:]
         if not rows:
             raise InputError(path, "only a header line, no genotype rows")
-    has_ids = any(r[0] not in _VALUE_OF for r in rows)
-    if header is not None and not has_ids and len(header) == len(rows[0]) - 1:
-        has_ids = True
-    ids = [r[0] for r in rows] if has_ids else None
+    if ids is None:
+        named = [not _is_value(r[0]) for r in rows]
+        ids = all(named)
+        if any(named) and not ids:
+            first_value = named.index(False) if named[0] else named.index(True)
+            raise InputError(path, f"column 1 holds a sample ID on some lines and a genotype value on others "
+                                   f"({rows[first_value][0]!r} here): either every line starts with a sample ID "
+                                   f"or none does", line_nos[first_value])
     width = len(rows[0])
-    counts = np.empty((len(rows), width - has_ids), np.int8)
+    n_snps = width - ids
+    if n_snps < 1:
+        raise InputError(path, "no genotype columns after the sample IDs", line_nos[0])
+    if names_line is not None and len(names_line) not in (n_snps, n_snps + 1):
+        raise InputError(path, f"header has {len(names_line)} names for {n_snps} SNP columns (expected {n_snps}, "
+                               f"or {n_snps + 1} with a name for the ID column)", line_nos[0] - 1)
+    counts = np.empty((len(rows), n_snps), np.int8)
     missing_codes = np.array(sorted(TEXT_MISSING))
     for i, (fields, line_no) in enumerate(zip(rows, line_nos)):
         if len(fields) != width:
             raise InputError(path, f"row has {len(fields)} columns, the first row has {width}", line_no)
-        tokens = np.array(fields[has_ids:], dtype=str)
+        tokens = np.array(fields[ids:], dtype=str)
         row = np.full(len(tokens), -2, np.int8)
         for value in (0, 1, 2):
             row[tokens == str(value)] = value
         row[np.isin(tokens, missing_codes)] = -1
         if (row == -2).any():
-            raise InputError(path, f"genotype {str(tokens[np.argmax(row == -2)])!r} is not 0, 1, 2 or a missing "
-                                   f"code ({'/'.join(sorted(TEXT_MISSING))})", line_no)
+            column = int(np.argmax(row == -2))
+            raise InputError(path, f"column {column + 1 + ids}: genotype {str(tokens[column])!r} is not 0, 1, 2 or "
+                                   f"a missing code ({'/'.join(sorted(TEXT_MISSING))})", line_no)
         counts[i] = row
     variants = None
-    if header is not None:
-        snp_ids = header[-counts.shape[1]:] if len(header) >= counts.shape[1] else None
-        if snp_ids is None:
-            raise InputError(path, f"header has {len(header)} names for {counts.shape[1]} SNP columns", line_nos[0] - 1)
-        variants = Variants.placeholder(counts.shape[1])
-        variants.id = np.asarray(snp_ids, dtype=str)
-    samples = Samples(np.array(ids)) if ids is not None else None
+    if names_line is not None:
+        variants = Variants.placeholder(n_snps)
+        variants.id = np.asarray(names_line[-n_snps:], dtype=str)
+    samples = Samples(np.array([r[0] for r in rows])) if ids else None
     return Genotypes.from_counts(counts, samples=samples, variants=variants, source=os.fspath(path))
 
 
@@ -127,8 +182,7 @@ def read_legend(path, n_variants: int | None = None) -> Variants:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "legend file not found")
-    with _open_text(path) as handle:
-        lines = [(n, line.split()) for n, line in enumerate(handle, start=1) if line.strip()]
+    lines = list(_text_lines(path))
     if not lines:
         raise InputError(path, "empty legend file: expected header 'id position a0 a1'")
     header = [h.lower() for h in lines[0][1]]
@@ -178,30 +232,25 @@ def read_hapt(path, legend="auto") -> Genotypes:
     path = Path(path)
     hap_ids, rows, line_nos = [], [], []
     width = None
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split(maxsplit=2)
-            if not fields:
-                continue
-            if len(fields) < 3:
-                raise InputError(path, f"line has {len(fields)} columns: expected label, haplotype id, then "
-                                       f"0/1 alleles", line_no)
-            tokens = fields[2].split()
-            alleles = np.array(tokens, dtype=str)
-            if width is None:
-                width = len(alleles)
-            n_values = len(tokens)
-            if n_values != width:
-                raise InputError(path, f"line has {n_values} alleles, the first line has {width}", line_no)
-            row = np.full(width, 255, np.uint8)
-            row[alleles == "0"] = 0
-            row[alleles == "1"] = 1
-            if (row == 255).any():
-                bad = tokens[int(np.argmax(row == 255))]
-                raise InputError(path, f"allele {bad!r} is not 0 or 1", line_no)
-            hap_ids.append(fields[1])
-            rows.append(row)
-            line_nos.append(line_no)
+    for line_no, fields in _text_lines(path):
+        if len(fields) < 3:
+            raise InputError(path, f"line has {len(fields)} columns: expected label, haplotype id, then "
+                                   f"0/1 alleles", line_no)
+        tokens = fields[2:]
+        alleles = np.array(tokens, dtype=str)
+        if width is None:
+            width = len(alleles)
+        if len(tokens) != width:
+            raise InputError(path, f"line has {len(tokens)} alleles, the first line has {width}", line_no)
+        row = np.full(width, 255, np.uint8)
+        row[alleles == "0"] = 0
+        row[alleles == "1"] = 1
+        if (row == 255).any():
+            column = int(np.argmax(row == 255))
+            raise InputError(path, f"column {column + 3}: allele {tokens[column]!r} is not 0 or 1", line_no)
+        hap_ids.append(fields[1])
+        rows.append(row)
+        line_nos.append(line_no)
     if not rows:
         raise InputError(path, "empty file: expected haplotype lines 'label id 0 1 0 ...'")
     if len(rows) % 2:

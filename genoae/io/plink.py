@@ -6,13 +6,15 @@ The ``.bed`` bytes are PLINK's 2-bit codes, which is also how :class:`genoae.Gen
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from genoae.errors import InputError
+from genoae.errors import InputError, InputWarning
 from genoae.genotypes import Genotypes, Samples, Variants, pack_calls, unpack_calls
 from genoae.io.atomic import atomic_group
+from genoae.io.names import safe_names
 
 BED_MAGIC = b"\x6c\x1b"
 MODE_SNP_MAJOR = 0x01
@@ -30,6 +32,8 @@ def plink_paths(path) -> tuple[Path, Path, Path]:
 def _read_columns(path: Path, n_columns: int, kind: str) -> list[list[str]]:
     """Whitespace-separated lines, each checked to have exactly ``n_columns`` fields."""
     rows = []
+    if path.is_dir():
+        raise InputError(path, f"is a directory, not a {kind} file")
     with open(path, "r", encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, start=1):
             fields = line.split()
@@ -88,6 +92,8 @@ def _check_bed_header(path: Path) -> int:
     """Check a ``.bed`` exists and starts with PLINK's magic bytes; return its mode byte."""
     if not path.exists():
         raise InputError(path, "missing .bed file")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a .bed file")
     if path.stat().st_size == 0:
         raise InputError(path, "empty .bed file (0 bytes)")
     with open(path, "rb") as handle:
@@ -100,6 +106,34 @@ def _check_bed_header(path: Path) -> int:
         raise InputError(path, f"invalid .bed mode byte 0x{mode:02x}: expected 0x01 (SNP-major) or "
                                f"0x00 (individual-major)")
     return mode
+
+
+def _warn_padding_people(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 << 20) -> None:
+    """Warn when the last individuals of the .fam carry code 00 at every variant, as padding bits do.
+
+    A .fam that lists 1-3 more individuals than the .bed holds has the same row length, so those people are read
+    from the zero padding bits as homozygous A1 everywhere.  A real person can be homozygous A1 at every variant
+    (rare-variant panels with A1 = REF), so this warns rather than refuses.
+    """
+    first_in_last_byte = 4 * ((n_samples - 1) // 4)
+    suspects = list(range(first_in_last_byte + 1, n_samples))  # the first person of the last byte must exist
+    if not suspects or data.shape[0] < 20:
+        return
+    seen = 0  # bits of the last byte that hold a nonzero code somewhere
+    for start in range(0, data.shape[0], chunk):
+        seen |= int(np.bitwise_or.reduce(np.asarray(data[start:start + chunk, -1])))
+    trailing = []
+    for person in reversed(suspects):
+        if seen >> (2 * (person % 4)) & 0b11:
+            break
+        trailing.insert(0, person)
+    if not trailing:
+        return
+    who = f"individual {n_samples}" if len(trailing) == 1 else f"individuals {trailing[0] + 1}-{n_samples}"
+    warnings.warn(InputWarning(
+        f"{path}: {who} (the last of the .fam) {'has' if len(trailing) == 1 else 'have'} code 00 (homozygous A1) "
+        f"at all {data.shape[0]} variants, as the padding bits of a .bed with {trailing[0]} individuals would: "
+        f"check that the .fam lists the same individuals as the .bed"), stacklevel=3)
 
 
 def _check_padding(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 << 20) -> None:
@@ -136,6 +170,7 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(rows, row_len))
     if mode == MODE_SNP_MAJOR:
         _check_padding(path, data, n_samples)
+        _warn_padding_people(path, data, n_samples)
         return data
     # individual-major: decode blocks of individuals (a multiple of 4: whole bytes of the SNP-major rows) and pack
     # each along its individual axis into its bytes of the SNP-major rows
@@ -172,11 +207,14 @@ def write_plink(genotypes: Genotypes, path) -> tuple[Path, Path, Path]:
             for start in range(0, genotypes.n_variants, chunk):
                 handle.write(np.ascontiguousarray(genotypes.packed[start:start + chunk]).tobytes())
         v = genotypes.variants
+        chrom, ids, a1, a2 = (safe_names(values, what, bim) for values, what in (
+            (v.chrom, "chromosome names"), (v.id, "variant IDs"), (v.a1, "A1 alleles"), (v.a2, "A2 alleles")))
         with open(bim_tmp, "w") as handle:
             for j in range(len(v)):
-                handle.write(f"{v.chrom[j]}\t{v.id[j]}\t{v.cm[j]:g}\t{v.pos[j]}\t{v.a1[j]}\t{v.a2[j]}\n")
+                handle.write(f"{chrom[j]}\t{ids[j]}\t{v.cm[j]:g}\t{v.pos[j]}\t{a1[j]}\t{a2[j]}\n")
         s = genotypes.samples
+        fid, iid = safe_names(s.fid, "family IDs", fam), safe_names(s.iid, "sample IDs", fam)
         with open(fam_tmp, "w") as handle:
             for i in range(len(s)):
-                handle.write(f"{s.fid[i]} {s.iid[i]} 0 0 {s.sex[i]} -9\n")
+                handle.write(f"{fid[i]} {iid[i]} 0 0 {s.sex[i]} -9\n")
     return bed, bim, fam

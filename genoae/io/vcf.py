@@ -39,7 +39,8 @@ except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is
 
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pack_codes, unpack_calls
-from genoae.io.atomic import atomic_path
+from genoae.io.atomic import atomic_path, check_interrupt
+from genoae.io.names import TAB_OR_NEWLINE, safe_names
 
 # calls decoded together: about 2**18 per block keeps the block's index arrays (8 bytes per call) at a few MB, which
 # the allocator reuses; blocks of 2 M calls were ~10% slower from page faults on fresh memory
@@ -132,8 +133,10 @@ def _parse_call(token: str, path, line_no: int, sample: str):
     -------
     (a, b, phased, haploid) with alleles 0/1/-1 (missing).
     """
-    if token in ("", "."):
+    if token == ".":
         return -1, -1, True, True
+    if token == "":
+        raise InputError(path, f"sample {sample}: empty GT (a missing call is written '.' or './.')", line_no)
     body = token[1:] if token[0] in "/|" else token  # VCF 4.4 explicit phase prefix of the first allele
     separators = [c for c in body if c in "/|"]
     alleles = _SPLIT_GT.split(body)
@@ -426,6 +429,9 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                     if len(header) < 10:
                         raise InputError(path, "the VCF has no sample columns: no genotypes to read", line_no)
                     samples = np.array(header[9:])
+                    if (samples == "").any():
+                        raise InputError(path, f"sample column {int(np.argmax(samples == '')) + 1} of the #CHROM "
+                                               f"line has an empty name (a trailing tab?)", line_no)
                     n_samples = len(samples)
                     batch_records = max(16, BATCH_CALLS // n_samples)
                     acc = _Accumulator(n_samples)
@@ -453,6 +459,11 @@ def read_vcf(path, quiet: bool = False) -> Genotypes:
                     else:
                         reason = "no GT in FORMAT"
                 if reason is not None:
+                    # a skipped record is still checked for its shape: a lost tab must not pass as "no GT"
+                    n_columns = rest.count(b"\t") + 1
+                    if n_columns != n_samples:
+                        raise InputError(path, f"record has {n_columns} sample columns, the header has "
+                                               f"{n_samples}", line_no)
                     skipped[reason] += 1
                     continue
             records.append((line_no, parts[0], parts[1], parts[2], ref, alt, parts[7]))
@@ -508,6 +519,9 @@ def _variant_table(records: list[tuple], path) -> Variants:
             except ValueError:
                 raise InputError(path, f"POS {value.decode(errors='replace')!r} is not an integer", line_no) from None
         raise InputError(path, "POS column holds a value that does not fit a 64-bit integer") from None
+    if pos.size and pos.min() < 0:
+        bad = int(np.argmin(pos))
+        raise InputError(path, f"POS {int(pos[bad])} is negative", columns[0][bad])
     cm = np.array([_info_cm(info) for info in columns[6]], np.float64)
     return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8", "replace"), pos=pos,
                     id=np.char.decode(np.array(columns[3]), "utf-8", "replace"),
@@ -592,9 +606,10 @@ def _genotype_lines(genotypes: Genotypes, start: int, stop: int) -> np.ndarray:
     return text.reshape(len(counts), -1)
 
 
-def vcf_header(genotypes: Genotypes) -> str:
+def vcf_header(genotypes: Genotypes, target="VCF") -> str:
     """The meta lines and ``#CHROM`` line genoae writes (allele convention, contigs, .fam extras)."""
     v, s = genotypes.variants, genotypes.samples
+    iid = safe_names(s.iid, "sample IDs", target, TAB_OR_NEWLINE)  # VCF splits on tabs; spaces are fine
     lines = ["##fileformat=VCFv4.2", "##source=genoae",
              f'##genoae_allele_convention="REF = PLINK A1 (.bim column 5), ALT = A2 (column 6), the counted '
              f'allele; {ALLELE_CONVENTION}"']
@@ -605,8 +620,9 @@ def vcf_header(genotypes: Genotypes) -> str:
     if np.any(s.fid != s.iid) or np.any(s.sex != 0):
         lines.append('##genoae_samples="##SAMPLE lines keep the PLINK family ID (FID) and sex (1 male, 2 female, '
                      '0 unknown)"')
-        lines += [f"##SAMPLE=<ID={iid},FID={fid},SEX={sex}>" for iid, fid, sex in zip(s.iid, s.fid, s.sex)]
-    lines.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *s.iid]))
+        fid = safe_names(s.fid, "family IDs", target, TAB_OR_NEWLINE)
+        lines += [f"##SAMPLE=<ID={i},FID={f},SEX={sex}>" for i, f, sex in zip(iid, fid, s.sex)]
+    lines.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *iid]))
     return "\n".join(lines) + "\n"
 
 
@@ -618,17 +634,20 @@ def write_vcf(genotypes: Genotypes, path, chunk: int = 4096, level: int = 4) -> 
     path = Path(path)
     compressed = path.name.lower().endswith((".gz", ".bgz"))
     v = genotypes.variants
+    chrom, ids, ref, alt = (safe_names(values, what, path) for values, what in (
+        (v.chrom, "chromosome names"), (v.id, "variant IDs"), (v.a1, "REF alleles"), (v.a2, "ALT alleles")))
     write_cm = bool(np.any(v.cm != 0))
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
         out = BgzfWriter(raw, level) if compressed else raw
-        out.write(vcf_header(genotypes).encode())
+        out.write(vcf_header(genotypes, path).encode())
         for start in range(0, genotypes.n_variants, chunk):
+            check_interrupt()
             stop = min(start + chunk, genotypes.n_variants)
             text = _genotype_lines(genotypes, start, stop)
             pieces = []
             for j in range(start, stop):
                 info = f"CM={v.cm[j]:g}" if write_cm else "."
-                pieces.append(f"{v.chrom[j]}\t{v.pos[j]}\t{v.id[j]}\t{v.a1[j]}\t{v.a2[j]}\t.\t.\t{info}\tGT\t"
+                pieces.append(f"{chrom[j]}\t{v.pos[j]}\t{ids[j]}\t{ref[j]}\t{alt[j]}\t.\t.\t{info}\tGT\t"
                               .encode())
                 pieces.append(text[j - start].tobytes())
             out.write(b"".join(pieces))
