@@ -5,16 +5,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from genoae.ancestry import Admixture
-from genoae.commands.common import check_outputs, parse_ks
+from genoae.commands.common import check_outputs, check_prefix, parse_ks
 from genoae.device import choose_device
-from genoae.errors import UsageError
+from genoae.errors import InputError, UsageError
 from genoae.genotypes import ALLELE_CONVENTION
 from genoae.io import input_files, read_genotypes
-from genoae.io.atomic import atomic_open
+from genoae.io.atomic import OutputSet
 from genoae.io.model import save_model
 from genoae.io.qp import read_pop, write_p, write_q
-from genoae.io.results import AdmixtureResult, write_results_h5
+from genoae.io.results import AdmixtureResult, is_results_file, write_results_h5
 from genoae.likelihood import PackedCalls
 
 
@@ -57,60 +59,114 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
                 name = name[: -len(suffix)]
                 break
         prefix = name
-    prefix = str(prefix)
+    prefix = check_prefix(prefix)
     outputs = [f"{prefix}.{K}.{kind}" for K in ks for kind in ("Q", "P", "model.pt", "model.json")]
     check_outputs(outputs + [f"{prefix}.h5", f"{prefix}.log"], input_files(input_path) + [supervised],
                   results_file=f"{prefix}.h5")
-    genotypes = read_genotypes(input_path)
-    populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
-    torch_device = choose_device(device)
-    estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol, max_iter=max_iter,
-                               seed=seed, device=str(torch_device), threads=threads, precision=precision,
-                               progress=progress, init=init) for K in ks}
-    for estimator in estimators.values():  # every K is checked before the first one runs
-        estimator.check(genotypes, populations)
-    calls = PackedCalls.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
+    with OutputSet(prefix) as output:  # a second run into this prefix is refused from here on
+        genotypes = read_genotypes(input_path)
+        if cv and cv > genotypes.n_variants:
+            raise UsageError(f"--cv {cv}: more folds than the {genotypes.n_variants} variants; each fold should "
+                             f"hold many calls (ADMIXTURE users take 5 or 10)")
+        populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
+        torch_device = choose_device(device)
+        estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol,
+                                   max_iter=max_iter, seed=seed, device=str(torch_device), threads=threads, precision=precision,
+                                   progress=progress, init=init) for K in ks}
+        for estimator in estimators.values():  # every K is checked before the first one runs
+            estimator.check(genotypes, populations)
+        calls = PackedCalls.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
 
-    results, files = {}, []
-    log_lines = [f"# genoae admix {genotypes.source}",
-                 f"# {genotypes.n_samples} individuals x {genotypes.n_variants} variants, device {torch_device}",
-                 f"# allele convention: {ALLELE_CONVENTION}; P = A2 frequency",
-                 "# loglik: sum over observed calls of g log h + (2-g) log(1-h), natural log (ADMIXTURE's scale)"]
-    for K in ks:
-        tick = time.perf_counter()
-        estimator = estimators[K]
-        estimator.fit(genotypes, populations=populations, calls=calls)
-        if cv:
-            estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
-        seconds = time.perf_counter() - tick
-        result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
-                                              "seconds": seconds})
-        results[K] = result
-        files.append(write_q(estimator.Q_, f"{prefix}.{K}.Q"))
-        files.append(write_p(estimator.P_, f"{prefix}.{K}.P"))
-        files.extend(save_model(f"{prefix}.{K}.model.pt", estimator.model_, genotypes.variants,
-                                estimator.populations_, result.settings, estimator.loglik_))
-        report = estimator.report_
-        line = (f"K={K}\tloglik={estimator.loglik_:.6f}\tem_iterations={report.em_iterations}\t"
-                f"seconds={seconds:.1f}")
-        if cv:
-            line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
-        echo(line)
-        log_lines += [line,
-                      f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; refinement: {report.em_iterations} "
-                      f"quasi-Newton iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
-                      f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
-                      f"{report.network_loglik:.3f} (its Q alone, before any EM)",
-                      "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
-        if estimator.populations_:
-            log_lines.append("#   supervised: Q columns = " + " ".join(estimator.populations_))
-    files.append(write_results_h5(f"{prefix}.h5", list(results.values()), genotypes.samples, genotypes.variants,
-                                  source=genotypes.source))
-    log_path = Path(f"{prefix}.log")
-    with atomic_open(log_path, "w") as handle:
-        handle.write("\n".join(log_lines) + "\n")
-    files.append(log_path)
-    return AdmixRun(results, files, log_path, estimators)
+        results, log_lines = {}, [
+            f"# genoae admix {genotypes.source}",
+            f"# {genotypes.n_samples} individuals x {genotypes.n_variants} variants, device {torch_device}",
+            f"# allele convention: {ALLELE_CONVENTION}; P = A2 frequency",
+            "# loglik: sum over observed calls of g log h + (2-g) log(1-h), natural log (ADMIXTURE's scale)"]
+        for K in ks:
+            tick = time.perf_counter()
+            estimator = estimators[K]
+            estimator.fit(genotypes, populations=populations, calls=calls)
+            if cv:
+                estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
+            seconds = time.perf_counter() - tick
+            result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
+                                                  "seconds": seconds})
+            results[K] = result
+            write_q(estimator.Q_, output.path(f"{prefix}.{K}.Q"))
+            write_p(estimator.P_, output.path(f"{prefix}.{K}.P"))
+            save_model(output.path(f"{prefix}.{K}.model.pt"), estimator.model_, genotypes.variants,
+                       estimator.populations_, result.settings, estimator.loglik_)
+            line = (f"K={K}\tloglik={estimator.loglik_:.6f}\tem_iterations={estimator.report_.em_iterations}\t"
+                    f"seconds={seconds:.1f}")
+            if cv:
+                line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
+            echo(line)
+            log_lines += [line] + _log_details(estimator)
+        kept, stale = _earlier_results(prefix, genotypes, input_path, ks)
+        output.remove_on_commit(stale)
+        if kept:
+            log_lines.append("# also in this prefix, from an earlier run on the same input: K = "
+                             + ", ".join(map(str, sorted(kept))))
+        if stale:
+            log_lines.append("# removed, from an earlier run on other data: " + ", ".join(p.name for p in stale))
+        write_results_h5(output.path(f"{prefix}.h5"), [*results.values(), *kept.values()], genotypes.samples,
+                         genotypes.variants, source=genotypes.source)
+        log_path = output.path(f"{prefix}.log")
+        log_path.write_text("\n".join(log_lines) + "\n")  # staged: moved into place with the rest
+        files = [output.final(p) for p in sorted(output.staging.iterdir(), key=_output_order)]
+    return AdmixRun(results, files, output.final(log_path), estimators)
+
+
+def _log_details(estimator: Admixture) -> list:
+    """The log's lines under one K's summary line: start, refinement, encoder, timings, supervised columns."""
+    report = estimator.report_
+    lines = [f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; refinement: {report.em_iterations} "
+             f"quasi-Newton iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
+             f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
+             f"{report.network_loglik:.3f} (its Q alone, before any EM)",
+             "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
+    if estimator.populations_:
+        lines.append("#   supervised: Q columns = " + " ".join(estimator.populations_))
+    return lines
+
+
+_KIND_ORDER = {"Q": 0, "P": 1, "pt": 2, "json": 3}
+
+
+def _output_order(path: Path):
+    """PREFIX.K.Q, .P, .model.pt, .model.json for each K in turn, then PREFIX.h5 and PREFIX.log."""
+    parts = path.name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit() and i > 0:
+            return (0, int(part), _KIND_ORDER.get(parts[-1], 9))
+    return (1, 0 if path.suffix == ".h5" else 1, 0)
+
+
+def _earlier_results(prefix: str, genotypes, input_path, ks) -> tuple[dict, list]:
+    """Results of an earlier run already under ``prefix`` for K this run does not fit.
+
+    From a run on the same input (same file, same individuals and variants) they are kept, so the new PREFIX.h5
+    lists every K whose files the prefix holds (ADMIXTURE users run one K per call into one prefix).  From a run
+    on other data, their per-K files would sit beside the new results as if they belonged to them: they are
+    returned as stale, to be removed when the new set is moved in.
+    """
+    from genoae.io.results import read_results_h5
+
+    old_h5 = Path(f"{prefix}.h5")
+    if not old_h5.exists() or not is_results_file(old_h5):
+        return {}, []
+    try:
+        old, samples, variants = read_results_h5(old_h5)
+    except InputError:
+        return {}, []
+    others = {K: result for K, result in old.items() if K not in ks}
+    same = (len(samples.iid) == genotypes.n_samples and len(variants.id) == genotypes.n_variants
+            and np.array_equal(samples.iid, genotypes.samples.iid) and np.array_equal(variants.id, genotypes.variants.id)
+            and all(r.settings.get("input") == str(input_path) for r in others.values()))
+    if same:
+        return others, []
+    stale = [Path(f"{prefix}.{K}.{kind}") for K in others for kind in ("Q", "P", "model.pt", "model.json")]
+    return {}, [path for path in stale if path.exists()]
 
 
 def admixture_result(estimator: Admixture, settings: dict | None = None) -> AdmixtureResult:
