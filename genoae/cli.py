@@ -2,10 +2,45 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from genoae.errors import InputError, UsageError
+
+POSITIVE = click.IntRange(min=1)
+COUNT = click.IntRange(min=0)
+SEED = click.IntRange(min=0)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses nan and infinity (click's FloatRange lets nan through every bound)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+POSITIVE_FLOAT = FiniteFloat(min=0, min_open=True)
+
+
+class Folds(click.ParamType):
+    """Cross-validation folds: 0 (off) or at least 2."""
+
+    name = "folds"
+
+    def convert(self, value, param, ctx):
+        folds = click.INT.convert(value, param, ctx)
+        if folds == 1 or folds < 0:
+            self.fail(f"{folds} folds: give 0 (no cross-validation) or at least 2 (ADMIXTURE uses 5 or 10)",
+                      param, ctx)
+        return folds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,16 +53,31 @@ def cli():
     """
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings reach the user as one line each, without Python's file and line."""
+    click.echo(f"genoae: warning: {message}", err=True)
+
+
 def main(argv=None):
-    """Entry point: input and usage errors become one line on stderr and exit code 2, with no traceback."""
+    """Entry point: input and usage errors become one line on stderr and exit code 2, with no traceback;
+    warnings become one line each."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            cli.main(args=argv, standalone_mode=False)
     except (InputError, UsageError) as error:
         click.echo(f"genoae: error: {error}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("genoae: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as error:  # a bare group: its help, as click prints it
+        error.show()
+        sys.exit(error.exit_code)
+    except click.UsageError as error:  # bad option values included: one line, as for input errors
+        command = error.ctx.command_path if error.ctx is not None else "genoae"
+        click.echo(f"genoae: error: {error.format_message()} (see {command} --help)", err=True)
+        sys.exit(2)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
@@ -56,8 +106,8 @@ def info(path, legend):
 @cli.command()
 @click.argument("source", type=click.Path())
 @click.argument("target", type=click.Path())
-@click.option("--maf", type=click.FloatRange(0, 0.5), default=None, help="Keep variants with MAF >= this.")
-@click.option("--max-missing", type=click.FloatRange(0, 1), default=None,
+@click.option("--maf", type=FiniteFloat(0, 0.5), default=None, help="Keep variants with MAF >= this.")
+@click.option("--max-missing", type=FiniteFloat(0, 1), default=None,
               help="Keep variants with a missing-call rate <= this.")
 @click.option("--legend", type=click.Path(), default=None, help="Legend file for .hapt input.")
 def convert(source, target, maf, max_missing, legend):
@@ -92,7 +142,7 @@ def _quiet_openmp():
 
 
 def _device_options(function):
-    function = click.option("--threads", type=int, default=None,
+    function = click.option("--threads", type=POSITIVE, default=None,
                             help="CPU threads for torch (default: torch's).")(function)
     function = click.option("--device", default="auto", show_default=True,
                             help="auto (CUDA when available), cpu or cuda.")(function)
@@ -104,21 +154,21 @@ def _device_options(function):
 @click.option("-k", "--k", "ks", required=True, multiple=True,
               help="Number of ancestral populations: 3, a range 2-8 or 2..8, or a list 2,4,6 (repeatable).")
 @click.option("-o", "--out", "prefix", default=None, help="Output prefix (default: the input's name, here).")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=SEED, default=42, show_default=True)
 @_device_options
-@click.option("--epochs", type=int, default=5, show_default=True,
+@click.option("--epochs", type=COUNT, default=5, show_default=True,
               help="Most encoder training epochs (after the refinement; the encoder serves genoae project). "
                    "None run when the encoder's closed-form start is already within Q RMSE 0.02 of the refined Q.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--tol", type=float, default=1e-9, show_default=True,
+@click.option("--batch-size", type=POSITIVE, default=256, show_default=True)
+@click.option("--tol", type=POSITIVE_FLOAT, default=1e-9, show_default=True,
               help="Stop the refinement when an iteration raises the log-likelihood by less than TOL x the number "
                    "of observed calls.")
-@click.option("--max-iter", type=int, default=1000, show_default=True, help="Most refinement iterations.")
+@click.option("--max-iter", type=POSITIVE, default=1000, show_default=True, help="Most refinement iterations.")
 @click.option("--init", "init", type=click.Choice(["als", "kmeans"]), default="als", show_default=True,
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
-@click.option("--hidden", type=int, default=64, show_default=True, help="Encoder hidden width.")
-@click.option("--cv", type=int, default=0, help="N-fold cross-validation error as ADMIXTURE's --cv (0: off).")
+@click.option("--hidden", type=POSITIVE, default=64, show_default=True, help="Encoder hidden width.")
+@click.option("--cv", type=Folds(), default=0, help="N-fold cross-validation error as ADMIXTURE's --cv (0: off).")
 @click.option("--supervised", type=click.Path(), default=None,
               help="ADMIXTURE .pop file: labelled individuals keep their population (K = number of labels).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
@@ -149,7 +199,7 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 @click.option("--model", "model_path", required=True, type=click.Path(), help="PREFIX.K.model.pt from genoae admix.")
 @click.option("-o", "--out", "prefix", required=True, help="Output prefix: writes PREFIX.K.Q and PREFIX.log.")
 @_device_options
-@click.option("--tol", type=float, default=5e-9, show_default=True,
+@click.option("--tol", type=POSITIVE_FLOAT, default=5e-9, show_default=True,
               help="EM tolerance per observed call (as for admix).")
 def project(input_path, model_path, prefix, device, threads, tol):
     """Ancestry proportions of new individuals under a trained model (encoder, then EM with P fixed)."""
@@ -161,8 +211,8 @@ def project(input_path, model_path, prefix, device, threads, tol):
 
 @cli.command()
 @click.option("-o", "--out", "out_dir", default="genoae_demo", show_default=True, help="Output folder.")
-@click.option("-k", "K", type=int, default=5, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("-k", "K", type=POSITIVE, default=5, show_default=True)
+@click.option("--seed", type=SEED, default=42, show_default=True)
 @_device_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir, K, seed, device, threads, quiet):
@@ -178,11 +228,6 @@ def demo(out_dir, K, seed, device, threads, quiet):
 
 
 # ======================================================================== comparison: compare, plot
-
-
-def _echo_warnings(caught):
-    for warning in caught:
-        click.echo(f"genoae: warning: {warning.message}", err=True)
 
 
 @cli.command()
@@ -210,17 +255,14 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
     log-likelihood on ADMIXTURE's scale and F_ST between clusters; each same-K pair gets RMSE, mean absolute
     difference, Jensen-Shannon divergence and per-cluster correlation of Q.
     """
-    import warnings
-
     from genoae.commands.compare import compare_files, write_report
     from genoae.compare import format_report
     from genoae.device import choose_device
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every run's warning, not just the first of each kind
         comparison = compare_files(genotypes, runs, pop_path=pop_path, sources=sources,
-                                   p_conventions=p_conventions, ks=ks, device=choose_device(device))
-    _echo_warnings(caught)
+                                   p_conventions=p_conventions, ks=ks, device=choose_device(device), report=report)
     click.echo(format_report(comparison))
     if report:
         for path in write_report(comparison, report, plots=not no_plots, device=choose_device(device)):
@@ -237,7 +279,7 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
               help="Draw a PCA of these genotypes instead (coloured by --pop, else by the dominant cluster "
                    "of the largest-K run given).")
 @click.option("--source", "sources", multiple=True, help="As for compare (only the Q files are used).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the randomized SVD (PCA).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the randomized SVD (PCA).")
 @click.option("--title", default=None, help="Figure title.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (for the PCA).")
 @click.option("-o", "--out", "out", type=click.Path(), required=True, help="FIG.png, FIG.pdf or FIG.svg.")
@@ -278,27 +320,27 @@ def vae():
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (e.g. model.pt).")
 @click.option("--mode", type=click.Choice(["auto", "haplotype", "genotype"]), default="auto", show_default=True,
               help="haplotype = Bernoulli per SNP on phased haplotypes; genotype = categorical 0/1/2.")
-@click.option("--epochs", type=int, default=150, show_default=True)
-@click.option("--latent-dim", "latent_channels", type=int, default=8, show_default=True, help="Local latent channels per SNP block.")
-@click.option("--global-dim", type=int, default=16, show_default=True, help="Global latent dimension.")
-@click.option("--hidden", type=int, default=32, show_default=True, help="Channels of the convolutions.")
-@click.option("--block-size", type=int, default=64, show_default=True, help="SNPs per block.")
-@click.option("--prior-window", type=int, default=16, show_default=True,
+@click.option("--epochs", type=POSITIVE, default=150, show_default=True)
+@click.option("--latent-dim", "latent_channels", type=POSITIVE, default=8, show_default=True, help="Local latent channels per SNP block.")
+@click.option("--global-dim", type=POSITIVE, default=16, show_default=True, help="Global latent dimension.")
+@click.option("--hidden", type=POSITIVE, default=32, show_default=True, help="Channels of the convolutions.")
+@click.option("--block-size", type=POSITIVE, default=64, show_default=True, help="SNPs per block.")
+@click.option("--prior-window", type=POSITIVE, default=16, show_default=True,
               help="Blocks the autoregressive latent prior looks back over.")
-@click.option("--prior-components", type=int, default=4, show_default=True,
+@click.option("--prior-components", type=POSITIVE, default=4, show_default=True,
               help="Gaussians in each conditional of the latent prior (a mixture; 1 = a single Gaussian).")
-@click.option("--prior-hidden", type=int, default=None, help="Width of the latent prior network (default: "
+@click.option("--prior-hidden", type=POSITIVE, default=None, help="Width of the latent prior network (default: "
               "--hidden).")
-@click.option("--beta", type=float, default=1.0, show_default=True, help="KL weight after warm-up.")
-@click.option("--warmup", "warmup_epochs", type=int, default=5, show_default=True, help="KL warm-up epochs.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
-@click.option("--patience", type=int, default=10, show_default=True, help="Early-stopping patience (epochs).")
-@click.option("--validation", "validation_fraction", type=float, default=0.1, show_default=True,
+@click.option("--beta", type=FiniteFloat(min=0), default=1.0, show_default=True, help="KL weight after warm-up.")
+@click.option("--warmup", "warmup_epochs", type=COUNT, default=5, show_default=True, help="KL warm-up epochs.")
+@click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
+@click.option("--lr", "learning_rate", type=POSITIVE_FLOAT, default=2e-3, show_default=True)
+@click.option("--patience", type=POSITIVE, default=10, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--validation", "validation_fraction", type=FiniteFloat(min=0, max=1, max_open=True), default=0.1, show_default=True,
               help="Share of individuals held out for early stopping.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--threads", type=POSITIVE, default=None, help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def vae_train(input_path, labels, output, quiet, **params):
     """Train a VAE on INPUT (VCF, PLINK, HDF5, .hapt ...) and save it to MODEL."""
@@ -318,14 +360,14 @@ def vae_train(input_path, labels, output, quiet, **params):
 
 @vae.command("sample")
 @click.argument("model", type=click.Path())
-@click.option("-n", "n", type=int, default=None, help="Individuals to draw (split over populations in training "
+@click.option("-n", "n", type=POSITIVE, default=None, help="Individuals to draw (split over populations in training "
               "proportions for a conditional model).")
 @click.option("--pop", "populations", default=None, help="Individuals per population, e.g. YRI=500,CEU=500.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="OUT.vcf.gz, OUT.h5 or OUT.bed.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Scale of the latent draws.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--temperature", type=FiniteFloat(min=0), default=1.0, show_default=True, help="Scale of the latent draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=POSITIVE, default=None)
 def vae_sample(model, n, populations, output, temperature, seed, device, threads):
     """Draw synthetic individuals named synth_<pop>_<i> from MODEL."""
     from genoae.commands.vae import sample_file
@@ -345,14 +387,14 @@ def vae_sample(model, n, populations, output, temperature, seed, device, threads
 @click.option("--pop", "labels", type=click.Path(), default=None, help="Population labels of REAL and HOLDOUT "
               "individuals, for the train-on-synthetic / test-on-real classifier.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Report prefix: REPORT.json + REPORT_*.png.")
-@click.option("--ld-window", type=int, default=100, show_default=True, help="LD pairs: variants at most this many "
+@click.option("--ld-window", type=POSITIVE, default=100, show_default=True, help="LD pairs: variants at most this many "
               "apart.")
-@click.option("--max-rows", type=int, default=5000, show_default=True, help="Rows per set in nearest-neighbour "
+@click.option("--max-rows", type=POSITIVE, default=5000, show_default=True, help="Rows per set in nearest-neighbour "
               "metrics.")
 @click.option("--reference-repeats", type=click.IntRange(min=0), default=5, show_default=True,
               help="Random halvings of HOLDOUT (by person) scored as if one half were synthetic: the privacy loss "
               "of fresh real genomes, i.e. its noise level at this sample size.  0 skips it.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed):
     """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
     from genoae.commands.vae import evaluate_files

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from genoae.errors import UsageError
@@ -54,12 +55,14 @@ def check_outputs(outputs, inputs, results_file=None) -> None:
     outputs, inputs : iterables of str or Path
     results_file : str or Path, optional   the run's PREFIX.h5
     """
+    outputs = [Path(output) for output in outputs]
+    for folder in sorted({output.parent for output in outputs}, key=str):
+        check_writable_folder(folder)
     taken = {}
     for path in inputs:
         if path is not None:
             taken[os.path.realpath(path)] = Path(path)
     for output in outputs:
-        output = Path(output)
         real = os.path.realpath(output)
         if real in taken:
             raise UsageError(f"{output} is the input {taken[real]}: it would be overwritten; choose another output "
@@ -70,3 +73,34 @@ def check_outputs(outputs, inputs, results_file=None) -> None:
                 and not is_results_file(output):
             raise UsageError(f"{output} exists and is not a genoae results file: it is not replaced; choose another "
                              "output name (-o)")
+
+
+def check_writable_folder(folder) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written in.
+
+    The folder may not exist yet (writers create it); then its nearest existing ancestor must be a folder in which
+    a file can be created.  Tried with a real temporary file, since permission bits say nothing for root or on
+    read-only file systems.
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"cannot write in {folder}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write in {folder}: {error.strerror or error}") from None
+
+
+def check_prefix(prefix) -> str:
+    """An output prefix as text; refuse an empty one or one that names a folder (``out/``), which would write
+    hidden files named ``.2.Q``."""
+    text = os.fspath(prefix)
+    if not text.strip() or text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise UsageError(f"-o {text!r}: an output prefix needs a file name part (e.g. -o results/run1)")
+    return text

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
+from genoae.errors import UsageError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes
 from genoae.commands.common import check_outputs
 from genoae.io import convert, input_files, output_files, read_genotypes
@@ -67,5 +69,7 @@ def info_file(path, legend="auto") -> str:
 def convert_file(source, target, maf: float | None = None, max_missing: float | None = None,
                  legend="auto") -> Genotypes:
     """``genoae convert``: SOURCE to TARGET (formats by extension), optionally filtered; returns what was written."""
+    if Path(target).is_dir():
+        raise UsageError(f"{target} is a folder: give a file name (e.g. {Path(target) / 'out.bed'})")
     check_outputs(output_files(target), input_files(source, legend))
     return convert(source, target, maf=maf, max_missing=max_missing, legend=legend)
