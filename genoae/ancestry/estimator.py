@@ -11,7 +11,7 @@ from genoae.ancestry.encoder import (ENCODER_STOP_RMSE, NeuralAdmixture, encode_
                                      sample_major_unpacker)
 from genoae.ancestry.start import initial_estimates
 from genoae.device import choose_device, seed_everything, set_threads
-from genoae.errors import UsageError
+from genoae.errors import InputError, UsageError
 from genoae.genotypes import DeviceUnpacker, Genotypes
 from genoae.likelihood import PackedCalls, loglik_terms, project_simplex_rows, quasi_newton
 from genoae.progress import progress_bar
@@ -136,6 +136,7 @@ class Admixture:
         tick = time.perf_counter()
         if calls is None:
             calls = PackedCalls.from_genotypes(genotypes, choose_device(self.device))
+        check_observed(calls.n_observed.cpu().numpy(), genotypes)
         device = calls.device
         dtype = _refinement_dtype(self.precision, n * m)
         fixed_rows = None if labels is None else torch.from_numpy(labels >= 0).to(device)
@@ -288,6 +289,18 @@ def check_k(K: int, n_samples: int) -> None:
     if K >= n_samples:
         raise UsageError(f"K={K} is not smaller than the number of individuals ({n_samples}): "
                          "ancestry proportions cannot be estimated")
+
+
+def check_observed(n_observed: np.ndarray, genotypes: Genotypes) -> None:
+    """Refuse individuals without a single observed call: the likelihood does not depend on their Q, so any Q
+    written for them would be an artefact of the start, not an estimate."""
+    empty = np.flatnonzero(np.asarray(n_observed) == 0)
+    if empty.size:
+        names = ", ".join(str(genotypes.samples.iid[i]) for i in empty[:5]) + (" ..." if empty.size > 5 else "")
+        raise InputError(genotypes.source or None,
+                         f"{empty.size} individual(s) have no observed call ({names}; first at sample "
+                         f"{empty[0] + 1}): their ancestry cannot be estimated; remove them first (e.g. "
+                         f"plink2 --mind 0.99 --make-bed)")
 
 
 def _population_labels(populations, K: int, n: int):

@@ -2,10 +2,14 @@
 fixed, accelerated as in the fit."""
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 
 from genoae.ancestry.encoder import NeuralAdmixture, encode_all, sample_major_unpacker
 from genoae.device import choose_device
+from genoae.errors import InputWarning
 from genoae.genotypes import Genotypes
 from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
 
@@ -32,6 +36,14 @@ def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max
         P = model.P.to(torch.float64)
     Q_start = project_simplex_rows(Q_encoder)
     Q, _, _ = quasi_newton(calls, Q_start, P, tol=tol, max_iter=max_iter, update_p=False)
-    return Q.cpu().numpy(), calls.loglik(Q, P), Q_encoder.cpu().numpy()
+    loglik = calls.loglik(Q, P)
+    Q = Q.cpu().numpy()
+    empty = calls.n_observed.cpu().numpy() == 0
+    if empty.any():  # no call to estimate from: their Q would be the encoder's guess on nothing
+        Q[empty] = np.nan
+        names = ", ".join(map(str, genotypes.samples.iid[empty][:5])) + (" ..." if empty.sum() > 5 else "")
+        warnings.warn(InputWarning(f"{int(empty.sum())} individual(s) have no observed call at the model's variants "
+                                   f"({names}): their Q is written as nan"), stacklevel=2)
+    return Q, loglik, Q_encoder.cpu().numpy()
 
 

@@ -75,22 +75,59 @@ def load_model(path, model_class):
         if not needed.exists():
             raise InputError(needed, "missing model file (a model is PREFIX.K.model.pt beside PREFIX.K.model.json)")
     try:
-        metadata = json.loads(meta.read_text())
+        metadata = json.loads(meta.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as error:
         raise InputError(meta, f"not valid JSON ({error.msg})", error.lineno) from None
-    if metadata.get("format") != FORMAT_NAME:
-        raise InputError(meta, f"not a genoae model (format is {metadata.get('format')!r})")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise InputError(meta, f"not a genoae model (format is {found!r}, expected {FORMAT_NAME!r})")
+    variants = _check_metadata(metadata, meta)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a damaged file
-        raise InputError(weights, f"cannot read the model weights ({type(error).__name__})") from None
+    except Exception as error:  # torch raises several types for a damaged file or a refused pickle
+        raise InputError(weights, f"cannot read the model weights ({type(error).__name__}): not a state dict of "
+                                  f"tensors written by genoae admix") from None
+    if not isinstance(state, dict):
+        raise InputError(weights, "the weights file does not hold a state dict")
     model = model_class(metadata["n_variants"], metadata["K"], metadata["hidden"])
     try:
         model.load_state_dict(state)
-    except RuntimeError as error:
-        raise InputError(weights, f"weights do not match the metadata in {meta.name}: {error}") from None
-    metadata["variants"] = Variants(**metadata["variants"])
+    except (RuntimeError, TypeError, KeyError) as error:
+        first = str(error).strip().splitlines()
+        raise InputError(weights, f"weights do not match the metadata in {meta.name}: "
+                                  f"{first[-1].strip() if first else type(error).__name__}") from None
+    metadata["variants"] = variants
     return model.eval(), metadata
+
+
+def _check_metadata(metadata: dict, path) -> Variants:
+    """Check the fields :func:`load_model` uses; return the variant table.  Each fault is one InputError."""
+    for key in ("K", "hidden", "n_variants"):
+        value = metadata.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(path, f"{key!r} is {value!r}: expected a positive integer")
+    populations = metadata.get("populations", [])
+    if not isinstance(populations, list) or not all(isinstance(p, str) for p in populations):
+        raise InputError(path, f"'populations' is {populations!r}: expected a list of names")
+    if populations and len(populations) != metadata["K"]:
+        raise InputError(path, f"{len(populations)} populations for K = {metadata['K']}")
+    table = metadata.get("variants")
+    columns = ("chrom", "pos", "id", "a1", "a2")
+    if not isinstance(table, dict) or set(table) != set(columns):
+        found = sorted(table) if isinstance(table, dict) else type(table).__name__
+        raise InputError(path, f"'variants' must map {', '.join(columns)} to lists (found {found})")
+    for name in columns:
+        values = table[name]
+        if not isinstance(values, list) or len(values) != metadata["n_variants"]:
+            length = len(values) if isinstance(values, list) else type(values).__name__
+            raise InputError(path, f"variants.{name} has {length} entries, n_variants is {metadata['n_variants']}")
+        wanted = int if name == "pos" else str
+        bad = next((v for v in values if not isinstance(v, wanted) or isinstance(v, bool)), None)
+        if bad is not None:
+            raise InputError(path, f"variants.{name} holds {bad!r}: expected {'integers' if name == 'pos' else 'text'}")
+    return Variants(chrom=np.array(table["chrom"], dtype=str), pos=np.array(table["pos"], dtype=np.int64),
+                    id=np.array(table["id"], dtype=str), a1=np.array(table["a1"], dtype=str),
+                    a2=np.array(table["a2"], dtype=str))
 
 
 @dataclass

@@ -7,6 +7,7 @@ allele convention) is the JSON metadata; :class:`genoae.vae.SyntheticGenomes` bu
 from __future__ import annotations
 
 import json
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -45,12 +46,19 @@ def load_vae(path) -> tuple[dict, dict]:
                                "by `genoae vae train`)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        metadata = json.loads(blob["metadata"])
-        state_dict = blob["state_dict"]
     except FileNotFoundError:
         raise
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False: exactly what must not be done
+        raise InputError(path, "not a genoae VAE model file: it holds objects other than tensors and text, which "
+                               "genoae never unpickles (a model file cannot run code)") from None
     except Exception as error:  # noqa: BLE001 - any unreadable file is an input error for the user
-        raise InputError(path, f"not a genoae VAE model file ({type(error).__name__}: {error})") from None
+        raise InputError(path, f"not a genoae VAE model file ({type(error).__name__})") from None
+    try:
+        metadata = json.loads(blob["metadata"])
+        state_dict = blob["state_dict"]
+    except (TypeError, KeyError, IndexError, ValueError) as error:
+        raise InputError(path, f"not a genoae VAE model file (no metadata and state dict: "
+                               f"{type(error).__name__})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         found = metadata.get("format") if isinstance(metadata, dict) else None
         raise InputError(path, f"model format {found!r}, expected {FORMAT_NAME!r}")
