@@ -137,3 +137,55 @@ def test_unsupported_formats_are_named(tmp_path, name):
     (tmp_path / name).write_text("0")
     with pytest.raises(InputError, match="not supported"):
         read_genotypes(tmp_path / name)
+
+
+@pytest.mark.parametrize("text, expected, ids", [
+    ("ind1 0 1 2\nind2 1 1 0\nind3 2 0 1\n", [[0, 1, 2], [1, 1, 0], [2, 0, 1]], ["ind1", "ind2", "ind3"]),
+    ("101 0 1 2\n102 1 1 0\n", [[0, 1, 2], [1, 1, 0]], ["101", "102"]),  # not a genotype value: an ID
+    ("s1 s2 s3\n0 1 2\n1 1 0\n", [[0, 1, 2], [1, 1, 0]], None),
+    ("id s1 s2\na 0 1\nb 1 1\n", [[0, 1], [1, 1]], ["a", "b"]),
+])
+def test_text_layout_recognised_beyond_doubt(tmp_path, text, expected, ids):
+    (tmp_path / "m.txt").write_text(text)
+    geno = read_genotypes(tmp_path / "m.txt")
+    np.testing.assert_array_equal(geno.counts(), expected)
+    if ids is not None:
+        assert list(geno.samples.iid) == ids
+
+
+@pytest.mark.parametrize("text, fault, line", [
+    ("0 1 x\n1 1 0\n2 0 1\n", "line 1 mixes names", 1),          # one stray token in row 1 is no header
+    ("0 1 2\n1 1 0\nx 0 1\n", "column 1 holds a sample ID on some lines", 3),  # nor one stray value an ID column
+    ("a 0 1 2\n1 1 0 2\n", "column 1 holds a sample ID on some lines", 2),
+    ("0 1 2\n1 3 0\n", "column 2: genotype '3'", 2),
+    ("a b c d e\n0 1 2\n", "header has 5 names for 3 SNP columns", 1),
+])
+def test_text_layout_that_cannot_be_told_apart_is_refused(tmp_path, text, fault, line):
+    (tmp_path / "m.txt").write_text(text)
+    with pytest.raises(InputError, match=fault) as info:
+        read_genotypes(tmp_path / "m.txt")
+    assert info.value.line == line
+
+
+def test_text_layout_can_be_declared(tmp_path):
+    from genoae.io.matrix import read_text_matrix
+
+    (tmp_path / "m.txt").write_text("1 0 1 2\n2 1 1 0\n")  # numeric IDs 1 and 2 look like genotypes
+    geno = read_text_matrix(tmp_path / "m.txt", ids=True)
+    assert list(geno.samples.iid) == ["1", "2"] and geno.n_variants == 3
+    assert read_text_matrix(tmp_path / "m.txt", ids=False).n_variants == 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc", "garbage"])
+def test_damaged_gzip_text_is_an_input_error(tmp_path, damage):
+    for name, text in (("m.txt.gz", b"0 1 2\n1 1 0\n"), ("m.hapt.gz", b"P a_A 0 1\nP a_B 1 0\n")):
+        data = gzip.compress(text * 500, mtime=0)
+        if damage == "truncated":
+            data = data[: len(data) // 2]
+        elif damage == "crc":
+            data = data[:-6] + bytes([data[-6] ^ 0xFF]) + data[-5:]
+        else:
+            data = b"\x1f\x8b" + b"\x00garbage" * 20
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputError, match="cannot be read: the compressed file"):
+            read_genotypes(tmp_path / name, legend=None)

@@ -7,7 +7,7 @@ import pytest
 
 from genoae.errors import InputError
 from genoae.io import read_genotypes, write_genotypes
-from genoae.io.plink import plink_paths, read_plink
+from genoae.io.plink import plink_paths, read_plink, write_plink
 from tests.conftest import shared_path
 
 
@@ -144,3 +144,37 @@ def test_a_fam_listing_fewer_individuals_than_the_bed_is_refused(tmp_path, n_rea
         read_genotypes(tmp_path / "d.bed")
     (tmp_path / "d.fam").write_text("\n".join(lines) + "\n")
     assert read_genotypes(tmp_path / "d.bed").n_samples == n_real
+
+
+@pytest.mark.parametrize("extra", [1, 2])
+def test_fam_listing_people_the_bed_pads_with_zeros_is_warned_about(tmp_path, extra):
+    """42 people in the .bed, 43 or 44 in the .fam: same row length, the extra people read from zero padding."""
+    from genoae.genotypes import Genotypes
+
+    rng = np.random.default_rng(3)
+    write_plink(Genotypes.from_counts(rng.integers(0, 3, (42, 60)).astype(np.int8)), tmp_path / "g")
+    with open(tmp_path / "g.fam", "a") as handle:
+        for i in range(extra):
+            handle.write(f"x extra{i} 0 0 0 -9\n")
+    with pytest.warns(UserWarning, match=f"individuals? {'43-44' if extra == 2 else '43'} .*code 00"):
+        read_plink(tmp_path / "g")
+    with open(tmp_path / "g.fam") as handle:  # the matching .fam: no warning
+        lines = handle.readlines()[:42]
+    (tmp_path / "g.fam").write_text("".join(lines))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_plink(tmp_path / "g").n_samples == 42
+
+
+def test_some_missing_matches_its_expected_matrix():
+    """plink_edge_cases/some_missing.val.npy holds the A1 counts (NaN missing): ours are A2 = 2 - that."""
+    from tests.conftest import SHARED_DATA
+
+    folder = SHARED_DATA / "plink_edge_cases"
+    if not (folder / "some_missing.val.npy").exists():
+        pytest.skip(f"needs ../shared/data/plink_edge_cases (the bed-reader test files); not found at {folder}")
+    expected = np.load(folder / "some_missing.val.npy")
+    counts = read_plink(folder / "some_missing").counts()
+    np.testing.assert_array_equal(counts, np.where(np.isnan(expected), -1, 2 - np.nan_to_num(expected)))

@@ -299,3 +299,19 @@ def test_many_small_blocks_give_the_same_result(tmp_path, monkeypatch):
     mixed = read_vcf(path)
     assert not mixed.phased and "1 unphased" in mixed.info["phasing"]
     np.testing.assert_array_equal(mixed.counts()[:4], geno.counts()[:4])
+
+
+def test_a_record_that_lost_a_tab_is_refused_not_skipped(tmp_path):
+    """Without its INFO column the FORMAT field is a call: the record must not pass as 'no GT in FORMAT'."""
+    text = HEADER + record(1, "A", "G", "0/1", "1/1", "0/0") + "1\t2\trs2\tA\tG\t.\t.\tGT\t0/1\t1/1\t0/0\n"
+    (tmp_path / "lost.vcf").write_text(text)
+    with pytest.raises(InputError, match="record has 2 sample columns, the header has 3") as info:
+        read_genotypes(tmp_path / "lost.vcf")
+    assert info.value.line == text.count("\n")
+
+
+@pytest.mark.parametrize("call, fault", [("", "empty GT"), (":3", "empty GT")])
+def test_empty_calls_are_refused(tmp_path, call, fault):
+    (tmp_path / "e.vcf").write_text(HEADER + record(1, "A", "G", "0/1", call, "0/0"))
+    with pytest.raises(InputError, match=fault):
+        read_genotypes(tmp_path / "e.vcf")

@@ -34,7 +34,7 @@ def safe_names(values, what: str, target, pattern: re.Pattern = WHITESPACE) -> n
         return values
     fixed = np.array([pattern.sub("_", value) or "_" for value in values.tolist()])
     changed = int((fixed != values).sum())
-    example = values[np.flatnonzero(fixed != values)[0]]
+    example = str(values[np.flatnonzero(fixed != values)[0]])
     warnings.warn(InputWarning(f"{target}: {changed} {what} hold characters the format cannot store (e.g. "
                                f"{example!r}): written with '_' in their place"), stacklevel=3)
     return fixed
