@@ -17,6 +17,20 @@ EDGE_FILES = sorted(
     for p in (SHARED_DATA / folder).rglob("*") if p.is_file() and p.suffix not in (".md", ".tsv", ".tbi"))
 IDS = [str(p.relative_to(SHARED_DATA)) for p in EDGE_FILES]
 
+
+def _manifest() -> dict:
+    path = SHARED_DATA / "vcf_edge_cases" / "MANIFEST.tsv"
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
+    return {row["file"]: {"samples": int(row["samples"]), "records": int(row["records"])} for row in rows
+            if row.get("samples", "").isdigit() and row.get("records", "").isdigit()}
+
+
+MANIFEST = _manifest()
+
 # files that must be read (not refused), with (samples, kept variants)
 EXPECTED_SHAPES = {
     "vcf_edge_cases/real_multisample/1kg_phase3_chr1_example_multi.vcf.gz": (2504, 4293),
@@ -65,6 +79,11 @@ def test_library_reads_or_refuses(path):
     assert len(geno.variants.chrom) == geno.n_variants
     if key in EXPECTED_SHAPES:
         assert (geno.n_samples, geno.n_variants) == EXPECTED_SHAPES[key]
+    manifest = MANIFEST.get(key.removeprefix("vcf_edge_cases/"))
+    if manifest is not None:  # the manifest's own count of samples and records, made by another program
+        assert geno.n_samples == manifest["samples"]
+        skipped = int(geno.info["skipped records"].split()[0])
+        assert geno.n_variants + skipped == manifest["records"], (geno.n_variants, skipped, manifest)
 
 
 @pytest.mark.parametrize("path", EDGE_FILES, ids=IDS)
