@@ -1089,6 +1089,11 @@ def report(cases, verbose):
         totals += counts
         print(f"| {section} | " + " | ".join(map(str, counts)) + " |")
     print("| **all** | " + " | ".join(map(str, totals)) + " |")
+    for section in ("kills", "runs"):
+        group = rows.get(section, [])
+        if group:
+            landed = sum("finished before" not in c.detail for c in group)
+            print(f"{section}: {landed} of {len(group)} signals landed while the command was still running")
     for case in cases:
         if case.outcome not in ("ok", "refused", "warned") or verbose:
             print(f"  {case.outcome:>13}  {case.section}/{case.name}: {case.detail}")
