@@ -30,6 +30,19 @@ class FiniteFloat(click.FloatRange):
 POSITIVE_FLOAT = FiniteFloat(min=0, min_open=True)
 
 
+class Replicates(click.ParamType):
+    """Bootstrap replicates: 0 (off) or at least 2."""
+
+    name = "replicates"
+
+    def convert(self, value, param, ctx):
+        replicates = click.INT.convert(value, param, ctx)
+        if replicates == 1 or replicates < 0:
+            self.fail(f"{replicates} replicates: give 0 (no bootstrap) or at least 2 (ADMIXTURE's default is 200)",
+                      param, ctx)
+        return replicates
+
+
 class Folds(click.ParamType):
     """Cross-validation folds: 0 (off) or at least 2."""
 
@@ -142,8 +155,8 @@ def _quiet_openmp():
 
 
 def _device_options(function):
-    function = click.option("--threads", type=POSITIVE, default=None,
-                            help="CPU threads for torch (default: torch's).")(function)
+    function = click.option("-j", "--threads", type=POSITIVE, default=None,
+                            help="CPU threads (default: torch's); -j as ADMIXTURE's.")(function)
     function = click.option("--device", default="auto", show_default=True,
                             help="auto (CUDA when available), cpu or cuda.")(function)
     return function
@@ -154,7 +167,7 @@ def _device_options(function):
 @click.option("-k", "--k", "ks", required=True, multiple=True,
               help="Number of ancestral populations: 3, a range 2-8 or 2..8, or a list 2,4,6 (repeatable).")
 @click.option("-o", "--out", "prefix", default=None, help="Output prefix (default: the input's name, here).")
-@click.option("--seed", type=SEED, default=42, show_default=True)
+@click.option("-s", "--seed", type=SEED, default=42, show_default=True, help="Random seed (-s as ADMIXTURE's).")
 @_device_options
 @click.option("--epochs", type=COUNT, default=5, show_default=True,
               help="Most encoder training epochs (after the refinement; the encoder serves genoae project). "
@@ -163,18 +176,28 @@ def _device_options(function):
 @click.option("--tol", type=POSITIVE_FLOAT, default=1e-9, show_default=True,
               help="Stop the refinement when an iteration raises the log-likelihood by less than TOL x the number "
                    "of observed calls.")
+@click.option("-C", "loglik_tol", type=POSITIVE_FLOAT, default=None,
+              help="ADMIXTURE's -C: stop the refinement when an iteration raises the log-likelihood by less than "
+                   "this (absolute; ADMIXTURE's default 1e-4); replaces --tol, which is the same per observed call.")
+@click.option("-c", "minor_loglik_tol", type=POSITIVE_FLOAT, default=None,
+              help="ADMIXTURE's -c: the same for the re-fits of CV folds and bootstrap replicates (default: as the "
+                   "fit).")
 @click.option("--max-iter", type=POSITIVE, default=1000, show_default=True, help="Most refinement iterations.")
 @click.option("--init", "init", type=click.Choice(["als", "kmeans"]), default="als", show_default=True,
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
 @click.option("--hidden", type=POSITIVE, default=64, show_default=True, help="Encoder hidden width.")
-@click.option("--cv", type=Folds(), default=0, help="N-fold cross-validation error as ADMIXTURE's --cv (0: off).")
+@click.option("--cv", type=Folds(), default=0, is_flag=False, flag_value=5,
+              help="N-fold cross-validation error as ADMIXTURE's --cv / --cv=N (bare --cv: 5 folds; 0: off).")
+@click.option("-B", "--bootstrap", type=Replicates(), default=0, is_flag=False, flag_value=200,
+              help="ADMIXTURE's -B[N]: N moving-block bootstrap replicates over SNPs (bare -B: 200); writes "
+                   "PREFIX.K.Q_se and PREFIX.K.Q_bias.")
 @click.option("--supervised", type=click.Path(), default=None,
               help="ADMIXTURE .pop file: labelled individuals keep their population (K = number of labels).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, max_iter, init, hidden, cv,
-          supervised, precision, quiet):
+def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, loglik_tol, minor_loglik_tol,
+          max_iter, init, hidden, cv, bootstrap, supervised, precision, quiet):
     """Estimate ancestry proportions Q and allele frequencies P by maximum likelihood (ADMIXTURE's model).
 
     Q and P maximise the likelihood by block relaxation (a Newton step per row of Q and of P, as ADMIXTURE;
@@ -190,7 +213,8 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 
     run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads, epochs=epochs,
                     batch_size=batch_size, tol=tol, max_iter=max_iter, init=init, hidden=hidden, cv=cv,
-                    supervised=supervised, precision=precision, progress=not quiet, echo=click.echo)
+                    supervised=supervised, precision=precision, progress=not quiet, echo=click.echo,
+                    loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap)
     click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
 
 

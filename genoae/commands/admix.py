@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genoae.ancestry import Admixture
+from genoae.compare.metrics import fst_matrix
 from genoae.commands.common import check_outputs, check_prefix, parse_ks
 from genoae.device import choose_device
 from genoae.errors import InputError, UsageError
@@ -33,7 +34,8 @@ class AdmixRun:
 def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
               epochs: int = 5, batch_size: int = 256, tol: float = 1e-9, max_iter: int = 1000, hidden: int = 64,
               cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
-              init: str = "als") -> AdmixRun:
+              init: str = "als", loglik_tol: float | None = None, minor_loglik_tol: float | None = None,
+              bootstrap: int = 0) -> AdmixRun:
     """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
 
     Parameters
@@ -46,6 +48,11 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         Output prefix; default: the input's name without extension, in the current folder.
     supervised : str or Path, optional
         ADMIXTURE ``.pop`` file (supervised mode).
+    loglik_tol, minor_loglik_tol : float, optional
+        ADMIXTURE's ``-C`` and ``-c``: stop when an iteration raises ℓ by less than this (absolute) for the fit,
+        and for CV folds and bootstrap replicates; they replace ``tol`` (which is per observed call).
+    bootstrap : int
+        ADMIXTURE's ``-B``: this many moving-block bootstrap replicates; writes PREFIX.K.Q_se and PREFIX.K.Q_bias.
     echo : callable(str)
         Where the per-K summary lines go (the CLI passes click.echo).
     """
@@ -60,7 +67,8 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
                 break
         prefix = name
     prefix = check_prefix(prefix)
-    outputs = [f"{prefix}.{K}.{kind}" for K in ks for kind in ("Q", "P", "model.pt", "model.json")]
+    kinds = ("Q", "P", "model.pt", "model.json") + (("Q_se", "Q_bias") if bootstrap else ())
+    outputs = [f"{prefix}.{K}.{kind}" for K in ks for kind in kinds]
     check_outputs(outputs + [f"{prefix}.h5", f"{prefix}.log"], input_files(input_path) + [supervised],
                   results_file=f"{prefix}.h5")
     with OutputSet(prefix) as output:  # a second run into this prefix is refused from here on
@@ -76,6 +84,12 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         for estimator in estimators.values():  # every K is checked before the first one runs
             estimator.check(genotypes, populations)
         calls = PackedCalls.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
+        n_observed = max(1, int(calls.n_observed.sum()))
+        for estimator in estimators.values():  # ADMIXTURE's absolute criteria, as genoae's per-call ones
+            if loglik_tol is not None:
+                estimator.tol = loglik_tol / n_observed
+            if minor_loglik_tol is not None:
+                estimator.minor_tol = minor_loglik_tol / n_observed
 
         results, log_lines = {}, [
             f"# genoae admix {genotypes.source}",
@@ -88,6 +102,8 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
             estimator.fit(genotypes, populations=populations, calls=calls)
             if cv:
                 estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
+            if bootstrap:
+                estimator.bootstrap(genotypes, bootstrap, populations=populations)
             seconds = time.perf_counter() - tick
             result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
                                                   "seconds": seconds})
@@ -96,12 +112,15 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
             write_p(estimator.P_, output.path(f"{prefix}.{K}.P"))
             save_model(output.path(f"{prefix}.{K}.model.pt"), estimator.model_, genotypes.variants,
                        estimator.populations_, result.settings, estimator.loglik_)
+            if bootstrap:
+                write_q(estimator.Q_se_, output.path(f"{prefix}.{K}.Q_se"))
+                write_q(estimator.Q_bias_, output.path(f"{prefix}.{K}.Q_bias"))
             line = (f"K={K}\tloglik={estimator.loglik_:.6f}\tem_iterations={estimator.report_.em_iterations}\t"
                     f"seconds={seconds:.1f}")
             if cv:
                 line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
             echo(line)
-            log_lines += [line] + _log_details(estimator)
+            log_lines += [line] + _log_details(estimator, bootstrap)
         kept, stale = _earlier_results(prefix, genotypes, input_path, ks)
         output.remove_on_commit(stale)
         if kept:
@@ -117,20 +136,31 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     return AdmixRun(results, files, output.final(log_path), estimators)
 
 
-def _log_details(estimator: Admixture) -> list:
-    """The log's lines under one K's summary line: start, refinement, encoder, timings, supervised columns."""
+def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
+    """The log's lines under one K's summary line: start, refinement with ℓ per iteration, encoder, timings,
+    supervised columns, F_ST between the clusters (as ADMIXTURE's log prints it), bootstrap."""
     report = estimator.report_
     lines = [f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; refinement: {report.em_iterations} "
              f"quasi-Newton iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
              f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
              f"{report.network_loglik:.3f} (its Q alone, before any EM)",
              "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
+    trace = np.asarray(estimator.loglik_trace_, dtype=np.float64)
+    lines.append("#   loglik per iteration (from the start): " + " ".join(f"{value:.3f}" for value in trace))
     if estimator.populations_:
         lines.append("#   supervised: Q columns = " + " ".join(estimator.populations_))
+    if estimator.K > 1:
+        fst = fst_matrix(estimator.P_)
+        names = estimator.populations_ or [f"Pop{k}" for k in range(estimator.K)]
+        lines.append("#   Fst divergences between estimated populations (ADMIXTURE's estimator):")
+        lines.append("#   \t" + "\t".join(names[:-1]))
+        lines += ["#   " + names[a] + "\t" + "\t".join(f"{fst[a, b]:.3f}" for b in range(a)) for a in range(estimator.K)]
+    if bootstrap:
+        lines.append(f"#   bootstrap: {bootstrap} moving-block replicates over SNPs; Q_se and Q_bias written")
     return lines
 
 
-_KIND_ORDER = {"Q": 0, "P": 1, "pt": 2, "json": 3}
+_KIND_ORDER = {"Q": 0, "Q_se": 1, "Q_bias": 2, "P": 3, "pt": 4, "json": 5}
 
 
 def _output_order(path: Path):
@@ -165,7 +195,8 @@ def _earlier_results(prefix: str, genotypes, input_path, ks) -> tuple[dict, list
             and all(r.settings.get("input") == str(input_path) for r in others.values()))
     if same:
         return others, []
-    stale = [Path(f"{prefix}.{K}.{kind}") for K in others for kind in ("Q", "P", "model.pt", "model.json")]
+    stale = [Path(f"{prefix}.{K}.{kind}") for K in others
+             for kind in ("Q", "P", "model.pt", "model.json", "Q_se", "Q_bias")]
     return {}, [path for path in stale if path.exists()]
 
 
