@@ -40,7 +40,7 @@ def test_absolute_tolerance_is_the_per_call_one_times_the_calls(tmp_path):
     write_plink(admixed(), tmp_path / "d")
     quiet = dict(epochs=0, progress=False, echo=lambda line: None)
     absolute = run_admix(tmp_path / "d.bed", 2, prefix=tmp_path / "a", loglik_tol=60 * 400 * 1e-7, **quiet)
-    relative = run_admix(tmp_path / "d.bed", 2, prefix=tmp_path / "b", tol=1e-7, **quiet)
+    run_admix(tmp_path / "d.bed", 2, prefix=tmp_path / "b", tol=1e-7, **quiet)
     assert absolute.estimators[2].tol == pytest.approx(1e-7)
     np.testing.assert_array_equal(read_q(tmp_path / "a.2.Q"), read_q(tmp_path / "b.2.Q"))
 

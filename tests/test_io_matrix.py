@@ -132,10 +132,11 @@ def test_zero_variant_container_writes_everywhere(tmp_path):
         read_genotypes(tmp_path / "e.vcf.gz")
 
 
-@pytest.mark.parametrize("name", ["x.geno", "x.pgen", "x.bgen"])
-def test_unsupported_formats_are_named(tmp_path, name):
+@pytest.mark.parametrize("name, hint", [("x.geno", "convertf"), ("x.bgen", "plink2 --bgen"),
+                                        ("x.vcz", "VCF Zarr"), ("x.zarr", "VCF Zarr")])
+def test_unsupported_formats_are_named_with_the_right_tool(tmp_path, name, hint):
     (tmp_path / name).write_text("0")
-    with pytest.raises(InputError, match="not supported"):
+    with pytest.raises(InputError, match=hint):
         read_genotypes(tmp_path / name)
 
 

@@ -23,6 +23,8 @@ def detect_format(path) -> str:
         return "bcf"
     if name.endswith((".bed", ".bim", ".fam")) or Path(os.fspath(p) + ".bed").exists():
         return "plink"
+    if name.endswith((".pgen", ".pvar", ".psam")) or Path(os.fspath(p) + ".pgen").exists():
+        return "pgen"
     if name.endswith((".h5", ".hdf5")):
         return "hdf5"
     if name.endswith(".npy"):
@@ -31,12 +33,15 @@ def detect_format(path) -> str:
         return "hapt"
     if name.endswith((".txt", ".tsv", ".txt.gz", ".tsv.gz")):
         return "text"
-    if name.endswith((".geno", ".pgen", ".bgen", ".zarr", ".vcz")):
-        raise InputError(path, f"{p.suffix} files are not supported: convert to PLINK 1 .bed or VCF first "
-                               f"(e.g. plink2 --{'pfile' if name.endswith('.pgen') else 'bgen'} ... --make-bed, "
-                               f"or convertf for EIGENSTRAT .geno)")
-    raise InputError(path, "unknown genotype format: expected .bed/.bim/.fam, .vcf[.gz], .h5, .npy, "
-                           ".txt/.tsv or .hapt[.gz]")
+    if name.endswith((".zarr", ".vcz")) or name.endswith((".zarr/", ".vcz/")):
+        raise InputError(path, "VCF Zarr is not read yet: export a VCF first (vcf2zarr/bio2zarr: "
+                               "`vcz2vcf` or `bcftools`-compatible export), or PLINK with plink2")
+    if name.endswith(".bgen"):
+        raise InputError(path, "BGEN is not read: convert it first (plink2 --bgen FILE ref-first --make-pgen)")
+    if name.endswith(".geno"):
+        raise InputError(path, "EIGENSTRAT .geno is not read: convert it first (convertf to PACKEDPED, i.e. .bed)")
+    raise InputError(path, "unknown genotype format: expected .bed/.bim/.fam, .pgen/.pvar/.psam, .vcf[.gz], .h5, "
+                           ".npy, .txt/.tsv or .hapt[.gz]")
 
 
 def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
@@ -45,9 +50,9 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
     Parameters
     ----------
     path : str or Path
-        ``.bed``/``.bim``/``.fam`` or a PLINK prefix, ``.vcf``/``.vcf.gz``/``.vcf.bgz``, ``.h5``/``.hdf5``
-        (scikit-allel layout or genoae's packed one), ``.npy``, whitespace text (``.txt``/``.tsv``/``.geno``,
-        optionally gzipped), or 1000 Genomes ``.hapt``/``.hapt.gz`` haplotype text.
+        ``.bed``/``.bim``/``.fam`` or a PLINK prefix, ``.pgen``/``.pvar``/``.psam`` or a PLINK 2 prefix,
+        ``.vcf``/``.vcf.gz``/``.vcf.bgz``, ``.h5``/``.hdf5`` (scikit-allel layout or genoae's packed one), ``.npy``,
+        whitespace text (``.txt``/``.tsv``, optionally gzipped), or 1000 Genomes ``.hapt``/``.hapt.gz``.
     quiet : bool
         VCF/HDF5: do not print the one-line note about skipped records on stderr (they are still counted in
         ``genotypes.info``).
@@ -61,12 +66,16 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
         Unknown format, missing file, or bad content (naming the file, line/record and fault).
     """
     fmt = detect_format(path)
-    if fmt != "plink" and not Path(path).exists():
+    if fmt not in ("plink", "pgen") and not Path(path).exists():
         raise InputError(path, "no such file")
     if fmt == "plink":
         from genoae.io.plink import read_plink
 
         return read_plink(path)
+    if fmt == "pgen":
+        from genoae.io.pgen import read_pgen
+
+        return read_pgen(path, quiet=quiet)
     if fmt == "vcf":
         from genoae.io.vcf import read_vcf
 
@@ -99,6 +108,10 @@ def input_files(path, legend="auto") -> list[Path]:
         from genoae.io.plink import plink_paths
 
         return list(plink_paths(path))
+    if fmt == "pgen":
+        from genoae.io.pgen import pgen_paths
+
+        return list(pgen_paths(path))
     if fmt == "hapt":
         from genoae.io.matrix import find_legend
 
