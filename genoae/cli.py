@@ -105,7 +105,9 @@ def main(argv=None):
 @click.argument("path", type=click.Path())
 @click.option("--legend", type=click.Path(), default=None,
               help="Legend file (id position a0 a1) for .hapt input; default: one found beside the file.")
-def info(path, legend):
+@click.option("--region", default=None, help="VCF/BCF only: read only chr:start-end (bcftools' syntax) from the "
+              "file's index (.tbi/.csi), through bcftools.")
+def info(path, legend, region):
     """Summarise a genotype file: samples, variants, chromosomes, missing rate, ploidy/phasing, MAF.
 
     Reads PLINK .bed/.bim/.fam, VCF/.vcf.gz, HDF5 (scikit-allel layout), .npy, whitespace text and .hapt.
@@ -113,7 +115,7 @@ def info(path, legend):
     """
     from genoae.commands.info import info_file
 
-    click.echo(info_file(path, legend=legend or "auto"))
+    click.echo(info_file(path, legend=legend or "auto", region=region))
 
 
 @cli.command()
@@ -123,7 +125,9 @@ def info(path, legend):
 @click.option("--max-missing", type=FiniteFloat(0, 1), default=None,
               help="Keep variants with a missing-call rate <= this.")
 @click.option("--legend", type=click.Path(), default=None, help="Legend file for .hapt input.")
-def convert(source, target, maf, max_missing, legend):
+@click.option("--region", default=None, help="VCF/BCF only: read only chr:start-end (bcftools' syntax) from the "
+              "file's index (.tbi/.csi), through bcftools.")
+def convert(source, target, maf, max_missing, legend, region):
     """Convert SOURCE to TARGET, formats chosen by extension.
 
     Outputs: .bed (PLINK; also .bim/.fam), .vcf / .vcf.gz (BGZF; phased when the input has haplotypes),
@@ -131,7 +135,7 @@ def convert(source, target, maf, max_missing, legend):
     """
     from genoae.commands.info import convert_file
 
-    written = convert_file(source, target, maf=maf, max_missing=max_missing, legend=legend or "auto")
+    written = convert_file(source, target, maf=maf, max_missing=max_missing, legend=legend or "auto", region=region)
     note = f"; {written.info['filtered out']} filtered out" if "filtered out" in written.info else ""
     click.echo(f"wrote {target}: {written.n_samples} samples x {written.n_variants} variants"
                f"{' (phased)' if written.phased else ''}{note}")
@@ -195,9 +199,11 @@ def _device_options(function):
 @click.option("--supervised", type=click.Path(), default=None,
               help="ADMIXTURE .pop file: labelled individuals keep their population (K = number of labels).")
 @click.option("--precision", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
+@click.option("--region", default=None, help="VCF/BCF only: read only chr:start-end (bcftools' syntax) from the "
+              "file's index (.tbi/.csi), through bcftools.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, loglik_tol, minor_loglik_tol,
-          max_iter, init, hidden, cv, bootstrap, supervised, precision, quiet):
+          max_iter, init, hidden, cv, bootstrap, supervised, precision, region, quiet):
     """Estimate ancestry proportions Q and allele frequencies P by maximum likelihood (ADMIXTURE's model).
 
     Q and P maximise the likelihood by block relaxation (a Newton step per row of Q and of P, as ADMIXTURE;
@@ -214,7 +220,7 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
     run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads, epochs=epochs,
                     batch_size=batch_size, tol=tol, max_iter=max_iter, init=init, hidden=hidden, cv=cv,
                     supervised=supervised, precision=precision, progress=not quiet, echo=click.echo,
-                    loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap)
+                    loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap, region=region)
     click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
 
 

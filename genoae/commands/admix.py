@@ -35,7 +35,7 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
               epochs: int = 5, batch_size: int = 256, tol: float = 1e-9, max_iter: int = 1000, hidden: int = 64,
               cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
               init: str = "als", loglik_tol: float | None = None, minor_loglik_tol: float | None = None,
-              bootstrap: int = 0) -> AdmixRun:
+              bootstrap: int = 0, region: str | None = None) -> AdmixRun:
     """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
 
     Parameters
@@ -53,6 +53,8 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         and for CV folds and bootstrap replicates; they replace ``tol`` (which is per observed call).
     bootstrap : int
         ADMIXTURE's ``-B``: this many moving-block bootstrap replicates; writes PREFIX.K.Q_se and PREFIX.K.Q_bias.
+    region : str, optional
+        Indexed VCF/BCF input only: fit on the records of ``chr:start-end``.
     echo : callable(str)
         Where the per-K summary lines go (the CLI passes click.echo).
     """
@@ -72,14 +74,15 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     check_outputs(outputs + [f"{prefix}.h5", f"{prefix}.log"], input_files(input_path) + [supervised],
                   results_file=f"{prefix}.h5")
     with OutputSet(prefix) as output:  # a second run into this prefix is refused from here on
-        genotypes = read_genotypes(input_path)
+        genotypes = read_genotypes(input_path, region=region)
         if cv and cv > genotypes.n_variants:
             raise UsageError(f"--cv {cv}: more folds than the {genotypes.n_variants} variants; each fold should "
                              f"hold many calls (ADMIXTURE users take 5 or 10)")
         populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
         torch_device = choose_device(device)
         estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol,
-                                   max_iter=max_iter, seed=seed, device=str(torch_device), threads=threads, precision=precision,
+                                   max_iter=max_iter, seed=seed, device=str(torch_device), threads=threads,
+                                   precision=precision,
                                    progress=progress, init=init) for K in ks}
         for estimator in estimators.values():  # every K is checked before the first one runs
             estimator.check(genotypes, populations)
@@ -154,7 +157,8 @@ def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
         names = estimator.populations_ or [f"Pop{k}" for k in range(estimator.K)]
         lines.append("#   Fst divergences between estimated populations (ADMIXTURE's estimator):")
         lines.append("#   \t" + "\t".join(names[:-1]))
-        lines += ["#   " + names[a] + "\t" + "\t".join(f"{fst[a, b]:.3f}" for b in range(a)) for a in range(estimator.K)]
+        lines += ["#   " + names[a] + "\t" + "\t".join(f"{fst[a, b]:.3f}" for b in range(a))
+                  for a in range(estimator.K)]
     if bootstrap:
         lines.append(f"#   bootstrap: {bootstrap} moving-block replicates over SNPs; Q_se and Q_bias written")
     return lines
@@ -191,7 +195,8 @@ def _earlier_results(prefix: str, genotypes, input_path, ks) -> tuple[dict, list
         return {}, []
     others = {K: result for K, result in old.items() if K not in ks}
     same = (len(samples.iid) == genotypes.n_samples and len(variants.id) == genotypes.n_variants
-            and np.array_equal(samples.iid, genotypes.samples.iid) and np.array_equal(variants.id, genotypes.variants.id)
+            and np.array_equal(samples.iid, genotypes.samples.iid)
+            and np.array_equal(variants.id, genotypes.variants.id)
             and all(r.settings.get("input") == str(input_path) for r in others.values()))
     if same:
         return others, []

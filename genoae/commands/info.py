@@ -61,15 +61,16 @@ def summarise(genotypes: Genotypes) -> str:
     return "\n".join(lines)
 
 
-def info_file(path, legend="auto") -> str:
-    """``genoae info``: the summary of the genotype file at ``path`` (``legend``: for ``.hapt`` input)."""
-    return summarise(read_genotypes(path, legend=legend))
+def info_file(path, legend="auto", region=None) -> str:
+    """``genoae info``: the summary of the genotype file at ``path`` (``legend``: for ``.hapt`` input; ``region``:
+    for an indexed VCF/BCF)."""
+    return summarise(read_genotypes(path, legend=legend, region=region))
 
 
 def convert_file(source, target, maf: float | None = None, max_missing: float | None = None,
-                 legend="auto") -> Genotypes:
+                 legend="auto", region=None) -> Genotypes:
     """``genoae convert``: SOURCE to TARGET (formats by extension), optionally filtered; returns what was written."""
     if Path(target).is_dir():
         raise UsageError(f"{target} is a folder: give a file name (e.g. {Path(target) / 'out.bed'})")
     check_outputs(output_files(target), input_files(source, legend))
-    return convert(source, target, maf=maf, max_missing=max_missing, legend=legend)
+    return convert(source, target, maf=maf, max_missing=max_missing, legend=legend, region=region)

@@ -44,7 +44,7 @@ def detect_format(path) -> str:
                            ".npy, .txt/.tsv or .hapt[.gz]")
 
 
-def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
+def read_genotypes(path, quiet: bool = False, legend="auto", region: str | None = None) -> Genotypes:
     """Read genotypes from any supported file into a :class:`genoae.Genotypes`.
 
     Parameters
@@ -56,6 +56,8 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
     quiet : bool
         VCF/HDF5: do not print the one-line note about skipped records on stderr (they are still counted in
         ``genotypes.info``).
+    region : str, optional
+        VCF/BCF only: ``chr1:1-5000000``, read from the file's index through bcftools.
     legend : str, Path, None or "auto"
         ``.hapt`` only: legend file (``id position a0 a1``) for chromosome/position/alleles; "auto" looks for one
         beside the file, None gives placeholder variants.
@@ -68,6 +70,8 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
     fmt = detect_format(path)
     if fmt not in ("plink", "pgen") and not Path(path).exists():
         raise InputError(path, "no such file")
+    if region is not None and fmt not in ("vcf", "bcf"):
+        raise InputError(path, "--region needs a VCF or BCF input with an index (bcftools index)")
     if fmt == "plink":
         from genoae.io.plink import read_plink
 
@@ -76,10 +80,10 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
         from genoae.io.pgen import read_pgen
 
         return read_pgen(path, quiet=quiet)
-    if fmt == "vcf":
+    if fmt in ("vcf", "bcf"):
         from genoae.io.vcf import read_vcf
 
-        return read_vcf(path, quiet=quiet)
+        return read_vcf(path, quiet=quiet, region=region)
     if fmt == "hdf5":
         from genoae.io.hdf5 import read_hdf5
 
@@ -96,8 +100,7 @@ def read_genotypes(path, quiet: bool = False, legend="auto") -> Genotypes:
         from genoae.io.matrix import read_hapt
 
         return read_hapt(path, legend=legend)
-    raise InputError(path, f"reading {fmt} files is not supported: convert to VCF first "
-                           f"(bcftools view -Oz -o out.vcf.gz {Path(path).name})")
+    raise AssertionError(f"detect_format returned {fmt!r}, which read_genotypes does not dispatch")
 
 
 def input_files(path, legend="auto") -> list[Path]:
@@ -174,7 +177,7 @@ def write_genotypes(genotypes: Genotypes, path):
 
 
 def convert(source, target, maf: float | None = None, max_missing: float | None = None, quiet: bool = False,
-            legend="auto") -> Genotypes:
+            legend="auto", region: str | None = None) -> Genotypes:
     """Read ``source`` (any reader), optionally filter variants, write ``target`` (writer chosen by extension).
 
     Parameters
@@ -183,6 +186,8 @@ def convert(source, target, maf: float | None = None, max_missing: float | None 
         Keep variants with minor allele frequency >= ``maf``.
     max_missing : float, optional
         Keep variants with a missing-call rate <= ``max_missing``.
+    region : str, optional
+        Indexed VCF/BCF only: the records of ``chr:start-end``.
 
     Returns
     -------
@@ -190,7 +195,7 @@ def convert(source, target, maf: float | None = None, max_missing: float | None 
         What was written.
     """
     output_format(target)  # refuse an unknown output extension before reading anything
-    genotypes = read_genotypes(source, quiet=quiet, legend=legend)
+    genotypes = read_genotypes(source, quiet=quiet, legend=legend, region=region)
     if maf is not None or max_missing is not None:
         n_before = genotypes.n_variants
         genotypes = genotypes.filter(maf=maf, max_missing=max_missing)

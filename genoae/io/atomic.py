@@ -193,8 +193,8 @@ class OutputSet:
 
                 holder = self._lock_holder() or "another process"
                 raise UsageError(f"{self.prefix}: another genoae run is writing this prefix ({holder}; "
-                                 f"{self.lock}); wait for it to finish or choose another -o (if no such run is alive, delete "
-                                 f"{self.lock.name})") from None
+                                 f"{self.lock}); wait for it to finish or choose another -o (if no such run is "
+                                 f"alive, delete {self.lock.name})") from None
             with os.fdopen(fd, "w") as handle:
                 handle.write(me + "\n")
             return
