@@ -277,7 +277,9 @@ def demo(out_dir, K, seed, device, threads, quiet):
               help="Write REPORT.json, REPORT_structure.png and REPORT_pca.png.")
 @click.option("--no-plots", is_flag=True, help="With -o, write the JSON only.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (for the likelihood).")
-def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_plots, device):
+@click.option("--pop-column", default=None, help="The label column of a --pop table (e.g. super_pop of the 1000 "
+              "Genomes tables); default: the first of POP, population, super_pop, ... present.")
+def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_plots, device, pop_column):
     """Compare ancestry runs (ADMIXTURE, fastmixture, Neural ADMIXTURE, genoae) on the same GENOTYPES.
 
     Each RUN is a .Q file (its .P beside it), a genoae .h5 (every K inside) or a prefix (every PREFIX.K.Q).
@@ -292,7 +294,8 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # every run's warning, not just the first of each kind
         comparison = compare_files(genotypes, runs, pop_path=pop_path, sources=sources,
-                                   p_conventions=p_conventions, ks=ks, device=choose_device(device), report=report)
+                                   p_conventions=p_conventions, ks=ks, device=choose_device(device), report=report,
+                                   pop_column=pop_column)
     click.echo(format_report(comparison))
     if report:
         for path in write_report(comparison, report, plots=not no_plots, device=choose_device(device)):
@@ -313,7 +316,9 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
 @click.option("--title", default=None, help="Figure title.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (for the PCA).")
 @click.option("-o", "--out", "out", type=click.Path(), required=True, help="FIG.png, FIG.pdf or FIG.svg.")
-def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out):
+@click.option("--pop-column", default=None, help="The label column of a --pop table (e.g. super_pop of the 1000 "
+              "Genomes tables); default: the first of POP, population, super_pop, ... present.")
+def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out, pop_column):
     """Structure (stacked-bar) plot of ancestry runs, or with --pca a PCA scatter of genotypes.
 
     RUNS are .Q files, genoae .h5 files or prefixes, as for compare; several K are stacked as panels with
@@ -324,11 +329,12 @@ def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out):
 
     if pca_genotypes:
         path = plot_pca_files(pca_genotypes, out, pop_path=pop_path, run_specs=runs, ks=ks, sources=sources,
-                              seed=seed, title=title, device=choose_device(device))
+                              seed=seed, title=title, device=choose_device(device), pop_column=pop_column)
     else:
         if not runs:
             raise UsageError("plot: give at least one run (.Q, .h5 or prefix), or --pca GENOTYPES")
-        path = plot_structure_files(runs, out, pop_path=pop_path, ks=ks, sources=sources, title=title)
+        path = plot_structure_files(runs, out, pop_path=pop_path, ks=ks, sources=sources, title=title,
+                                    pop_column=pop_column)
     click.echo(f"wrote {path}", err=True)
 
 
@@ -371,12 +377,14 @@ def vae():
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=POSITIVE, default=None, help="CPU threads for torch.")
+@click.option("--pop-column", default=None, help="The label column of a --pop table (e.g. super_pop of the 1000 "
+              "Genomes tables); default: the first of POP, population, super_pop, ... present.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def vae_train(input_path, labels, output, quiet, **params):
+def vae_train(input_path, labels, output, quiet, pop_column, **params):
     """Train a VAE on INPUT (VCF, PLINK, HDF5, .hapt ...) and save it to MODEL."""
     from genoae.commands.vae import train_file
 
-    estimator = train_file(input_path, output, labels=labels, progress=not quiet, **params)
+    estimator = train_file(input_path, output, labels=labels, progress=not quiet, pop_column=pop_column, **params)
     history = estimator.history_
     pops = f"{len(estimator.populations_)} populations" if estimator.populations_ else "unconditional"
     if history.best_epoch:
@@ -425,13 +433,15 @@ def vae_sample(model, n, populations, output, temperature, seed, device, threads
               help="Random halvings of HOLDOUT (by person) scored as if one half were synthetic: the privacy loss "
               "of fresh real genomes, i.e. its noise level at this sample size.  0 skips it.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed):
+@click.option("--pop-column", default=None, help="The label column of the --pop table (e.g. super_pop).")
+def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed, pop_column):
     """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
     from genoae.commands.vae import evaluate_files
     from genoae.simulate.evaluate import format_summary
 
     report = evaluate_files(real, synthetic, output, holdout_path=holdout, labels=labels, ld_window=ld_window,
-                            max_rows=max_rows, seed=seed, reference_repeats=reference_repeats)
+                            max_rows=max_rows, seed=seed, reference_repeats=reference_repeats,
+                            pop_column=pop_column)
     click.echo(format_summary(report))
 
 

@@ -280,3 +280,15 @@ def test_names_with_whitespace_are_written_safely_and_read_back(tmp_path, capsys
     back = read_genotypes(tmp_path / "odd.vcf")
     assert list(back.samples.iid) == ["a b", "c_d", "e", "f", "g h", "i"]  # VCF keeps spaces, not tabs
     np.testing.assert_array_equal(back.counts(), geno.counts())
+
+
+def test_pop_column_chooses_the_label_column():
+    from pathlib import Path
+
+    from genoae.commands.plot import _labels_for
+
+    data = Path(__file__).resolve().parents[1] / "genoae" / "data"
+    geno = read_genotypes(data / "demo_1kg805.bed")
+    supers = _labels_for(data / "demo_1kg805.labels.tsv", [], geno, column="super_pop")
+    pops = _labels_for(data / "demo_1kg805.labels.tsv", [], geno, column="pop")
+    assert set(supers) == {"AFR", "AMR", "EAS", "EUR", "SAS"} and len(set(pops)) > 5

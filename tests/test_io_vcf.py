@@ -315,3 +315,16 @@ def test_empty_calls_are_refused(tmp_path, call, fault):
     (tmp_path / "e.vcf").write_text(HEADER + record(1, "A", "G", "0/1", call, "0/0"))
     with pytest.raises(InputError, match=fault):
         read_genotypes(tmp_path / "e.vcf")
+
+
+def test_plink_missing_allele_code_is_not_written_as_a_base(tmp_path):
+    from genoae.genotypes import Genotypes, Variants
+
+    geno = Genotypes.from_counts(np.array([[2, 0], [2, 1]], np.int8), variants=Variants(
+        chrom=np.array(["1", "1"]), pos=np.array([10, 20]), id=np.array(["rsA", "rsB"]),
+        a1=np.array(["0", "C"]), a2=np.array(["T", "0"])))
+    write_genotypes(geno, tmp_path / "m.vcf")
+    records = [line.split("\t") for line in (tmp_path / "m.vcf").read_text().splitlines() if line[0] != "#"]
+    assert [r[3:5] for r in records] == [[".", "T"], ["C", "."]]
+    back = read_genotypes(tmp_path / "m.vcf", quiet=True)  # REF '.' reads back as 0; ALT '.' has no ALT to count
+    assert list(back.variants.a1) == ["0"] and back.n_variants == 1

@@ -13,7 +13,7 @@ from genoae.plot import pca_plot, structure_plot
 
 
 def compare_files(genotypes_path, run_specs, pop_path=None, sources=(), p_conventions=(), ks=None,
-                  device="cpu", report=None) -> Comparison:
+                  device="cpu", report=None, pop_column=None) -> Comparison:
     """Read genotypes, runs and labels, and compare (see :func:`genoae.compare.compare_runs`).
 
     ``report``: the prefix the report will be written to (checked here, before the work).
@@ -24,7 +24,8 @@ def compare_files(genotypes_path, run_specs, pop_path=None, sources=(), p_conven
         check_outputs(report_paths(report), inputs)
     genotypes = read_genotypes(genotypes_path)
     runs = load_run_specs(run_specs, sources, p_conventions, parse_ks(ks))
-    labels = None if pop_path is None else read_labels(pop_path, genotypes.samples, missing_ok=True)
+    labels = None if pop_path is None else read_labels(pop_path, genotypes.samples, column=pop_column,
+                                                                    missing_ok=True)
     return compare_runs(genotypes, runs, labels=labels, device=device)
 
 

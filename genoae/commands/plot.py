@@ -21,32 +21,32 @@ def structure_plot_runs(runs, path, labels=None, **kwargs) -> Path:
                           **kwargs)
 
 
-def _labels_for(pop_path, runs, genotypes=None):
+def _labels_for(pop_path, runs, genotypes=None, column=None):
     """Population labels in the individuals' order: matched by ID to the genotypes or to a run that names its
     individuals (.h5), else taken in file order."""
     if pop_path is None:
         return None
     if genotypes is not None:
-        return read_labels(pop_path, genotypes.samples, missing_ok=True)
+        return read_labels(pop_path, genotypes.samples, column=column, missing_ok=True)
     with_ids = next((run.samples for run in runs if run.samples is not None), None)
     if with_ids is not None:
-        return read_labels(pop_path, with_ids, missing_ok=True)
-    return read_labels(pop_path, n_samples=runs[0].Q.shape[0] if runs else None)
+        return read_labels(pop_path, with_ids, column=column, missing_ok=True)
+    return read_labels(pop_path, column=column, n_samples=runs[0].Q.shape[0] if runs else None)
 
 
-def plot_structure_files(run_specs, out, pop_path=None, ks=None, sources=(), title=None) -> Path:
+def plot_structure_files(run_specs, out, pop_path=None, ks=None, sources=(), title=None, pop_column=None) -> Path:
     """``genoae plot``: structure plot of the runs named on the command line, K stacked as panels."""
     runs = load_run_specs(run_specs, sources=sources, ks=parse_ks(ks))
-    labels = _labels_for(pop_path, runs)
+    labels = _labels_for(pop_path, runs, column=pop_column)
     return structure_plot_runs(runs, out, labels=labels, title=title)
 
 
 def plot_pca_files(genotypes_path, out, pop_path=None, run_specs=(), ks=None, sources=(), seed=0, title=None,
-                   device="cpu") -> Path:
+                   device="cpu", pop_column=None) -> Path:
     """``genoae plot --pca``: PCA of genotypes, coloured by population or by the dominant cluster of a run."""
     genotypes = read_genotypes(genotypes_path)
     runs = load_run_specs(run_specs, sources=sources, ks=parse_ks(ks)) if run_specs else []
-    labels = _labels_for(pop_path, runs, genotypes)
+    labels = _labels_for(pop_path, runs, genotypes, column=pop_column)
     Q = None
     if runs and labels is None:
         align_runs(runs)

@@ -1,10 +1,11 @@
 """``genoae vae train / sample / evaluate``: read, call :mod:`genoae.simulate`, write the model, genomes or report."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from genoae.device import set_threads
-from genoae.errors import UsageError
+from genoae.errors import InputWarning, UsageError
 from genoae.genotypes import Genotypes
 from genoae.commands.common import check_outputs
 from genoae.io import input_files, output_files, output_format, read_genotypes, write_genotypes
@@ -16,12 +17,12 @@ from genoae.simulate.evaluate import evaluate_synthetic, synthetic_populations
 
 
 def train_file(input_path, output, labels=None, seed: int | None = 0, threads: int | None = None,
-               **params) -> SyntheticGenomes:
+               pop_column=None, **params) -> SyntheticGenomes:
     """``genoae vae train``: read genotypes (any format) and optional population labels, fit, save the model."""
     check_outputs([output], input_files(input_path) + [labels])
     set_threads(threads)
     genotypes = read_genotypes(input_path)
-    populations = read_labels(labels, genotypes.samples) if labels else None
+    populations = read_labels(labels, genotypes.samples, column=pop_column) if labels else None
     estimator = SyntheticGenomes(seed=seed, **params).fit(genotypes, populations)
     estimator.save(output)
     return estimator
@@ -64,7 +65,7 @@ def write_report(report: dict, arrays: dict, prefix) -> list:
 
 
 def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=None, ld_window: int = 100,
-                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5) -> dict:
+                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5, pop_column=None) -> dict:
     """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
 
     ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
@@ -74,12 +75,17 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
     synthetic = read_genotypes(synthetic_path)
     holdout = read_genotypes(holdout_path) if holdout_path else None
     real_pops = synth_pops = hold_pops = None
+    if labels and holdout is None:
+        warnings.warn(InputWarning("--pop without --holdout: no train-on-synthetic accuracy row (the classifier "
+                                   "trained on synthetic genomes is scored on real genomes not used in training)"))
     if labels and holdout is not None:
-        real_pops = read_labels(labels, real.samples)
-        hold_pops = read_labels(labels, holdout.samples)
+        real_pops = read_labels(labels, real.samples, column=pop_column)
+        hold_pops = read_labels(labels, holdout.samples, column=pop_column)
         synth_pops = synthetic_populations(synthetic.samples.iid)
         if not all(synth_pops):
             real_pops = None  # synthetic individuals without a population in their name: no classifier
+            warnings.warn(InputWarning("synthetic individuals are not named synth_<pop>_<i>: no train-on-synthetic "
+                                       "accuracy row"))
     report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops, synth_pops, hold_pops, ld_window,
                                         max_rows, seed, reference_repeats)
     report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),

@@ -565,9 +565,10 @@ def _variant_table(records: list[tuple], path) -> Variants:
         bad = int(np.argmin(pos))
         raise InputError(path, f"POS {int(pos[bad])} is negative", columns[0][bad])
     cm = np.array([_info_cm(info) for info in columns[6]], np.float64)
+    ref = np.char.decode(np.array(columns[4]), "utf-8", "replace")
     return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8", "replace"), pos=pos,
                     id=np.char.decode(np.array(columns[3]), "utf-8", "replace"),
-                    a1=np.char.decode(np.array(columns[4]), "utf-8", "replace"),
+                    a1=np.where(ref == ".", "0", ref),  # REF '.': PLINK's missing allele code, as genoae writes it
                     a2=np.char.decode(np.array(columns[5]), "utf-8", "replace"), cm=cm)
 
 
@@ -678,6 +679,10 @@ def write_vcf(genotypes: Genotypes, path, chunk: int = 4096, level: int = 4) -> 
     v = genotypes.variants
     chrom, ids, ref, alt = (safe_names(values, what, path) for values, what in (
         (v.chrom, "chromosome names"), (v.id, "variant IDs"), (v.a1, "REF alleles"), (v.a2, "ALT alleles")))
+    # PLINK's missing allele code 0 (a monomorphic SNP's A1) is no base: written '.', which htslib and plink2 read
+    # and genoae's reader turns back into 0
+    ref = np.where(ref == "0", ".", ref)
+    alt = np.where(alt == "0", ".", alt)
     write_cm = bool(np.any(v.cm != 0))
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
         out = BgzfWriter(raw, level) if compressed else raw
