@@ -30,30 +30,19 @@ class FiniteFloat(click.FloatRange):
 POSITIVE_FLOAT = FiniteFloat(min=0, min_open=True)
 
 
-class Replicates(click.ParamType):
-    """Bootstrap replicates: 0 (off) or at least 2."""
+class OffOrAtLeastTwo(click.ParamType):
+    """0 (off) or at least 2: CV folds and bootstrap replicates (one of either estimates nothing)."""
 
-    name = "replicates"
+    name = "number"
 
-    def convert(self, value, param, ctx):
-        replicates = click.INT.convert(value, param, ctx)
-        if replicates == 1 or replicates < 0:
-            self.fail(f"{replicates} replicates: give 0 (no bootstrap) or at least 2 (ADMIXTURE's default is 200)",
-                      param, ctx)
-        return replicates
-
-
-class Folds(click.ParamType):
-    """Cross-validation folds: 0 (off) or at least 2."""
-
-    name = "folds"
+    def __init__(self, what: str, usual: str):
+        self.what, self.usual = what, usual
 
     def convert(self, value, param, ctx):
-        folds = click.INT.convert(value, param, ctx)
-        if folds == 1 or folds < 0:
-            self.fail(f"{folds} folds: give 0 (no cross-validation) or at least 2 (ADMIXTURE uses 5 or 10)",
-                      param, ctx)
-        return folds
+        number = click.INT.convert(value, param, ctx)
+        if number == 1 or number < 0:
+            self.fail(f"{number} {self.what}: give 0 (off) or at least 2 ({self.usual})", param, ctx)
+        return number
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -191,9 +180,9 @@ def _device_options(function):
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
 @click.option("--hidden", type=POSITIVE, default=64, show_default=True, help="Encoder hidden width.")
-@click.option("--cv", type=Folds(), default=0, is_flag=False, flag_value=5,
+@click.option("--cv", type=OffOrAtLeastTwo("folds", "ADMIXTURE users take 5 or 10"), default=0, is_flag=False, flag_value=5,
               help="N-fold cross-validation error as ADMIXTURE's --cv / --cv=N (bare --cv: 5 folds; 0: off).")
-@click.option("-B", "--bootstrap", type=Replicates(), default=0, is_flag=False, flag_value=200,
+@click.option("-B", "--bootstrap", type=OffOrAtLeastTwo("replicates", "ADMIXTURE's default is 200"), default=0, is_flag=False, flag_value=200,
               help="ADMIXTURE's -B[N]: N moving-block bootstrap replicates over SNPs (bare -B: 200); writes "
                    "PREFIX.K.Q_se and PREFIX.K.Q_bias.")
 @click.option("--supervised", type=click.Path(), default=None,

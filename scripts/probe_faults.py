@@ -219,42 +219,32 @@ def plink_cases(work: Path, base: Genotypes, rng) -> list:
         for _ in range(rng.integers(1, 5)):
             data[rng.integers(3, len(data))] = rng.integers(0, 256)
         variant(f"bed_byte_edit{trial}", bed_data=bytes(data), expect="either", shape_=shape)
-    # random line edits of the .bim and .fam
-    for trial in range(10):
-        lines = list(bim_lines)
-        j = int(rng.integers(len(lines)))
-        edit = trial % 5
-        if edit == 0:
-            del lines[j]
-        elif edit == 1:
-            lines.insert(j, lines[j])
-        elif edit == 2:
-            lines[j] = lines[j].replace("\t", " ", 2)
-        elif edit == 3:
-            lines[j] = lines[j][: len(lines[j]) // 2]
-        else:
-            lines[j] = "garbage"
-        expect = "either" if edit == 2 else "refuse"
-        variant(f"bim_line_edit{trial}", bim_text="\n".join(lines) + "\n", expect=expect, shape_=shape)
-    for trial in range(10):
-        lines = list(fam_lines)
-        j = int(rng.integers(len(lines)))
-        edit = trial % 5
-        if edit == 0:
-            del lines[j]
-        elif edit == 1:
-            lines.insert(j, lines[j])
-        elif edit == 2:
-            lines[j] = lines[j].replace(" ", "\t", 2)
-        elif edit == 3:
-            lines[j] = lines[j][: len(lines[j]) // 2]
-        else:
-            lines[j] = "garbage"
-        # deleting a line changes N: refused by size or by the padding bits; one more line within the same row
-        # length is warned about (see fam_plus1)
-        expect = "either" if edit == 2 else "warn" if edit == 1 else "refuse"
-        variant(f"fam_line_edit{trial}", fam_text="\n".join(lines) + "\n", expect=expect, shape_=shape)
+    # random line edits of the .bim and .fam: a line deleted, doubled, re-spaced, cut or replaced
+    for kind, lines, separators in (("bim", bim_lines, ("\t", " ")), ("fam", fam_lines, (" ", "\t"))):
+        for trial in range(10):
+            edit = trial % 5
+            text = "\n".join(_edit_line(list(lines), int(rng.integers(len(lines))), edit, separators)) + "\n"
+            # re-spacing keeps a valid file; for the .fam, one more line within the same row length is warned
+            # about (see fam_plus1); every other edit must be refused
+            expect = "either" if edit == 2 else "warn" if edit == 1 and kind == "fam" else "refuse"
+            variant(f"{kind}_line_edit{trial}", expect=expect, shape_=shape, **{f"{kind}_text": text})
     return cases
+
+
+def _edit_line(lines: list, j: int, edit: int, separators: tuple) -> list:
+    """Line ``j`` deleted (0), doubled (1), with two separators swapped for the other kind (2), cut in half (3) or
+    replaced by garbage (4)."""
+    if edit == 0:
+        del lines[j]
+    elif edit == 1:
+        lines.insert(j, lines[j])
+    elif edit == 2:
+        lines[j] = lines[j].replace(separators[0], separators[1], 2)
+    elif edit == 3:
+        lines[j] = lines[j][: len(lines[j]) // 2]
+    else:
+        lines[j] = "garbage"
+    return lines
 
 
 def vcf_cases(work: Path, base: Genotypes, rng) -> list:
@@ -854,6 +844,12 @@ def genoae_command(args):
     return [sys.executable, "-m", "genoae", *map(str, args)]
 
 
+def _default_sigint():
+    """In the child: Ctrl-C as in a terminal.  A probe started in the background (``cmd &`` in a script) has
+    SIGINT ignored, which its children inherit, and then Python installs no KeyboardInterrupt at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_probes(work: Path, n_trials: int, rng) -> list:
     """Kill ``convert`` and ``admix`` at random moments: every output is either absent or whole and readable."""
     folder = work / "kills"
@@ -877,7 +873,7 @@ def kill_probes(work: Path, n_trials: int, rng) -> list:
         sig = signal.SIGKILL if trial % 2 == 0 else signal.SIGINT
         delay = float(rng.uniform(0.4, 2.0) if kind < 5 else rng.uniform(1.0, 6.0))
         process = subprocess.Popen(genoae_command(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   cwd=folder, start_new_session=True)
+                                   cwd=folder, start_new_session=True, preexec_fn=_default_sigint)
         time.sleep(delay)
         finished_first = process.poll() is not None
         if not finished_first:
@@ -949,7 +945,7 @@ def run_probes(work: Path, base: Genotypes) -> list:
                                        "--epochs", "0"]), check=True, capture_output=True)
         process = subprocess.Popen(genoae_command(["admix", folder / "b.bed", "-k", "2,3", "-o", prefix, "--quiet",
                                                    "--epochs", "0"]), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True)
+                                   stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_default_sigint)
         time.sleep(2.5 + 1.0 * trial)
         finished_first = process.poll() is not None
         if not finished_first:
