@@ -8,6 +8,7 @@ from pathlib import Path
 
 from genoae.errors import UsageError
 from genoae.io.results import is_results_file
+from genoae.io.vcz import is_zarr_store
 
 
 def parse_ks(values) -> list[int]:
@@ -67,7 +68,7 @@ def check_outputs(outputs, inputs, results_file=None) -> None:
         if real in taken:
             raise UsageError(f"{output} is the input {taken[real]}: it would be overwritten; choose another output "
                              "name (-o)")
-        if output.is_dir():
+        if output.is_dir() and not is_zarr_store(output):  # a VCF Zarr output is a folder, replaced as a whole
             raise UsageError(f"{output} is a directory; choose another output name (-o)")
         if results_file is not None and real == os.path.realpath(results_file) and output.exists() \
                 and not is_results_file(output):

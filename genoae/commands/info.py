@@ -9,6 +9,7 @@ import numpy as np
 from genoae.errors import UsageError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes
 from genoae.commands.common import check_outputs
+from genoae.io.vcz import is_zarr_store
 from genoae.io import convert, input_files, output_files, read_genotypes
 
 
@@ -70,7 +71,7 @@ def info_file(path, legend="auto", region=None) -> str:
 def convert_file(source, target, maf: float | None = None, max_missing: float | None = None,
                  legend="auto", region=None) -> Genotypes:
     """``genoae convert``: SOURCE to TARGET (formats by extension), optionally filtered; returns what was written."""
-    if Path(target).is_dir():
+    if Path(target).is_dir() and not is_zarr_store(target):
         raise UsageError(f"{target} is a folder: give a file name (e.g. {Path(target) / 'out.bed'})")
     check_outputs(output_files(target), input_files(source, legend))
     return convert(source, target, maf=maf, max_missing=max_missing, legend=legend, region=region)

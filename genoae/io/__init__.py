@@ -33,9 +33,8 @@ def detect_format(path) -> str:
         return "hapt"
     if name.endswith((".txt", ".tsv", ".txt.gz", ".tsv.gz")):
         return "text"
-    if name.endswith((".zarr", ".vcz")) or name.endswith((".zarr/", ".vcz/")):
-        raise InputError(path, "VCF Zarr is not read yet: export a VCF first (vcf2zarr/bio2zarr: "
-                               "`vcz2vcf` or `bcftools`-compatible export), or PLINK with plink2")
+    if name.rstrip("/").endswith((".zarr", ".vcz")):
+        return "vcz"
     if name.endswith(".bgen"):
         raise InputError(path, "BGEN is not read: convert it first (plink2 --bgen FILE ref-first --make-pgen)")
     if name.endswith(".geno"):
@@ -52,7 +51,8 @@ def read_genotypes(path, quiet: bool = False, legend="auto", region: str | None 
     path : str or Path
         ``.bed``/``.bim``/``.fam`` or a PLINK prefix, ``.pgen``/``.pvar``/``.psam`` or a PLINK 2 prefix,
         ``.vcf``/``.vcf.gz``/``.vcf.bgz``, ``.h5``/``.hdf5`` (scikit-allel layout or genoae's packed one), ``.npy``,
-        whitespace text (``.txt``/``.tsv``, optionally gzipped), or 1000 Genomes ``.hapt``/``.hapt.gz``.
+        whitespace text (``.txt``/``.tsv``, optionally gzipped), 1000 Genomes ``.hapt``/``.hapt.gz``, or a VCF Zarr
+        store (``.vcz``/``.zarr`` folder).
     quiet : bool
         VCF/HDF5: do not print the one-line note about skipped records on stderr (they are still counted in
         ``genotypes.info``).
@@ -92,6 +92,10 @@ def read_genotypes(path, quiet: bool = False, legend="auto", region: str | None 
         from genoae.io.matrix import read_npy
 
         return read_npy(path)
+    if fmt == "vcz":
+        from genoae.io.vcz import read_vcz
+
+        return read_vcz(path, quiet=quiet)
     if fmt == "text":
         from genoae.io.matrix import read_text_matrix
 
@@ -133,9 +137,12 @@ def output_format(path) -> str:
         return "hdf5"
     if name.endswith(".npy"):
         return "npy"
+    if name.rstrip("/").endswith((".vcz", ".zarr")):
+        return "vcz"
     if name.endswith((".bed", ".bim", ".fam")) or not p.suffix:
         return "plink"
-    raise InputError(path, "unknown output format: expected .bed (PLINK), .vcf/.vcf.gz, .h5 or .npy")
+    raise InputError(path, "unknown output format: expected .bed (PLINK), .vcf/.vcf.gz, .h5, .npy or .vcz (VCF "
+                           "Zarr)")
 
 
 def output_files(path) -> list[Path]:
@@ -152,7 +159,7 @@ def write_genotypes(genotypes: Genotypes, path):
 
     ``.bed`` (or ``.bim``/``.fam``, or a prefix without extension) -> PLINK 1 binary; ``.vcf``/``.vcf.gz`` -> VCF
     (BGZF-compressed for ``.gz``; phased when haplotypes are present); ``.h5``/``.hdf5`` -> HDF5 in scikit-allel's
-    layout; ``.npy`` -> samples x SNPs int8 counts (-1 missing).
+    layout; ``.npy`` -> samples x SNPs int8 counts (-1 missing); ``.vcz``/``.zarr`` -> VCF Zarr (bio2zarr's layout).
 
     Returns
     -------
@@ -171,6 +178,10 @@ def write_genotypes(genotypes: Genotypes, path):
         from genoae.io.matrix import write_npy
 
         return write_npy(genotypes, path)
+    if fmt == "vcz":
+        from genoae.io.vcz import write_vcz
+
+        return write_vcz(genotypes, path)
     from genoae.io.plink import write_plink
 
     return write_plink(genotypes, path)[0]

@@ -30,7 +30,12 @@ from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Samples, Variants, pa
 from genoae.io.atomic import atomic_path, check_interrupt
 
 FORMAT_NAME = "genoae-genotypes"
-CHUNK_VARIANTS = 8192
+BLOCK_CALLS = 1 << 22  # allele indices read or written at once (int8; 8 bytes per call in the int16 copy)
+
+
+def _block_variants(n_samples: int, ploidy: int = 2) -> int:
+    """Variants per block: a fixed budget of calls, whatever the number of samples."""
+    return max(1, BLOCK_CALLS // max(1, n_samples * ploidy))
 
 
 def _strings(dataset) -> np.ndarray:
@@ -58,12 +63,12 @@ def _dataset(h5, key: str, path, ndim: tuple = (), kinds: str = ""):
     import h5py
 
     item = h5[key]
-    if not isinstance(item, h5py.Dataset):
+    if isinstance(item, h5py.Group) or not hasattr(item, "shape"):  # arrays of other containers pass (VCF Zarr)
         raise InputError(path, f"{key} is a group, not a dataset")
     if ndim and item.ndim not in ndim:
         raise InputError(path, f"{key} has shape {item.shape}: expected {' or '.join(map(str, ndim))} dimensions")
     if kinds and item.dtype.kind not in kinds:
-        wanted = {"iu": "integers", "iuf": "numbers", "SOU": "strings", "iub": "integers"}.get(kinds, kinds)
+        wanted = {"iu": "integers", "iuf": "numbers", "SOUT": "strings", "iub": "integers"}.get(kinds, kinds)
         raise InputError(path, f"{key} has dtype {item.dtype}: expected {wanted}")
     return item
 
@@ -72,7 +77,7 @@ def _alt_columns(h5, n_variants: int, path) -> tuple[np.ndarray, np.ndarray]:
     """ALT allele (first alternate) and whether a second alternate exists, per variant."""
     if "variants/ALT" not in h5:
         return np.full(n_variants, "B"), np.zeros(n_variants, bool)
-    alt = _dataset(h5, "variants/ALT", path, ndim=(1, 2), kinds="SOU")
+    alt = _dataset(h5, "variants/ALT", path, ndim=(1, 2), kinds="SOUT")
     if alt.shape[0] != n_variants:
         raise InputError(path, f"variants/ALT has {alt.shape[0]} rows, calldata has {n_variants} variants")
     if alt.ndim == 1:
@@ -103,12 +108,14 @@ def read_hdf5(path, quiet: bool = False) -> Genotypes:
     path = Path(path)
     with _open(path) as h5:
         try:
-            return _read_open_file(h5, path, quiet)
+            return read_allel_layout(h5, path, quiet)
         except (OSError, KeyError, ValueError, TypeError) as error:  # corrupt or oddly typed datasets
             raise InputError(path, f"cannot read genotypes from this HDF5 file: {error}") from None
 
 
-def _read_open_file(h5, path: Path, quiet: bool) -> Genotypes:
+def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
+    """Genotypes from an open container with scikit-allel's names (an h5py File, or the VCF Zarr view of
+    :mod:`genoae.io.vcz`): genoae's packed layout when present, else ``calldata/GT`` and ``variants/*``."""
     if "calldata/packed" in h5:
         return _read_packed(h5, path)
     if "calldata/GT" not in h5:
@@ -145,8 +152,9 @@ def _read_open_file(h5, path: Path, quiet: bool) -> Genotypes:
             f"{n} {k}" for k, n in counts_skipped.items() if n) + ")")
     phased = bool(h5.attrs.get("phased", False)) and ploidy == 2
     packed_blocks, hap_blocks = [], []
-    for start in range(0, n_variants, CHUNK_VARIANTS):
-        stop = min(start + CHUNK_VARIANTS, n_variants)
+    block_variants = _block_variants(n_samples, ploidy)
+    for start in range(0, n_variants, block_variants):
+        stop = min(start + block_variants, n_variants)
         block_keep = keep[(keep >= start) & (keep < stop)] - start
         if block_keep.size == 0:
             continue
@@ -200,7 +208,7 @@ def _read_variant_columns(h5, n_variants: int, path):
         key = f"variants/{name}"
         if key not in h5:
             return default
-        kinds = {"POS": "iu", "CM": "iuf"}.get(name, "SOU")
+        kinds = {"POS": "iu", "CM": "iuf"}.get(name, "SOUT")
         dataset = _dataset(h5, key, path, ndim=(1,), kinds=kinds)
         if dataset.shape != (n_variants,):
             raise InputError(path, f"{key} has shape {dataset.shape}, the calls have {n_variants} variants")
@@ -237,6 +245,22 @@ def _read_packed(h5, path) -> Genotypes:
         return Genotypes(packed, samples, Variants(chrom, pos, ids, ref, alt, cm), haps, source=os.fspath(path))
     except ValueError as error:
         raise InputError(path, str(error)) from None
+
+
+def allele_indices(genotypes: Genotypes, start: int, stop: int) -> np.ndarray:
+    """scikit-allel's GT of variants ``start:stop``: int8 (variants, samples, 2), -1 missing; the phased
+    haplotypes when present, else the alleles sorted (0/0, 0/1, 1/1)."""
+    counts = unpack_calls(np.asarray(genotypes.packed[start:stop]), genotypes.n_samples)  # (b, N)
+    block = np.empty(counts.shape + (2,), np.int8)
+    if genotypes.phased:
+        bits = np.unpackbits(np.asarray(genotypes.haplotypes_packed[start:stop]), axis=1,
+                             count=2 * genotypes.n_samples, bitorder="little").reshape(counts.shape + (2,))
+        block[:] = bits
+    else:
+        block[..., 0] = counts == 2
+        block[..., 1] = counts >= 1
+    block[counts < 0] = -1
+    return block
 
 
 def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: str | None = "gzip") -> Path:
@@ -285,18 +309,10 @@ def write_hdf5(genotypes: Genotypes, path, layout: str = "allel", compression: s
         chunk_rows = max(1, min(g.n_variants, (1 << 20) // max(1, 2 * g.n_samples)))
         layout_opts = dict(chunks=(chunk_rows, g.n_samples, 2), **opts) if g.n_variants and g.n_samples else {}
         gt = calls.create_dataset("GT", shape=(g.n_variants, g.n_samples, 2), dtype=np.int8, **layout_opts)
-        for start in range(0, g.n_variants, CHUNK_VARIANTS):
-            stop = min(start + CHUNK_VARIANTS, g.n_variants)
-            counts = unpack_calls(np.asarray(g.packed[start:stop]), g.n_samples)  # (n, N)
-            block = np.empty(counts.shape + (2,), np.int8)
-            if g.phased:
-                bits = np.unpackbits(np.asarray(g.haplotypes_packed[start:stop]), axis=1, count=2 * g.n_samples,
-                                     bitorder="little").reshape(counts.shape + (2,))
-                block[:] = bits
-            else:
-                block[..., 0] = counts == 2
-                block[..., 1] = counts >= 1
-            block[counts < 0] = -1
+        block_variants = _block_variants(g.n_samples)
+        for start in range(0, g.n_variants, block_variants):
+            stop = min(start + block_variants, g.n_variants)
+            block = allele_indices(g, start, stop)
             gt[start:stop] = block
             check_interrupt()
     return path
