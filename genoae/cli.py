@@ -49,7 +49,8 @@ class OffOrAtLeastTwo(click.ParamType):
 @click.version_option(package_name="genoae")
 def cli():
     """genoae: ancestry estimation (ADMIXTURE's model by maximum likelihood, an encoder network for projection),
-    VAE synthetic genomes, comparison of ancestry results from ADMIXTURE, fastmixture, Neural ADMIXTURE and genoae.
+    VAE synthetic genomes, comparison of ancestry results from ADMIXTURE, fastmixture, Neural ADMIXTURE, ADAMIXTURE
+    and genoae.
 
     Genotypes are A2 allele counts (PLINK .bim column 6 = VCF ALT), ADMIXTURE's convention.
     """
@@ -255,8 +256,8 @@ def demo(out_dir, K, seed, device, threads, quiet):
 @click.option("--pop", "pop_path", type=click.Path(), default=None,
               help="Population labels: FID IID POP table (or sample/pop), or one label per line.")
 @click.option("--source", "sources", multiple=True,
-              help="admixture | fastmixture | neural-admixture | genoae; once for all runs or once per run "
-                   "(default: guessed from the file names).")
+              help="admixture | fastmixture | neural-admixture | adamixture | genoae; once for all runs or once per "
+                   "run (default: guessed from the file names).")
 @click.option("--p-convention", "p_conventions", multiple=True,
               help="Allele the P files count: A1 | A2 | auto; once for all runs or once per run "
                    "(default per source: ADMIXTURE/genoae A2, fastmixture/Neural ADMIXTURE A1).")
@@ -269,7 +270,7 @@ def demo(out_dir, K, seed, device, threads, quiet):
 @click.option("--pop-column", default=None, help="The label column of a --pop table (e.g. super_pop of the 1000 "
               "Genomes tables); default: the first of POP, population, super_pop, ... present.")
 def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_plots, device, pop_column):
-    """Compare ancestry runs (ADMIXTURE, fastmixture, Neural ADMIXTURE, genoae) on the same GENOTYPES.
+    """Compare ancestry runs (ADMIXTURE, fastmixture, Neural ADMIXTURE, ADAMIXTURE, genoae) on the same GENOTYPES.
 
     Each RUN is a .Q file (its .P beside it), a genoae .h5 (every K inside) or a prefix (every PREFIX.K.Q).
     Clusters are aligned (Hungarian matching within K, chained K -> K+1 across K); each run gets its

@@ -143,8 +143,10 @@ def test_align_runs_within_and_across_k():
 
 # ---------------------------------------------------------------- P conventions and sources
 def _write_neural(folder, admixture_dir, K=3):
-    """Neural ADMIXTURE-style output: P = A1 frequency, NumPy's default full-precision text."""
+    """Neural ADMIXTURE-style output: P = A1 frequency, NumPy's default full-precision text.  A softmax never sits
+    exactly on ADMIXTURE's (and ADAMIXTURE's) Q floor of 1e-5, so those values move off it by a relative 1e-6."""
     Q = np.loadtxt(admixture_dir / f"hapmap3.{K}.Q")
+    Q = np.where(np.isclose(Q, 1e-5, rtol=1e-9, atol=0), 1.000001e-5, Q)
     P = np.loadtxt(admixture_dir / f"hapmap3.{K}.P")
     np.savetxt(folder / f"neural.{K}.Q", Q, delimiter=" ")
     np.savetxt(folder / f"neural.{K}.P", 1.0 - P, delimiter=" ")
@@ -381,3 +383,31 @@ def test_loglik_on_cuda_matches_logs(hapmap3, admixture_dir):
     runs = load_runs(admixture_dir / "hapmap3", ks=[2, 3])
     for run, orientation in zip(runs, run_logliks(hapmap3, runs, device="cuda")):
         assert orientation.loglik == pytest.approx(logged_loglik(admixture_dir / f"log{run.K}.out"), rel=1e-6)
+
+
+def test_adamixture_outputs_are_recognised_with_their_autosome_only_p(hapmap3, admixture_dir, tmp_path):
+    """ADAMIXTURE 1.8.8 writes NAME.K.Q/P with NumPy's %.18e, Q clipped to [1e-5, 1 - 1e-5], P as A1 frequencies
+    of the autosomal variants only (its default --chrom_mode autosomes): the same ADMIXTURE fit written that way
+    must be read as ADAMIXTURE's and scored on the autosomes."""
+    from genoae.io.qp import read_p, read_q
+
+    Q = np.clip(read_q(admixture_dir / "hapmap3.3.Q"), 1e-5, 1 - 1e-5)
+    Q /= Q.sum(axis=1, keepdims=True)
+    Q[0] = [1e-5, 0.5, 0.5 - 1e-5]  # a value on the clip, as ADAMIXTURE's files have
+    P = read_p(admixture_dir / "hapmap3.3.P")
+    autosomal = np.isin(hapmap3.variants.chrom, [str(c) for c in range(1, 23)])
+    np.savetxt(tmp_path / "hm.3.Q", Q)
+    np.savetxt(tmp_path / "hm.3.P", 1.0 - P[autosomal])
+    assert detect_source(tmp_path / "hm.3.Q") == "adamixture"
+    (run,) = load_runs(tmp_path / "hm.3.Q")
+    assert run.p_allele == "A1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OrientationWarning)  # A1 is right: no orientation warning
+        comparison = compare_runs(hapmap3, [run])
+    np.testing.assert_array_equal(run.variant_rows, np.flatnonzero(autosomal))
+    assert any("autosomal variants" in note for note in run.notes)
+    # ℓ over the autosomes only: below the whole-genome ADMIXTURE ℓ by the non-autosomal calls' share
+    whole = logged_loglik(admixture_dir / "log3.out")
+    assert whole < comparison.logliks[0] < 0.9 * whole
+    np.savetxt(tmp_path / "nn.3.Q", np.full((324, 3), 1 / 3) + np.linspace(0, 1e-3, 324)[:, None] * [1, -1, 0])
+    assert detect_source(tmp_path / "nn.3.Q") == "neural-admixture"  # no value on the clip

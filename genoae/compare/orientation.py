@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from genoae.compare.runs import Run
@@ -54,6 +55,8 @@ def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int | None
     for run in runs:
         _check_shapes(run, genotypes)
     scored = [i for i, run in enumerate(runs) if run.P is not None]
+    columns_of = {i: torch.as_tensor(runs[i].variant_rows, device=device) for i in scored
+                  if runs[i].variant_rows is not None}
     given = {i: 0.0 for i in scored}
     flipped = {i: 0.0 for i in scored}
     if scored:
@@ -68,8 +71,11 @@ def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int | None
             rows = torch.as_tensor(index, device=device)
             for i in scored:
                 Q, P = tensors[i]
-                given[i] += loglik(counts, observed, Q[rows], P)
-                flipped[i] += loglik(counts, observed, Q[rows], 1.0 - P)
+                columns = columns_of.get(i)
+                run_counts = counts if columns is None else counts[:, columns]
+                run_observed = observed if columns is None else observed[:, columns]
+                given[i] += loglik(run_counts, run_observed, Q[rows], P)
+                flipped[i] += loglik(run_counts, run_observed, Q[rows], 1.0 - P)
             bar.update(1)
         bar.close()
     return [Orientation(given[i], flipped[i]) if i in given else None for i in range(len(runs))]
@@ -79,9 +85,17 @@ def _check_shapes(run: Run, genotypes) -> None:
     if run.Q.shape[0] != genotypes.n_samples:
         raise InputError(run.q_path, f"Q has {run.Q.shape[0]} rows but the genotypes have {genotypes.n_samples} "
                                      "individuals")
-    if run.P is not None and run.P.shape[0] != genotypes.n_variants:
-        raise InputError(run.p_path, f"P has {run.P.shape[0]} rows but the genotypes have {genotypes.n_variants} "
-                                     "variants")
+    if run.P is None or run.P.shape[0] == genotypes.n_variants:
+        return
+    autosomes = np.flatnonzero(np.isin(genotypes.variants.chrom.astype(str),
+                                       [str(c) for c in range(1, 23)] + [f"chr{c}" for c in range(1, 23)]))
+    if run.P.shape[0] == autosomes.size:  # ADAMIXTURE's default --chrom_mode autosomes
+        run.variant_rows = autosomes
+        run.notes.append(f"P covers the {autosomes.size} autosomal variants of the {genotypes.n_variants} (as "
+                         f"ADAMIXTURE keeps by default): its likelihood is over those")
+        return
+    raise InputError(run.p_path, f"P has {run.P.shape[0]} rows but the genotypes have {genotypes.n_variants} "
+                                 f"variants ({autosomes.size} on autosomes 1-22)")
 
 
 def check_orientation(run: Run, orientation: Orientation) -> float:

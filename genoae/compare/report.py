@@ -55,6 +55,14 @@ class Comparison:
                            "runs": runs, "pairs": self.pairs})
 
 
+def _common_variants(a: Run, b: Run, n_variants: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs' aligned P on the variants both cover (a run may cover a subset, e.g. ADAMIXTURE's autosomes)."""
+    rows_a = np.arange(n_variants) if a.variant_rows is None else a.variant_rows
+    rows_b = np.arange(n_variants) if b.variant_rows is None else b.variant_rows
+    common, in_a, in_b = np.intersect1d(rows_a, rows_b, return_indices=True)
+    return a.P_aligned[in_a], b.P_aligned[in_b]
+
+
 def compare_runs(genotypes, runs: list[Run], labels=None, device="cpu") -> Comparison:
     """Align runs, score each on the genotypes and each same-K pair against the other.
 
@@ -97,7 +105,8 @@ def compare_runs(genotypes, runs: list[Run], labels=None, device="cpu") -> Compa
                      # b's file column order[c] corresponds to a's file column a.order[c]
                      "b_columns_matching_a": _matching(a, b)}
             if a.P is not None and b.P is not None:
-                entry["p"] = p_metrics(a.P_aligned, b.P_aligned)
+                entry["p"] = p_metrics(*_common_variants(a, b, a.P.shape[0] if genotypes is None
+                                                         else genotypes.n_variants))
             pairs.append(entry)
     mean_q = []
     if labels is not None:

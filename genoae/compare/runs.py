@@ -11,9 +11,11 @@ from genoae.errors import InputError, UsageError
 from genoae.io.qp import read_p, read_q
 from genoae.io.results import read_results_h5
 
-SOURCES = ("admixture", "fastmixture", "neural-admixture", "genoae")
+SOURCES = ("admixture", "fastmixture", "neural-admixture", "adamixture", "genoae")
 P_CONVENTIONS = ("A1", "A2")
-DEFAULT_P_ALLELE = {"admixture": "A2", "genoae": "A2", "fastmixture": "A1", "neural-admixture": "A1"}
+DEFAULT_P_ALLELE = {"admixture": "A2", "genoae": "A2", "fastmixture": "A1", "neural-admixture": "A1",
+                    "adamixture": "A1"}
+ADAMIXTURE_Q_FLOOR = 1e-5  # ADAMIXTURE clips Q to [1e-5, 1 - 1e-5]; a softmax (Neural ADMIXTURE) never sits on it
 
 _FASTMIXTURE_NAME = re.compile(r"^(?P<prefix>.+)\.K(?P<K>\d+)(?:\.s(?P<seed>\d+))?\.Q$")
 _ADMIXTURE_NAME = re.compile(r"^(?P<prefix>.+)\.(?P<K>\d+)\.Q$")
@@ -37,6 +39,8 @@ class Run:
     order : ndarray, int, shape (K,)
         Column permutation from alignment: aligned column ``c`` is file column ``order[c]``.
     samples : ndarray of str or None    individual IDs, when the source stores them (.h5)
+    variant_rows : ndarray of int or None
+        The genotype variants P's rows stand for, when P covers a subset (ADAMIXTURE keeps the autosomes only).
     """
 
     name: str
@@ -50,6 +54,7 @@ class Run:
     order: np.ndarray | None = None
     auto_orientation: bool = False
     notes: list = field(default_factory=list)
+    variant_rows: np.ndarray | None = None
 
     @property
     def K(self) -> int:
@@ -70,7 +75,8 @@ def detect_source(path) -> str:
     """Guess which program wrote a run from its file name (and, for ``PREFIX.K.Q``, its number format).
 
     ``.h5`` → genoae; ``PREFIX.K{K}[.s{seed}].Q`` → fastmixture; ``PREFIX.K.Q`` written in scientific notation
-    (NumPy's default ``savetxt``) → neural-admixture; other ``PREFIX.K.Q`` → admixture (genoae's text files share
+    (NumPy's default ``savetxt``) → adamixture when some Q value sits exactly on ADAMIXTURE's clip at 1e-5, else
+    neural-admixture (both count A1 in P); other ``PREFIX.K.Q`` → admixture (genoae's text files share
     ADMIXTURE's format and convention, so the distinction does not matter).
     """
     path = Path(path)
@@ -83,7 +89,12 @@ def detect_source(path) -> str:
         with open(path, "r", encoding="utf-8", errors="replace") as handle:
             first = handle.readline()
         if re.search(r"\d[eE][+-]\d", first):
-            return "neural-admixture"
+            try:
+                values = read_q(path)
+            except InputError:
+                return "neural-admixture"
+            on_floor = np.isclose(values, ADAMIXTURE_Q_FLOOR, rtol=1e-9, atol=0).any()
+            return "adamixture" if on_floor else "neural-admixture"
     return "admixture"
 
 
