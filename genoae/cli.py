@@ -308,7 +308,10 @@ def compare(genotypes, runs, pop_path, sources, p_conventions, ks, report, no_pl
 @click.option("-o", "--out", "out", type=click.Path(), required=True, help="FIG.png, FIG.pdf or FIG.svg.")
 @click.option("--pop-column", default=None, help="The label column of a --pop table (e.g. super_pop of the 1000 "
               "Genomes tables); default: the first of POP, population, super_pop, ... present.")
-def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out, pop_column):
+@click.option("--pop-order", default=None, help="Order of the populations in a structure plot: file (default: "
+              "as in the --pop file, grouped by super-population when it has that column), clusters (by dominant "
+              "cluster), or POP1,POP2,...")
+def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out, pop_column, pop_order):
     """Structure (stacked-bar) plot of ancestry runs, or with --pca a PCA scatter of genotypes.
 
     RUNS are .Q files, genoae .h5 files or prefixes, as for compare; several K are stacked as panels with
@@ -324,7 +327,7 @@ def plot(runs, pop_path, ks, pca_genotypes, sources, seed, title, device, out, p
         if not runs:
             raise UsageError("plot: give at least one run (.Q, .h5 or prefix), or --pca GENOTYPES")
         path = plot_structure_files(runs, out, pop_path=pop_path, ks=ks, sources=sources, title=title,
-                                    pop_column=pop_column)
+                                    pop_column=pop_column, pop_order=pop_order)
     click.echo(f"wrote {path}", err=True)
 
 

@@ -143,3 +143,30 @@ def test_structure_order_groups_coarse_to_fine():
     _, coarse_first = structure_order(K3, labels, coarser=[K2])
     # C shares A's cluster at K=2, so it stays beside A although K=3 gives it a cluster of its own
     assert [g[0] for g in coarse_first] == ["A", "C", "B", "D"]
+
+
+def test_population_styles_tell_26_populations_apart_and_group_them():
+    from genoae.plot.figure import population_styles
+
+    pops = [f"P{i}" for i in range(26)]
+    group_of = {pop: f"G{i % 5}" for i, pop in enumerate(pops)}
+    for groups in (None, group_of):
+        styles = population_styles(pops, groups)
+        assert len(set(styles.values())) == 26, "two populations share colour and shape"
+    grouped = population_styles(pops, group_of)
+    # inside a group one hue family: the members' colours are closer to each other than to another group's
+    import matplotlib
+
+    rgb = {pop: np.array(matplotlib.colors.to_rgb(colour)) for pop, (colour, _) in grouped.items()}
+    within = np.linalg.norm(rgb["P0"] - rgb["P5"])
+    across = np.linalg.norm(rgb["P0"] - rgb["P1"])
+    assert within < across
+
+
+def test_structure_plot_orders_populations_as_the_file_or_by_group():
+    from genoae.plot.structure import population_file_order
+
+    labels = ["YRI", "CEU", "YRI", "CHB", "GBR", "CEU"]
+    assert population_file_order(labels) == ["YRI", "CEU", "CHB", "GBR"]
+    group_of = {"YRI": "AFR", "CEU": "EUR", "GBR": "EUR", "CHB": "EAS"}
+    assert population_file_order(labels, group_of) == ["YRI", "CEU", "GBR", "CHB"]

@@ -7,7 +7,7 @@ from genoae.commands.common import parse_ks
 from genoae.compare import align_runs, load_run_specs
 from genoae.errors import UsageError
 from genoae.io import read_genotypes
-from genoae.io.labels import read_labels
+from genoae.io.labels import read_label_groups, read_labels
 from genoae.pca import pca
 from genoae.plot import pca_plot, structure_plot
 
@@ -34,11 +34,25 @@ def _labels_for(pop_path, runs, genotypes=None, column=None):
     return read_labels(pop_path, column=column, n_samples=runs[0].Q.shape[0] if runs else None)
 
 
-def plot_structure_files(run_specs, out, pop_path=None, ks=None, sources=(), title=None, pop_column=None) -> Path:
-    """``genoae plot``: structure plot of the runs named on the command line, K stacked as panels."""
+def _population_order(text):
+    """``--pop-order``: "file", "clusters" or a comma-separated list of populations."""
+    if text is None or text in ("file", "clusters"):
+        return text or "file"
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def plot_structure_files(run_specs, out, pop_path=None, ks=None, sources=(), title=None, pop_column=None,
+                         pop_order=None) -> Path:
+    """``genoae plot``: structure plot of the runs named on the command line, K stacked as panels.
+
+    ``pop_order``: "file" (default: as in the labels file, grouped by super-population when the table has one),
+    "clusters" (by dominant cluster) or "POP1,POP2,...".
+    """
     runs = load_run_specs(run_specs, sources=sources, ks=parse_ks(ks))
     labels = _labels_for(pop_path, runs, column=pop_column)
-    return structure_plot_runs(runs, out, labels=labels, title=title)
+    group_of = read_label_groups(pop_path, pop_column) if pop_path is not None else None
+    return structure_plot_runs(runs, out, labels=labels, title=title, population_order=_population_order(pop_order),
+                               group_of=group_of)
 
 
 def plot_pca_files(genotypes_path, out, pop_path=None, run_specs=(), ks=None, sources=(), seed=0, title=None,
@@ -55,4 +69,5 @@ def plot_pca_files(genotypes_path, out, pop_path=None, run_specs=(), ks=None, so
             raise UsageError(f"{runs[0].q_path}: Q has {Q.shape[0]} rows, the genotypes {genotypes.n_samples} "
                              "individuals")
     scores, explained = pca(genotypes, n_components=10, seed=seed, device=device)
-    return pca_plot(scores, explained, out, labels=labels, Q=Q, title=title)
+    group_of = read_label_groups(pop_path, pop_column) if pop_path is not None else None
+    return pca_plot(scores, explained, out, labels=labels, Q=Q, title=title, group_of=group_of)

@@ -93,3 +93,33 @@ def read_labels(path, samples=None, column: str | None = None, n_samples: int | 
         raise InputError(path, f"no label for sample {str(missing[0])!r}" +
                          (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     return np.array([table[iid] for iid in iids])
+
+
+GROUP_COLUMNS = ("super_pop", "superpopulation", "super_population", "continent", "region")
+
+
+def read_label_groups(path, column: str | None = None) -> dict | None:
+    """Population -> super-population (or continent) from a labels table that has both columns, for colouring
+    and ordering plots by group; None for a file without such a column or when ``column`` is the group itself.
+
+    ``column`` is the label column :func:`read_labels` uses (default: its own choice).
+    """
+    path = Path(path)
+    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+        lines = [line for line in handle if line.strip()]
+    if not lines:
+        return None
+    header = [h.strip().lower() for h in _split(lines[0])]
+    if column is not None:
+        label_col = header.index(column.lower()) if column.lower() in header else None
+    else:
+        label_col = next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
+    group_col = next((header.index(c) for c in GROUP_COLUMNS if c in header), None)
+    if label_col is None or group_col is None or group_col == label_col:
+        return None
+    groups = {}
+    for line in lines[1:]:
+        fields = _split(line)
+        if len(fields) > max(label_col, group_col):
+            groups.setdefault(fields[label_col].strip(), fields[group_col].strip())
+    return groups

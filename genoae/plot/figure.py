@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from genoae.errors import UsageError
 from genoae.io.atomic import atomic_path
 
@@ -52,12 +54,34 @@ def save_figure(fig, path, dpi: int, tight: bool = True) -> Path:
     return path
 
 
-def population_colour(i: int, n_groups: int) -> str:
-    """Colour of population ``i`` of ``n_groups``: the cluster colours, or a spread of the turbo map past 20."""
-    if n_groups <= len(CLUSTER_COLOURS):
-        return CLUSTER_COLOURS[i]
+MARKERS = "osD^v<>ph*"
+
+
+def population_styles(populations, group_of: dict | None = None) -> dict:
+    """(colour, marker) of each population, every pair distinct.
+
+    With ``group_of`` (population -> super-population or continent) each group gets one hue, its populations
+    shades of it and a marker each, so 26 1000 Genomes populations are told apart and read by continent.  Without
+    it, the first ten populations get the ten most distinct colours as circles, the next ten the same colours as
+    squares, and so on.
+    """
     import matplotlib
 
-    return matplotlib.colors.to_hex(matplotlib.colormaps["turbo"](0.05 + 0.9 * i / max(n_groups - 1, 1)))
+    populations = list(populations)
+    styles = {}
+    if group_of:
+        groups = list(dict.fromkeys(group_of.get(pop, UNLABELLED) for pop in populations))
+        for g, group in enumerate(groups):
+            members = [pop for pop in populations if group_of.get(pop, UNLABELLED) == group]
+            base = np.array(matplotlib.colors.to_rgb(CLUSTER_COLOURS[g % 10]))
+            for i, pop in enumerate(members):
+                # shades of the group's hue, from darker to lighter (never towards grey)
+                t = 0.5 if len(members) == 1 else i / (len(members) - 1)
+                shade = (base * 0.6) * (1 - t) + (base + (1 - base) * 0.55) * t
+                styles[pop] = (matplotlib.colors.to_hex(np.clip(shade, 0, 1)), MARKERS[i % len(MARKERS)])
+        return styles
+    for i, pop in enumerate(populations):
+        styles[pop] = (CLUSTER_COLOURS[i % 10], MARKERS[(i // 10) % len(MARKERS)])
+    return styles
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 
 from genoae.errors import UsageError
-from genoae.plot.figure import (CLUSTER_COLOURS, UNLABELLED, check_format, cluster_colour, population_colour, pyplot,
+from genoae.plot.figure import (CLUSTER_COLOURS, UNLABELLED, check_format, cluster_colour, population_styles, pyplot,
                                 save_figure)
 
 
 def pca_plot(scores, explained, path, labels=None, Q=None, components=((0, 1), (2, 3)), dpi: int = 200,
-             title: str | None = None) -> Path:
+             title: str | None = None, group_of: dict | None = None) -> Path:
     """Scatter of PC scores coloured by population (legend) or, without labels, by dominant cluster of ``Q``.
 
     Parameters
@@ -21,6 +21,8 @@ def pca_plot(scores, explained, path, labels=None, Q=None, components=((0, 1), (
     labels : array of str, shape (n_samples,), optional
     Q : ndarray, float, shape (n_samples, K), optional   aligned Q; colours match the structure plots
     components : pairs of 0-based component indices, one panel each (pairs beyond the computed ones are dropped)
+    group_of : dict, optional   population -> super-population: one hue per group, shades and shapes inside it,
+        the legend ordered by group
     """
     plt = pyplot()
     path = Path(path)
@@ -33,25 +35,27 @@ def pca_plot(scores, explained, path, labels=None, Q=None, components=((0, 1), (
     axes = axes[0]
     if labels is not None:
         labels = np.array([str(x) if str(x) != "" else UNLABELLED for x in labels], dtype=object)
-        groups = list(dict.fromkeys(labels.tolist()))
-        colour_of = {pop: population_colour(i, len(groups)) for i, pop in enumerate(groups)}
-        members = {pop: labels == pop for pop in groups}
-        names = groups
+        names = list(dict.fromkeys(labels.tolist()))
+        if group_of:
+            group_order = list(dict.fromkeys(group_of.get(pop, UNLABELLED) for pop in names))
+            names.sort(key=lambda pop: group_order.index(group_of.get(pop, UNLABELLED)))
+        style_of = population_styles(names, group_of)
+        members = {pop: labels == pop for pop in names}
     elif Q is not None:
         dominant = np.asarray(Q).argmax(axis=1)
         names = [f"cluster {k + 1}" for k in range(np.asarray(Q).shape[1]) if (dominant == k).any()]
         members = {f"cluster {k + 1}": dominant == k for k in range(np.asarray(Q).shape[1])}
-        colour_of = {f"cluster {k + 1}": cluster_colour(k) for k in range(np.asarray(Q).shape[1])}
+        style_of = {f"cluster {k + 1}": (cluster_colour(k), "o") for k in range(np.asarray(Q).shape[1])}
     else:
         names = ["individuals"]
         members = {"individuals": np.ones(scores.shape[0], bool)}
-        colour_of = {"individuals": CLUSTER_COLOURS[0]}
-    markers = "osD^v<>ph*"
+        style_of = {"individuals": (CLUSTER_COLOURS[0], "o")}
     for ax, (a, b) in zip(axes, pairs):
-        for i, name in enumerate(names):
+        for name in names:
             mask = members[name]
-            ax.scatter(scores[mask, a], scores[mask, b], s=14, color=colour_of[name], alpha=0.85, linewidths=0.3,
-                       edgecolors="white", marker=markers[(i // 10) % len(markers)], label=name)
+            colour, marker = style_of[name]
+            ax.scatter(scores[mask, a], scores[mask, b], s=14, color=colour, alpha=0.85, linewidths=0.3,
+                       edgecolors="white", marker=marker, label=name)
         ax.set_xlabel(f"PC{a + 1} ({100 * explained[a]:.1f}%)")
         ax.set_ylabel(f"PC{b + 1} ({100 * explained[b]:.1f}%)")
         ax.axhline(0, color="0.85", linewidth=0.6, zorder=0)

@@ -65,9 +65,19 @@ def structure_order(Q: np.ndarray, labels=None, population_order=None, coarser=(
 
 
 # ====================================================================== structure plot
-def structure_plot(panels, path, labels=None, population_order=None, sort_by: int | None = None,
+def population_file_order(labels, group_of: dict | None = None) -> list:
+    """Populations in the order they first appear in ``labels``; with ``group_of`` (population ->
+    super-population), grouped by super-population in the order the groups first appear."""
+    pops = list(dict.fromkeys(str(x) if str(x) != "" else UNLABELLED for x in labels))
+    if group_of:
+        group_order = list(dict.fromkeys(group_of.get(pop, UNLABELLED) for pop in pops))
+        pops.sort(key=lambda pop: group_order.index(group_of.get(pop, UNLABELLED)))
+    return pops
+
+
+def structure_plot(panels, path, labels=None, population_order="file", sort_by: int | None = None,
                    width: float | None = None, panel_height: float = 1.05, dpi: int = 200, title: str | None = None,
-                   legend: bool = False) -> Path:
+                   legend: bool = True, group_of: dict | None = None) -> Path:
     """Draw stacked-bar ancestry plots, one panel per Q, individuals in the same columns in every panel.
 
     Parameters
@@ -78,6 +88,11 @@ def structure_plot(panels, path, labels=None, population_order=None, sort_by: in
     path : str or Path     ``.png``, ``.pdf`` or ``.svg``
     labels : array of str, shape (n_samples,), optional
         Populations: individuals are grouped, separated by lines, and named under the last panel.
+    population_order : "file", "clusters" or list of str
+        "file": as the populations first appear in ``labels`` (grouped by super-population with ``group_of``);
+        "clusters": by the cluster that dominates each population (coarse K first); or the order itself.
+    legend : bool     name the clusters above the first panel
+    group_of : dict, optional    population -> super-population, for the "file" order
     sort_by : int, optional
         Index of the panel whose Q orders the individuals (default: the panel with the largest K).
     """
@@ -97,6 +112,11 @@ def structure_plot(panels, path, labels=None, population_order=None, sort_by: in
     # populations are grouped coarse to fine: by their dominant cluster at each smaller K (K >= 2), then at sort_by
     coarser = sorted((Q for Q, _ in panels if 2 <= Q.shape[1] < panels[sort_by][0].shape[1]),
                      key=lambda Q: Q.shape[1])
+    if isinstance(population_order, str):
+        if population_order not in ("file", "clusters"):
+            raise UsageError(f"population order {population_order!r}: expected file, clusters or a list of names")
+        population_order = (population_file_order(labels, group_of) if population_order == "file"
+                            and labels is not None else None)
     order, groups = structure_order(panels[sort_by][0], labels, population_order, coarser=coarser)
     labelled = labels is not None and any(str(x) != "" for x in labels)
     names = [pop for pop, _, _ in groups]
@@ -111,7 +131,7 @@ def structure_plot(panels, path, labels=None, population_order=None, sort_by: in
     # fixed margins (no bbox_inches="tight"): the file is exactly width x height inches at ``dpi``
     fig, axes = plt.subplots(n_panels, 1, figsize=(width, height), sharex=True, squeeze=False,
                              gridspec_kw={"hspace": 0.12})
-    fig.subplots_adjust(left=left_room / width, right=1 - 0.08 / width, bottom=label_room / height,
+    fig.subplots_adjust(left=left_room / width, right=1 - 0.3 / width, bottom=label_room / height,
                         top=1 - top_room / height)
     axes = axes[:, 0]
     x = np.arange(n + 1)
@@ -126,9 +146,12 @@ def structure_plot(panels, path, labels=None, population_order=None, sort_by: in
             bottom = top
         ax.set_xlim(0, n)
         ax.set_ylim(0, 1)
-        ax.set_yticks([])
+        ax.yaxis.tick_right()  # the left side holds the panel's name
+        ax.set_yticks([0, 0.5, 1])
+        ax.set_yticklabels(["0", "0.5", "1"], fontsize=6)
         ax.set_xticks([])
-        ax.tick_params(axis="both", length=0)
+        ax.tick_params(axis="x", length=0)
+        ax.tick_params(axis="y", length=2, pad=1)
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
