@@ -35,21 +35,31 @@ def test_calls_missing_forms_and_skips(tmp_path, capsys):
             + record(3, "A", "G,T", "0/1", "1/2", "0/0")                 # multi-allelic: skipped
             + record(4, "AT", "A", "0/1", "0/0", "0/0")                  # indel: skipped
             + record(5, "A", "<DEL>", "0/1", "0/0", "0/0")               # symbolic: skipped
-            + record(6, "A", ".", "0/0", "0/0", "0/0")                   # no ALT: skipped
+            + record(6, "A", ".", "0/0", "0/0", "0/0")                   # monomorphic: kept, as PLINK does
             + record(7, "C", "T", "1/0:30", "1/1:5", "./1:.", fmt="GT:DP")
             + record(8, "C", "T", "5", "7", "9", fmt="DP"))              # no GT: skipped
     geno = read_vcf(write_text(tmp_path, body, "x.vcf.gz"))
-    np.testing.assert_array_equal(geno.counts(), [[0, -1, 1], [1, -1, 2], [2, -1, -1]])
-    assert list(geno.variants.pos) == [1, 2, 7]
-    assert list(geno.variants.a1) == ["A", "A", "C"] and list(geno.variants.a2) == ["G", "G", "T"]
+    np.testing.assert_array_equal(geno.counts(), [[0, -1, 0, 1], [1, -1, 0, 2], [2, -1, 0, -1]])
+    assert list(geno.variants.pos) == [1, 2, 6, 7]
+    assert list(geno.variants.a1) == ["A", "A", "A", "C"] and list(geno.variants.a2) == ["G", "G", "0", "T"]
     assert list(geno.samples.iid) == ["S1", "S2", "S3"]
     assert not geno.phased
     skipped = geno.info["skipped records"]
-    assert skipped.startswith("5 of 8")
-    for part in ("1 multi-allelic", "1 symbolic ALT", "1 indel/MNP", "1 no ALT allele", "1 no GT in FORMAT"):
+    assert skipped.startswith("4 of 8")
+    for part in ("1 multi-allelic", "1 symbolic ALT", "1 indel/MNP", "1 no GT in FORMAT"):
         assert part in skipped
     err = capsys.readouterr().err
-    assert "skipped 5 of 8" in err and len(err.strip().splitlines()) == 1
+    assert "skipped 4 of 8" in err and len(err.strip().splitlines()) == 1
+
+
+def test_monomorphic_records_keep_only_allele_zero(tmp_path):
+    (tmp_path / "m.vcf").write_text(HEADER + record(6, "A", ".", "0/0", "0/1", "0/0"))
+    with pytest.raises(InputError, match="ALT is '.' but a call carries allele 1"):
+        read_vcf(tmp_path / "m.vcf")
+    (tmp_path / "b.vcf").write_text(HEADER + record(6, "AT", ".", "0/0", "0/0", "0/0") + record(7, "C", "T", "0/1",
+                                                                                          "0/0", "1/1"))
+    geno = read_vcf(tmp_path / "b.vcf", quiet=True)  # a longer REF without ALT is a reference block: skipped
+    assert geno.n_variants == 1 and "1 no ALT allele" in geno.info["skipped records"]
 
 
 def test_phased_calls_become_haplotypes(tmp_path):
@@ -320,11 +330,12 @@ def test_empty_calls_are_refused(tmp_path, call, fault):
 def test_plink_missing_allele_code_is_not_written_as_a_base(tmp_path):
     from genoae.genotypes import Genotypes, Variants
 
-    geno = Genotypes.from_counts(np.array([[2, 0], [2, 1]], np.int8), variants=Variants(
+    geno = Genotypes.from_counts(np.array([[2, 0], [2, 0]], np.int8), variants=Variants(
         chrom=np.array(["1", "1"]), pos=np.array([10, 20]), id=np.array(["rsA", "rsB"]),
         a1=np.array(["0", "C"]), a2=np.array(["T", "0"])))
     write_genotypes(geno, tmp_path / "m.vcf")
     records = [line.split("\t") for line in (tmp_path / "m.vcf").read_text().splitlines() if line[0] != "#"]
     assert [r[3:5] for r in records] == [[".", "T"], ["C", "."]]
-    back = read_genotypes(tmp_path / "m.vcf", quiet=True)  # REF '.' reads back as 0; ALT '.' has no ALT to count
-    assert list(back.variants.a1) == ["0"] and back.n_variants == 1
+    back = read_genotypes(tmp_path / "m.vcf", quiet=True)  # '.' reads back as PLINK's 0
+    assert list(back.variants.a1) == ["0", "C"] and list(back.variants.a2) == ["T", "0"]
+    np.testing.assert_array_equal(back.counts(), geno.counts())

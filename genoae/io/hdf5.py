@@ -137,10 +137,12 @@ def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
     samples = _read_samples(h5, n_samples, path)
     chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
     alt, more_alts = _alt_columns(h5, n_variants, path)
+    no_alt = (alt == "") | (alt == ".")
+    # a monomorphic SNP (one REF base, no ALT) is kept, as PLINK keeps it; a longer REF without ALT is a block
     skipped = {"multi-allelic": more_alts,
-               "no ALT allele": (alt == "") | (alt == "."),
+               "no ALT allele": no_alt & (np.char.str_len(ref) != 1),
                "symbolic ALT": np.char.startswith(alt, "<") | (alt == "*"),
-               "indel/MNP": (np.char.str_len(ref) != 1) | (np.char.str_len(alt) != 1)}
+               "indel/MNP": (np.char.str_len(ref) != 1) | ((np.char.str_len(alt) != 1) & ~no_alt)}
     drop = np.zeros(n_variants, bool)
     counts_skipped = {}
     for reason, mask in skipped.items():
@@ -160,11 +162,13 @@ def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
             continue
         block = np.asarray(gt[start:stop])
         block = block.reshape(stop - start, n_samples, ploidy)[block_keep].astype(np.int16)
-        bad = (block > 1) | (block < -1)
+        highest = np.where(no_alt[start + block_keep], 0, 1)[:, None, None]  # no ALT: only allele 0 exists
+        bad = (block > highest) | (block < -1)
         if bad.any():
             v, s, _ = np.argwhere(bad)[0]
+            kind = "SNP without ALT (REF=0)" if highest[v, 0, 0] == 0 else "biallelic SNP (REF=0, ALT=1)"
             raise InputError(path, f"calldata/GT allele index {int(block[v, s].max())} for sample "
-                                   f"{samples.iid[s]} is out of range for a biallelic SNP (REF=0, ALT=1)",
+                                   f"{samples.iid[s]} is out of range for a {kind}",
                              start + int(block_keep[v]) + 1, what="record")
         a = block[..., 0]
         b = block[..., 1] if ploidy == 2 else a
@@ -174,6 +178,7 @@ def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
             bits = np.empty((len(block_keep), 2 * n_samples), np.uint8)
             bits[:, 0::2], bits[:, 1::2] = a > 0, b > 0
             hap_blocks.append(np.packbits(bits, axis=1, bitorder="little"))
+    alt = np.where(no_alt, "0", alt)  # PLINK's missing allele code for a monomorphic SNP's A2
     variants = Variants(chrom[keep], pos[keep], ids[keep], ref[keep], alt[keep], cm[keep])
     n_skipped = n_variants - keep.size
     info = {"skipped records": f"{n_skipped} of {n_variants}" + (" (" + ", ".join(

@@ -1,8 +1,9 @@
 """VCF / bgzipped VCF genotypes: a chunked, vectorised reader and a BGZF writer.
 
-Reading keeps biallelic SNPs (REF and ALT one character each) and skips, counting them, multi-allelic, symbolic
-(``<DEL>``, ``*``, breakends), indel/MNP records, records without an ALT allele (``.``) and records whose FORMAT has no
-GT.  The counted allele is ALT (= PLINK A2), the ADMIXTURE convention.
+Reading keeps biallelic SNPs (REF and ALT one character each) and monomorphic ones (one REF base, ALT ``.``, kept as
+PLINK keeps them, with A2 = PLINK's missing allele code ``0``), and skips, counting them, multi-allelic, symbolic
+(``<DEL>``, ``*``, breakends), indel/MNP records, reference blocks (a longer REF with ALT ``.``) and records whose
+FORMAT has no GT.  The counted allele is ALT (= PLINK A2), the ADMIXTURE convention.
 
 Why not ``allel.read_vcf``: scikit-allel drops the phase of ``0|1`` calls, cannot tell a haploid ``1`` from ``1/.``,
 and pads short rows silently without saying which line was short.  This reader splits each line's fixed columns in
@@ -146,11 +147,11 @@ def _line_lists(blocks):
 
 
 def _classify(ref: bytes, alt: bytes) -> str | None:
-    """None for a biallelic SNP, else the skip reason."""
+    """None for a biallelic SNP (or a monomorphic one: one REF base, ALT '.'), else the skip reason."""
     if b"," in alt:
         return "multi-allelic"
     if alt == b".":
-        return "no ALT allele"
+        return None if len(ref) == 1 else "no ALT allele"  # a longer REF without ALT is a reference block
     if alt.startswith(b"<") or alt == b"*" or b"[" in alt or b"]" in alt:
         return "symbolic ALT"
     if len(ref) != 1 or len(alt) != 1:
@@ -494,10 +495,13 @@ def read_vcf(path, quiet: bool = False, region: str | None = None) -> Genotypes:
                 reason = _classify(ref, alt)
                 if reason is None:
                     format_keys = fmt.split(b":")
-                    if b"GT" in format_keys:  # GT not first: against the spec, but seen in real files
-                        rest = _gt_first(rest, format_keys.index(b"GT"))
-                    else:
+                    if b"GT" not in format_keys:
                         reason = "no GT in FORMAT"
+                    elif fmt != b"GT":  # GT not first, or other sub-fields: keep the GT only
+                        rest = _gt_first(rest, format_keys.index(b"GT"))
+                    if reason is None and alt == b"." and b"1" in rest:
+                        # a monomorphic record (kept, as PLINK keeps it) whose calls name an ALT it does not have
+                        raise InputError(path, "ALT is '.' but a call carries allele 1 or higher", line_no)
                 if reason is not None:
                     # a skipped record is still checked for its shape: a lost tab must not pass as "no GT"
                     n_columns = rest.count(b"\t") + 1
@@ -566,10 +570,11 @@ def _variant_table(records: list[tuple], path) -> Variants:
         raise InputError(path, f"POS {int(pos[bad])} is negative", columns[0][bad])
     cm = np.array([_info_cm(info) for info in columns[6]], np.float64)
     ref = np.char.decode(np.array(columns[4]), "utf-8", "replace")
+    alt = np.char.decode(np.array(columns[5]), "utf-8", "replace")
     return Variants(chrom=np.char.decode(np.array(columns[1]), "utf-8", "replace"), pos=pos,
                     id=np.char.decode(np.array(columns[3]), "utf-8", "replace"),
-                    a1=np.where(ref == ".", "0", ref),  # REF '.': PLINK's missing allele code, as genoae writes it
-                    a2=np.char.decode(np.array(columns[5]), "utf-8", "replace"), cm=cm)
+                    # '.': PLINK's missing allele code 0 (a monomorphic SNP's other allele), as genoae writes it
+                    a1=np.where(ref == ".", "0", ref), a2=np.where(alt == ".", "0", alt), cm=cm)
 
 
 def _info_cm(info: bytes) -> float:
