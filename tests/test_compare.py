@@ -411,3 +411,13 @@ def test_adamixture_outputs_are_recognised_with_their_autosome_only_p(hapmap3, a
     assert whole < comparison.logliks[0] < 0.9 * whole
     np.savetxt(tmp_path / "nn.3.Q", np.full((324, 3), 1 / 3) + np.linspace(0, 1e-3, 324)[:, None] * [1, -1, 0])
     assert detect_source(tmp_path / "nn.3.Q") == "neural-admixture"  # no value on the clip
+
+
+def test_fastmixture2_runs_are_read_as_fastmixture_and_named_from_their_log(tmp_path):
+    from genoae.compare import load_runs
+
+    np.savetxt(tmp_path / "hm.K2.s1.Q", np.full((4, 2), 0.5), fmt="%.10f")
+    (tmp_path / "hm.K2.s1.log").write_text("fastmixture2 v2.0.4\nTime: ...\n")
+    (run,) = load_runs(tmp_path / "hm.K2.s1.Q")
+    assert run.source == "fastmixture" and run.p_allele == "A1"
+    assert "written by fastmixture2 v2.0.4" in run.notes

@@ -146,6 +146,13 @@ def _read_text_run(q_path: Path, source: str | None, p_convention: str | None) -
         P = _orient_p(P, p_allele)
     else:
         notes.append("no P file beside the Q file: likelihood and F_ST not computed")
+    if source == "fastmixture":  # fastmixture and fastmixture2 share names and conventions; the log tells which
+        log = q_path.with_name(q_path.name[:-2] + ".log")
+        if log.exists():
+            with open(log, "r", encoding="utf-8", errors="replace") as handle:
+                first = handle.readline().strip()
+            if first.startswith("fastmixture"):
+                notes.append(f"written by {first}")
     # "auto" is resolved against the genotypes in check_orientation
     return Run(name=q_path.name[:-2] if q_path.name.endswith(".Q") else q_path.name, source=source, Q=Q, P=P,
                p_allele=p_allele, q_path=str(q_path), p_path="" if p_path is None else str(p_path),
