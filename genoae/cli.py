@@ -216,14 +216,36 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("--model", "model_path", required=True, type=click.Path(), help="PREFIX.K.model.pt from genoae admix.")
+@click.option("--model", "model_path", type=click.Path(), default=None, help="PREFIX.K.model.pt from genoae admix.")
+@click.option("--p-file", "p_path", type=click.Path(), default=None,
+              help="Instead of a model: a .P file of ADMIXTURE, fastmixture, Neural ADMIXTURE, ADAMIXTURE or genoae "
+                   "(rows = the --reference's variants); Q is refined from a uniform start with P fixed.")
+@click.option("--reference", type=click.Path(), default=None,
+              help="With --p-file: the variants P's rows follow (REF.bim, REF.bed or a prefix, REF.pvar).")
+@click.option("--p-convention", default=None, type=click.Choice(["A1", "A2"], case_sensitive=False),
+              help="With --p-file: the allele P counts (default: its writer's, from the file names and format).")
 @click.option("-o", "--out", "prefix", required=True, help="Output prefix: writes PREFIX.K.Q and PREFIX.log.")
 @_device_options
 @click.option("--tol", type=POSITIVE_FLOAT, default=5e-9, show_default=True,
-              help="EM tolerance per observed call (as for admix).")
-def project(input_path, model_path, prefix, device, threads, tol):
-    """Ancestry proportions of new individuals under a trained model (encoder, then EM with P fixed)."""
+              help="Refinement tolerance per observed call (as for admix).")
+def project(input_path, model_path, p_path, reference, p_convention, prefix, device, threads, tol):
+    """Ancestry proportions of new individuals: under a trained model (its encoder's Q, then the refinement of Q
+    with P fixed), or under any program's P file (--p-file with --reference; no network).
+
+    Variants are matched to the model's or the reference's by ID (else chromosome and position); A1/A2 swaps are
+    flipped, other allele mismatches and absent variants count as missing, and the match is reported.
+    """
     _quiet_openmp()
+    if (model_path is None) == (p_path is None):
+        raise UsageError("project: give either --model PREFIX.K.model.pt or --p-file FILE.P with --reference")
+    if p_path is not None:
+        if reference is None:
+            raise UsageError("--p-file needs --reference: the .bim/.bed/.pvar whose variants P's rows follow")
+        from genoae.commands.project import run_project_p
+
+        run_project_p(input_path, p_path, reference, prefix, p_convention=p_convention, device=device,
+                      threads=threads, tol=tol, echo=click.echo)
+        return
     from genoae.commands.project import run_project
 
     run_project(input_path, model_path, prefix, device=device, threads=threads, tol=tol, echo=click.echo)

@@ -35,6 +35,6 @@ Calls are A2 allele counts (PLINK ``.bim`` column 6, VCF ALT); P is the A2 frequ
 """
 from genoae.ancestry.encoder import NeuralAdmixture
 from genoae.ancestry.estimator import Admixture, FitReport, check_k
-from genoae.ancestry.projection import project
+from genoae.ancestry.projection import project, project_onto_p
 
-__all__ = ["Admixture", "FitReport", "NeuralAdmixture", "check_k", "project"]
+__all__ = ["Admixture", "FitReport", "NeuralAdmixture", "check_k", "project", "project_onto_p"]

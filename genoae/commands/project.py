@@ -1,9 +1,12 @@
-"""``genoae project``: Q of new individuals under a model written by ``genoae admix``."""
+"""``genoae project``: Q of new individuals under a model written by ``genoae admix``, or under any program's P
+file (``--p-file`` with the reference's variant table)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from genoae.ancestry import NeuralAdmixture, project
 from genoae.device import set_threads
-from genoae.errors import InputError
+from genoae.errors import InputError, UsageError
 from genoae.genotypes import ALLELE_CONVENTION
 from genoae.commands.common import check_outputs, check_prefix
 from genoae.io import input_files, read_genotypes
@@ -41,3 +44,78 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
     return Q, loglik, report
 
 
+
+
+def reference_variants(path):
+    """The variant table P's rows follow: a ``.bim`` (or the ``.bim`` of a ``.bed``/prefix) or a ``.pvar``."""
+    from genoae.io.pgen import read_pvar
+    from genoae.io.plink import plink_paths, read_bim
+
+    text = str(path)
+    if text.endswith(".pvar"):
+        return read_pvar(path)[0]
+    if text.endswith(".bim"):
+        return read_bim(path)
+    return read_bim(plink_paths(path)[1])
+
+
+def p_file_allele(p_path, p_convention=None) -> str:
+    """The allele a P file counts: ``p_convention`` when given, else its writer's (ADMIXTURE A2; fastmixture,
+    Neural ADMIXTURE and ADAMIXTURE A1), told from the Q file beside it or from its own name and number format."""
+    import re
+
+    from genoae.compare.runs import DEFAULT_P_ALLELE, detect_source
+
+    if p_convention is not None:
+        allele = p_convention.upper()
+        if allele not in ("A1", "A2"):
+            raise UsageError(f"--p-convention {p_convention!r}: expected A1 or A2")
+        return allele
+    p_path = Path(p_path)
+    q_path = p_path.with_name(p_path.name[:-2] + ".Q") if p_path.name.endswith(".P") else None
+    if q_path is not None and q_path.exists():
+        return DEFAULT_P_ALLELE[detect_source(q_path)]
+    if re.match(r"^.+\.K\d+(\.s\d+)?\.P$", p_path.name):
+        return "A1"  # fastmixture's name
+    with open(p_path, "r", encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    return "A1" if re.search(r"\d[eE][+-]\d", first) else "A2"
+
+
+def run_project_p(input_path, p_path, reference, prefix, p_convention=None, device: str = "auto",
+                  threads: int | None = None, tol: float = 5e-9, echo=print):
+    """``genoae project --p-file``: Q for individuals under any program's P, no network.
+
+    Variants are matched to the reference's (by ID, else by chromosome and position) with allele swaps flipped;
+    P is turned to A2 frequencies of the reference's alleles; Q is refined from a uniform start with P fixed.
+    Writes PREFIX.K.Q and PREFIX.log.
+    """
+    from genoae.ancestry import project_onto_p
+    from genoae.io.qp import read_p
+
+    set_threads(threads)
+    prefix = check_prefix(prefix)
+    variants = reference_variants(reference)
+    P = read_p(p_path)
+    if P.shape[0] != len(variants):
+        raise InputError(p_path, f"P has {P.shape[0]} rows but the reference {reference} lists {len(variants)} "
+                                 f"variants (P's rows must follow the reference's variants)")
+    K = P.shape[1]
+    allele = p_file_allele(p_path, p_convention)
+    check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + [p_path, reference])
+    with OutputSet(prefix) as output:
+        genotypes = read_genotypes(input_path)
+        aligned, report = align_to_model(genotypes, variants)
+        report.target = "reference"
+        echo(str(report))
+        if report.matched == 0:
+            raise InputError(input_path, f"no variant of the data matches the reference {reference}'s variants "
+                                         f"(by {report.matched_by})")
+        Q, loglik = project_onto_p(aligned, 1.0 - P if allele == "A1" else P, tol=tol, device=device)
+        write_q(Q, output.path(f"{prefix}.{K}.Q"))
+        output.path(f"{prefix}.log").write_text(
+            f"# genoae project {input_path} --p-file {p_path} --reference {reference}\n# {report}\n"
+            f"# P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}\n"
+            f"K={K}\tloglik={loglik:.6f}\t(the individuals' observed calls, P fixed)\n")
+    echo(f"K={K}\tloglik={loglik:.6f}\twrote {prefix}.{K}.Q")
+    return Q, loglik, report

@@ -141,12 +141,13 @@ class AlignmentReport:
     allele_mismatch: int
     absent: int
     matched_by: str
+    target: str = "model"  # what the variants were matched to: a model, or a reference's variant table
 
     def __str__(self) -> str:
-        return (f"{self.matched:,} of the model's {self.n_model:,} variants matched by {self.matched_by} "
+        return (f"{self.matched:,} of the {self.target}'s {self.n_model:,} variants matched by {self.matched_by} "
                 f"({self.flipped:,} with A1/A2 swapped and flipped); {self.absent:,} absent from the data and "
                 f"{self.allele_mismatch:,} with other alleles are treated as missing; "
-                f"{self.n_data - self.matched:,} data variants not in the model are ignored")
+                f"{self.n_data - self.matched:,} data variants not in the {self.target} are ignored")
 
 
 def align_to_model(genotypes: Genotypes, model_variants: Variants) -> tuple[Genotypes, AlignmentReport]:
