@@ -29,21 +29,32 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
     K = metadata["K"]
     check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + list(model_paths(model_path)))
     with OutputSet(prefix) as output:  # Q and log appear together, and one run at a time per prefix
-        genotypes = read_genotypes(input_path)
-        aligned, report = align_to_model(genotypes, metadata["variants"])
-        echo(str(report))
-        if report.matched == 0:
-            raise InputError(input_path, "no variant of the data matches the model's variants")
+        aligned, report = _aligned_input(input_path, metadata["variants"], "model", echo)
         Q, loglik, _ = project(model, aligned, tol=tol, device=device)
-        write_q(Q, output.path(f"{prefix}.{K}.Q"))
-        output.path(f"{prefix}.log").write_text(
-            f"# genoae project {input_path} --model {model_path}\n# {report}\n"
-            f"# allele convention: {ALLELE_CONVENTION}\n"
-            f"K={K}\tloglik={loglik:.6f}\t(new individuals' observed calls, model P fixed)\n")
+        _write_projection(output, prefix, Q, loglik, [f"genoae project {input_path} --model {model_path}",
+                                                      str(report), f"allele convention: {ALLELE_CONVENTION}"])
     echo(f"K={K}\tloglik={loglik:.6f}\twrote {prefix}.{K}.Q")
     return Q, loglik, report
 
 
+def _aligned_input(input_path, variants, target: str, echo):
+    """The input's genotypes on ``variants`` (matched, swaps flipped), the match reported; none matched: refused."""
+    aligned, report = align_to_model(read_genotypes(input_path), variants)
+    report.target = target
+    echo(str(report))
+    if report.matched == 0:
+        raise InputError(input_path, f"no variant of the data matches the {target}'s variants (by "
+                                     f"{report.matched_by})")
+    return aligned, report
+
+
+def _write_projection(output: OutputSet, prefix: str, Q, loglik: float, header: list) -> None:
+    """PREFIX.K.Q and PREFIX.log (``#`` header lines, then ℓ) into the run's output set."""
+    K = Q.shape[1]
+    write_q(Q, output.path(f"{prefix}.{K}.Q"))
+    output.path(f"{prefix}.log").write_text("".join(f"# {line}\n" for line in header)
+                                            + f"K={K}\tloglik={loglik:.6f}\t(the individuals' observed calls, "
+                                              f"P fixed)\n")
 
 
 def reference_variants(path):
@@ -104,18 +115,10 @@ def run_project_p(input_path, p_path, reference, prefix, p_convention=None, devi
     allele = p_file_allele(p_path, p_convention)
     check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + [p_path, reference])
     with OutputSet(prefix) as output:
-        genotypes = read_genotypes(input_path)
-        aligned, report = align_to_model(genotypes, variants)
-        report.target = "reference"
-        echo(str(report))
-        if report.matched == 0:
-            raise InputError(input_path, f"no variant of the data matches the reference {reference}'s variants "
-                                         f"(by {report.matched_by})")
+        aligned, report = _aligned_input(input_path, variants, "reference", echo)
         Q, loglik = project_onto_p(aligned, 1.0 - P if allele == "A1" else P, tol=tol, device=device)
-        write_q(Q, output.path(f"{prefix}.{K}.Q"))
-        output.path(f"{prefix}.log").write_text(
-            f"# genoae project {input_path} --p-file {p_path} --reference {reference}\n# {report}\n"
-            f"# P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}\n"
-            f"K={K}\tloglik={loglik:.6f}\t(the individuals' observed calls, P fixed)\n")
+        _write_projection(output, prefix, Q, loglik, [
+            f"genoae project {input_path} --p-file {p_path} --reference {reference}", str(report),
+            f"P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}"])
     echo(f"K={K}\tloglik={loglik:.6f}\twrote {prefix}.{K}.Q")
     return Q, loglik, report
