@@ -142,6 +142,24 @@ def _renormalise(products, exponents, n_samples):
         products[i] = np.int64((bits & _MANTISSA_BITS) | _ONE_BITS).view(np.float64)
 
 
+@njit(inline="always", cache=True)
+def _count_row(products, exponents, count, n_samples):
+    """One more row multiplied into the running products; every ``_LOG_GROUP`` rows they are renormalised (so
+    they never underflow).  Returns the new count."""
+    count += 1
+    if count == _LOG_GROUP:
+        _renormalise(products, exponents, n_samples)
+        return 0
+    return count
+
+
+@njit(inline="always", cache=True)
+def _product_logs(products, exponents, out, n_samples):
+    """out[i] = log of running product i (its mantissa's log plus its exponent sum × ln 2)."""
+    for i in range(n_samples):
+        out[i] = np.log(products[i]) + exponents[i] * _LN2
+
+
 @njit(parallel=True, **_OPTIONS)
 def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r):
     """loglik_parts[t, i] = individual i's ℓ over range t's SNPs (products of likelihood factors, one log each)."""
@@ -158,12 +176,8 @@ def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdo
             _expected_freqs(P, j, QT, h, n_samples)
             for i in range(n_samples):
                 products[i] *= _factor(g[i], r[i], h[i])
-            count += 1
-            if count == _LOG_GROUP:
-                _renormalise(products, exponents, n_samples)
-                count = 0
-        for i in range(n_samples):
-            loglik_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
+            count = _count_row(products, exponents, count, n_samples)
+        _product_logs(products, exponents, loglik_parts[t], n_samples)
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -357,10 +371,7 @@ def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, log
                 for i in range(n_samples):
                     products[i] *= _factor(g_a[i], r_a[i], h[i])
                     b_sum[i] += r_a[i] / (1.0 - h[i])
-                count += 1
-                if count == _LOG_GROUP:
-                    _renormalise(products, exponents, n_samples)
-                    count = 0
+                count = _count_row(products, exponents, count, n_samples)
                 _row_weights(g_a, r_a, h, n_samples)
             g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
             r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
@@ -378,8 +389,7 @@ def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, log
                     hess_kl = hess[k, l]
                     for i in range(n_samples):
                         hess_kl[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2 + r3[i] * c3
-        for i in range(n_samples):
-            loglik_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
+        _product_logs(products, exponents, loglik_parts[t], n_samples)
 
 
 @njit(inline="always", cache=True)
@@ -569,10 +579,7 @@ def p_newton_pass(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_
                 factor = _factor(g[i], r[i], h[i])
                 products[i] *= factor
                 w1[i] = factor  # the row's factors, for its ℓ
-            count += 1
-            if count == _LOG_GROUP:
-                _renormalise(products, exponents, n_samples)
-                count = 0
+            count = _count_row(products, exponents, count, n_samples)
             before = _log_product(w1, n_samples)
             total += before
             for i in range(n_samples):
@@ -626,8 +633,7 @@ def p_newton_pass(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_
                 B = (1.0 - p) * sum_b
                 P_new[j, k] = A / (A + B) if A + B > 0.0 else p
         loglik_parts[t] = total
-        for i in range(n_samples):
-            individual_parts[t, i] = np.log(products[i]) + exponents[i] * _LN2
+        _product_logs(products, exponents, individual_parts[t], n_samples)
 
 
 @njit(parallel=True, **_OPTIONS)

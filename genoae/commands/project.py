@@ -71,10 +71,9 @@ def reference_variants(path):
 
 
 def p_file_allele(p_path, p_convention=None) -> str:
-    """The allele a P file counts: ``p_convention`` when given, else its writer's (ADMIXTURE A2; fastmixture,
-    Neural ADMIXTURE and ADAMIXTURE A1), told from the Q file beside it or from its own name and number format."""
-    import re
-
+    """The allele a P file counts: ``p_convention`` when given, else its writer's (ADMIXTURE and genoae A2;
+    fastmixture, Neural ADMIXTURE and ADAMIXTURE A1), told as ``compare`` tells it: from the Q file beside it, else
+    from the P file's own name and number format."""
     from genoae.compare.runs import DEFAULT_P_ALLELE, detect_source
 
     if p_convention is not None:
@@ -84,13 +83,7 @@ def p_file_allele(p_path, p_convention=None) -> str:
         return allele
     p_path = Path(p_path)
     q_path = p_path.with_name(p_path.name[:-2] + ".Q") if p_path.name.endswith(".P") else None
-    if q_path is not None and q_path.exists():
-        return DEFAULT_P_ALLELE[detect_source(q_path)]
-    if re.match(r"^.+\.K\d+(\.s\d+)?\.P$", p_path.name):
-        return "A1"  # fastmixture's name
-    with open(p_path, "r", encoding="utf-8", errors="replace") as handle:
-        first = handle.readline()
-    return "A1" if re.search(r"\d[eE][+-]\d", first) else "A2"
+    return DEFAULT_P_ALLELE[detect_source(q_path if q_path is not None and q_path.exists() else p_path)]
 
 
 def run_project_p(input_path, p_path, reference, prefix, p_convention=None, device: str = "auto",

@@ -17,7 +17,7 @@ DEFAULT_P_ALLELE = {"admixture": "A2", "genoae": "A2", "fastmixture": "A1", "neu
                     "adamixture": "A1"}
 ADAMIXTURE_Q_FLOOR = 1e-5  # ADAMIXTURE clips Q to [1e-5, 1 - 1e-5]; a softmax (Neural ADMIXTURE) never sits on it
 
-_FASTMIXTURE_NAME = re.compile(r"^(?P<prefix>.+)\.K(?P<K>\d+)(?:\.s(?P<seed>\d+))?\.Q$")
+_FASTMIXTURE_NAME = re.compile(r"^(?P<prefix>.+)\.K(?P<K>\d+)(?:\.s(?P<seed>\d+))?\.[QP]$")
 _ADMIXTURE_NAME = re.compile(r"^(?P<prefix>.+)\.(?P<K>\d+)\.Q$")
 
 
@@ -72,9 +72,10 @@ class Run:
 
 
 def detect_source(path) -> str:
-    """Guess which program wrote a run from its file name (and, for ``PREFIX.K.Q``, its number format).
+    """Guess which program wrote a run from its file name (and, for ``PREFIX.K.Q``, its number format); a ``.P``
+    file is told apart the same way.
 
-    ``.h5`` → genoae; ``PREFIX.K{K}[.s{seed}].Q`` → fastmixture; ``PREFIX.K.Q`` written in scientific notation
+    ``.h5`` → genoae; ``PREFIX.K{K}[.s{seed}].Q`` (or ``.P``) → fastmixture; ``PREFIX.K.Q`` written in scientific notation
     (NumPy's default ``savetxt``) → adamixture when some Q value sits exactly on ADAMIXTURE's clip at 1e-5, else
     neural-admixture (both count A1 in P); other ``PREFIX.K.Q`` → admixture (genoae's text files share
     ADMIXTURE's format and convention, so the distinction does not matter).
@@ -89,6 +90,8 @@ def detect_source(path) -> str:
         with open(path, "r", encoding="utf-8", errors="replace") as handle:
             first = handle.readline()
         if re.search(r"\d[eE][+-]\d", first):
+            if name.endswith(".P"):  # only a Q can sit on ADAMIXTURE's clip; both count A1 in P anyway
+                return "neural-admixture"
             try:
                 values = read_q(path)
             except InputError:
