@@ -162,22 +162,32 @@ def _product_logs(products, exponents, out, n_samples):
 
 @njit(parallel=True, **_OPTIONS)
 def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r):
-    """loglik_parts[t, i] = individual i's ℓ over range t's SNPs (products of likelihood factors, one log each)."""
+    """loglik_parts[t, c, i] = individual i's ℓ over range t's SNPs at candidate c's Q (products of likelihood
+    factors, one log each).  QT (C, K, N): several candidate Q per individual scored in one pass over the calls
+    (a line search costs one decode)."""
     width = packed.shape[1] * 4
+    n_candidates = QT.shape[0]
     for t in prange(bounds.shape[0] - 1):
         g = np.empty(width)
         r = np.empty(width)
         h = np.empty(width)
-        products = np.ones(width)
-        exponents = np.zeros(width, np.int64)
+        products = np.ones((n_candidates, width))
+        exponents = np.zeros((n_candidates, width), np.int64)
         count = 0
         for j in range(bounds[t], bounds[t + 1]):
             _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
-            for i in range(n_samples):
-                products[i] *= _factor(g[i], r[i], h[i])
-            count = _count_row(products, exponents, count, n_samples)
-        _product_logs(products, exponents, loglik_parts[t], n_samples)
+            for c in range(n_candidates):
+                _expected_freqs(P, j, QT[c], h, n_samples)
+                running = products[c]
+                for i in range(n_samples):
+                    running[i] *= _factor(g[i], r[i], h[i])
+            count += 1
+            if count == _LOG_GROUP:
+                for c in range(n_candidates):
+                    _renormalise(products[c], exponents[c], n_samples)
+                count = 0
+        for c in range(n_candidates):
+            _product_logs(products[c], exponents[c], loglik_parts[t, c], n_samples)
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -291,25 +301,47 @@ def deviance_pass(packed, n_samples, QT, P, deviance_parts, count_parts, bounds,
         count_parts[t] = calls
 
 
+@njit(inline="always", cache=True)
+def _decode_centred_row(row, n_samples, m_j, s_j, target):
+    """target[i] = (g_i − m_j) · s_j for one packed row, 0 where a call is missing (mean-filled)."""
+    # PLINK code -> value: 00 → 0 copies, 01 missing → 0 (the mean), 10 → 1 copy, 11 → 2 copies
+    values = np.array([(0.0 - m_j) * s_j, 0.0, (1.0 - m_j) * s_j, (2.0 - m_j) * s_j])
+    full = n_samples // 4
+    for b in range(full):
+        byte = row[b]
+        target[4 * b] = values[byte & 3]
+        target[4 * b + 1] = values[(byte >> 2) & 3]
+        target[4 * b + 2] = values[(byte >> 4) & 3]
+        target[4 * b + 3] = values[(byte >> 6) & 3]
+    for i in range(4 * full, n_samples):
+        target[i] = values[(row[i // 4] >> (2 * (i % 4))) & 3]
+
+
 @njit(parallel=True, **_OPTIONS)
 def decode_centred(packed, start, stop, n_samples, mean, inv_scale, out):
     """out[j − start, i] = (g_ij − mean_j) · inv_scale_j for rows start … stop − 1, 0 where a call is missing
     (mean-filled): the block of a PCA or SVD pass, decoded straight from the packed bytes."""
     for j in prange(start, stop):
-        row = packed[j]
-        m_j, s_j = mean[j], inv_scale[j]
-        # PLINK code -> value: 00 → 0 copies, 01 missing → 0 (the mean), 10 → 1 copy, 11 → 2 copies
-        values = np.array([(0.0 - m_j) * s_j, 0.0, (1.0 - m_j) * s_j, (2.0 - m_j) * s_j])
-        target = out[j - start]
-        full = n_samples // 4
-        for b in range(full):
-            byte = row[b]
-            target[4 * b] = values[byte & 3]
-            target[4 * b + 1] = values[(byte >> 2) & 3]
-            target[4 * b + 2] = values[(byte >> 4) & 3]
-            target[4 * b + 3] = values[(byte >> 6) & 3]
-        for i in range(4 * full, n_samples):
-            target[i] = values[(row[i // 4] >> (2 * (i % 4))) & 3]
+        _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], out[j - start])
+
+
+@njit(parallel=True, **_OPTIONS)
+def centred_product_pass(packed, n_samples, mean, inv_scale, W, parts, bounds):
+    """parts[t, k, i] = Σ over range t's rows j of W[k, j] · (g_ij − mean_j) · inv_scale_j, missing calls 0: a
+    linear layer over the centred calls (the encoder's), one decoded row per thread, nothing of size N × M."""
+    K = W.shape[0]
+    width = packed.shape[1] * 4
+    for t in prange(bounds.shape[0] - 1):
+        x = np.empty(width)
+        total = parts[t]
+        total[:, :] = 0.0
+        for j in range(bounds[t], bounds[t + 1]):
+            _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], x)
+            for k in range(K):
+                weight = W[k, j]
+                row = total[k]
+                for i in range(n_samples):
+                    row[i] += weight * x[i]
 
 
 # ---------------------------------------------------------------------------------------------------------------

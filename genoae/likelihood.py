@@ -278,6 +278,28 @@ class PackedCalls:
             kernels.decode_centred(self.packed, cols.start, cols.stop, self.n_samples, mean, inv_scale, out)
             yield cols, torch.from_numpy(out).to(dtype)
 
+    def centred_product(self, W: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> torch.Tensor:
+        """W · X for X = (g − mean) · inv_scale per SNP (0 where a call is missing; every observed call counts):
+        a linear layer over the centred calls, float64 (rows of W, n_samples).  On the CPU one numba pass that
+        decodes a row at a time; elsewhere the sum over :meth:`centred_blocks`.
+
+        Parameters
+        ----------
+        W : ndarray, float, (r, n_variants)
+        """
+        W = np.ascontiguousarray(W, np.float64)
+        if self.backend != "numba":
+            W_device = torch.from_numpy(W).to(self.device)
+            total = torch.zeros(W.shape[0], self.n_samples, dtype=torch.float64, device=self.device)
+            for cols, x in self.centred_blocks(mean, inv_scale, torch.float64):
+                total += W_device[:, cols] @ x
+            return total
+        bounds = self._bounds()
+        parts = np.empty((len(bounds) - 1, W.shape[0], self.n_samples))
+        kernels.centred_product_pass(self.packed, self.n_samples, np.ascontiguousarray(mean, np.float64),
+                                     np.ascontiguousarray(inv_scale, np.float64), W, parts, bounds)
+        return torch.from_numpy(parts.sum(axis=0))
+
     # ----------------------------------------------------------------- likelihood and EM
     def loglik(self, Q, P) -> float:
         """ℓ on ADMIXTURE's scale, as :func:`loglik` (summed in float64)."""
@@ -377,9 +399,25 @@ class PackedCalls:
 
     def _individual_loglik(self, Q64, P64) -> np.ndarray:
         """Each individual's ℓ at (Q, P), float64 (n_samples,)."""
+        return self.candidate_logliks(Q64[None], P64)[0]
+
+    def candidate_logliks(self, candidates: np.ndarray, P64: np.ndarray) -> np.ndarray:
+        """Each individual's ℓ at each of C candidate Q matrices, in one pass over the calls (numba only).
+
+        Parameters
+        ----------
+        candidates : ndarray, float64, (C, n_samples, K)
+        P64 : ndarray, float64, (n_variants, K)
+
+        Returns
+        -------
+        ndarray, float64, (C, n_samples)
+        """
         bounds = self._bounds()
-        parts = np.empty((len(bounds) - 1, self.n_samples))
-        kernels.individual_loglik_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), P64, parts, bounds,
+        C = candidates.shape[0]
+        parts = np.empty((len(bounds) - 1, C, self.n_samples))
+        kernels.individual_loglik_pass(self.packed, self.n_samples,
+                                       np.ascontiguousarray(np.transpose(candidates, (0, 2, 1))), P64, parts, bounds,
                                        self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
                                        kernels.BYTE_TO_R)
         return parts.sum(axis=0)
@@ -593,3 +631,46 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
         if gain < tol_abs:
             break
     return x_Q, x_P, trace
+
+
+def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float = 5e-9, max_iter: int = 1000,
+                steps: tuple = (1.0, 0.5, 0.25), callback=None):
+    """Maximise ℓ over Q with P fixed (projection), row by row: each individual's ℓ is its own concave problem
+    on the simplex.
+
+    Each iteration takes one pass for every row's gradient, curvature and ℓ (the Newton pass of
+    :meth:`PackedCalls.newton_step`), then one pass scoring, for every row, its Newton step at the lengths
+    ``steps`` and its EM step (:meth:`PackedCalls.candidate_logliks`); each row keeps its best candidate, or stays
+    where it is if none raises its ℓ.  EM is the fast move where an individual's ℓ is log-like in one ancestry
+    (alleles private to one population: Newton only doubles a small q there), a shortened Newton step where the
+    full one overshoots; elsewhere the full Newton step converges quadratically.  Stops when an iteration raised
+    ℓ by less than ``tol`` × (number of observed calls).  On the torch backend (CUDA) this is
+    :func:`quasi_newton` with P fixed.
+
+    Returns
+    -------
+    Q : torch.Tensor (same dtype and device as the input)
+    trace : list of float   ℓ at the start and after each iteration (never decreasing)
+    """
+    if calls.backend != "numba" or Q.shape[1] == 1:
+        Q_new, _, trace = quasi_newton(calls, Q, P, tol=tol, max_iter=max_iter, update_p=False, callback=callback)
+        return Q_new, trace
+    tol_abs = tol * float(calls.n_observed.sum())
+    P64 = _numpy64(P)
+    current = _numpy64(Q).copy()
+    trace = []
+    rows = np.arange(current.shape[0])
+    for iteration in range(max_iter + 1):
+        q_step = calls._newton_q(current, P64, None)
+        trace.append(q_step["loglik"])
+        if callback is not None and iteration > 0:
+            callback(iteration, trace[-1])
+        if iteration == max_iter or (iteration > 0 and trace[-1] - trace[-2] < tol_abs):
+            break
+        newton = q_step["newton"]
+        candidates = np.stack([current + s * (newton - current) for s in steps] + [q_step["em"]()])
+        scores = calls.candidate_logliks(candidates, P64)
+        best = scores.argmax(axis=0)
+        improves = scores[best, rows] > q_step["before"]
+        current = np.where(improves[:, None], candidates[best, rows], current)
+    return torch.from_numpy(current).to(Q.device, Q.dtype), trace
