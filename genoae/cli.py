@@ -163,10 +163,6 @@ def _device_options(function):
 @click.option("-o", "--out", "prefix", default=None, help="Output prefix (default: the input's name, here).")
 @click.option("-s", "--seed", type=SEED, default=42, show_default=True, help="Random seed (-s as ADMIXTURE's).")
 @_device_options
-@click.option("--epochs", type=COUNT, default=5, show_default=True,
-              help="Most encoder training epochs (after the refinement; the encoder serves genoae project). "
-                   "None run when the encoder's closed-form start is already within Q RMSE 0.02 of the refined Q.")
-@click.option("--batch-size", type=POSITIVE, default=256, show_default=True)
 @click.option("--tol", type=POSITIVE_FLOAT, default=1e-9, show_default=True,
               help="Stop the refinement when an iteration raises the log-likelihood by less than TOL x the number "
                    "of observed calls.")
@@ -180,7 +176,6 @@ def _device_options(function):
 @click.option("--init", "init", type=click.Choice(["als", "kmeans"]), default="als", show_default=True,
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
-@click.option("--hidden", type=POSITIVE, default=64, show_default=True, help="Encoder hidden width.")
 @click.option("--cv", type=OffOrAtLeastTwo("folds", "ADMIXTURE users take 5 or 10"), default=0, is_flag=False, flag_value=5,
               help="N-fold cross-validation error as ADMIXTURE's --cv / --cv=N (bare --cv: 5 folds; 0: off).")
 @click.option("-B", "--bootstrap", type=OffOrAtLeastTwo("replicates", "ADMIXTURE's default is 200"), default=0, is_flag=False, flag_value=200,
@@ -191,26 +186,30 @@ def _device_options(function):
 @click.option("--precision", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
 @click.option("--region", default=None, help="VCF/BCF only: read only chr:start-end (bcftools' syntax) from the "
               "file's index (.tbi/.csi), through bcftools.")
+@click.option("--reference-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=None,
+              help="For large N: fit first on this fraction of the individuals (drawn with --seed), project the "
+                   "others onto that fit, then refine on all from there (unsupervised runs).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol, loglik_tol, minor_loglik_tol,
-          max_iter, init, hidden, cv, bootstrap, supervised, precision, region, quiet):
+def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_loglik_tol,
+          max_iter, init, cv, bootstrap, supervised, precision, region, reference_fraction, quiet):
     """Estimate ancestry proportions Q and allele frequencies P by maximum likelihood (ADMIXTURE's model).
 
     Q and P maximise the likelihood by block relaxation (a Newton step per row of Q and of P, as ADMIXTURE;
     EM steps on CUDA) accelerated by quasi-Newton extrapolation, over the packed 2-bit calls, started from an
-    ALS factorisation of the truncated SVD (or k-means on principal components, --init kmeans).  An encoder
-    network (genotypes -> Q, decoder P) is then fitted to that result; it changes no output here and gives
-    `genoae project` its starting Q.
+    ALS factorisation of the truncated SVD (or k-means on principal components, --init kmeans).  The encoder
+    network (genotypes -> Q, decoder P) is then set from that P in closed form (a weighted least-squares layer
+    and a softmax); it changes no output here: it gives `genoae project` its starting Q.
     Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json (the
     network), PREFIX.h5 and PREFIX.log.
     """
     _quiet_openmp()
     from genoae.commands.admix import run_admix
 
-    run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads, epochs=epochs,
-                    batch_size=batch_size, tol=tol, max_iter=max_iter, init=init, hidden=hidden, cv=cv,
+    run = run_admix(input_path, ks, prefix=prefix, seed=seed, device=device, threads=threads,
+                    tol=tol, max_iter=max_iter, init=init, cv=cv,
                     supervised=supervised, precision=precision, progress=not quiet, echo=click.echo,
-                    loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap, region=region)
+                    loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap, region=region,
+                    reference_fraction=reference_fraction)
     click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
 
 
@@ -228,9 +227,11 @@ def admix(input_path, ks, prefix, seed, device, threads, epochs, batch_size, tol
 @_device_options
 @click.option("--tol", type=POSITIVE_FLOAT, default=5e-9, show_default=True,
               help="Refinement tolerance per observed call (as for admix).")
-def project(input_path, model_path, p_path, reference, p_convention, prefix, device, threads, tol):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def project(input_path, model_path, p_path, reference, p_convention, prefix, device, threads, tol, quiet):
     """Ancestry proportions of new individuals: under a trained model (its encoder's Q, then the refinement of Q
-    with P fixed), or under any program's P file (--p-file with --reference; no network).
+    with P fixed), or under any program's P file (--p-file with --reference; no network, uniform start).
+    The cohort is read in chunks of individuals straight from its packed calls.
 
     Variants are matched to the model's or the reference's by ID (else chromosome and position); A1/A2 swaps are
     flipped, other allele mismatches and absent variants count as missing, and the match is reported.
@@ -244,11 +245,12 @@ def project(input_path, model_path, p_path, reference, p_convention, prefix, dev
         from genoae.commands.project import run_project_p
 
         run_project_p(input_path, p_path, reference, prefix, p_convention=p_convention, device=device,
-                      threads=threads, tol=tol, echo=click.echo)
+                      threads=threads, tol=tol, progress=not quiet, echo=click.echo)
         return
     from genoae.commands.project import run_project
 
-    run_project(input_path, model_path, prefix, device=device, threads=threads, tol=tol, echo=click.echo)
+    run_project(input_path, model_path, prefix, device=device, threads=threads, tol=tol, progress=not quiet,
+                echo=click.echo)
 
 
 @cli.command()

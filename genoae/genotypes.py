@@ -446,8 +446,13 @@ class Genotypes:
         new_variants = self.variants if variants is None else self.variants.subset(variants)
         if samples is not None:
             sample_index = np.arange(self.n_samples)[samples]
-            counts = unpack_calls(packed, self.n_samples)[:, sample_index]
-            packed = pack_calls(counts)
+            # block by block of variants: the temporaries stay at a fixed budget of decoded calls
+            chosen = np.empty((packed.shape[0], (len(sample_index) + 3) // 4), np.uint8)
+            step = self.variants_per_block()
+            for start in range(0, packed.shape[0], step):
+                block = unpack_calls(np.asarray(packed[start:start + step]), self.n_samples)
+                chosen[start:start + step] = pack_calls(block[:, sample_index])
+            packed = chosen
             new_samples = self.samples.subset(sample_index)
             if haps is not None:
                 bits = np.unpackbits(haps, axis=1, count=2 * self.n_samples, bitorder="little")

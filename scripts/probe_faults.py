@@ -557,8 +557,7 @@ def model_cases(work: Path, base: Genotypes) -> list:
     folder = work / "model"
     folder.mkdir()
     write_genotypes(base, folder / "data.bed")
-    code, out, err = run_cli(["admix", folder / "data.bed", "-k", "2", "-o", folder / "fit", "--quiet",
-                              "--epochs", "0"])
+    code, out, err = run_cli(["admix", folder / "data.bed", "-k", "2", "-o", folder / "fit", "--quiet"])
     if code != 0:
         raise RuntimeError(f"probe setup: admix failed: {err}")
     meta = json.loads((folder / "fit.2.model.json").read_text())
@@ -588,7 +587,9 @@ def model_cases(work: Path, base: Genotypes) -> list:
     variant("K_zero", lambda d: d.update(K=0))
     variant("K_float", lambda d: d.update(K=2.5))
     variant("K_mismatch", lambda d: d.update(K=3))
-    variant("hidden_negative", lambda d: d.update(hidden=-4))
+    variant("n_variants_negative", lambda d: d.update(n_variants=-4))
+    variant("version_missing", lambda d: d.pop("version"))
+    variant("version_1", lambda d: d.update(version=1))
     variant("n_variants_mismatch", lambda d: d.update(n_variants=7))
     variant("no_variants", lambda d: d.pop("variants"))
     variant("variants_list", lambda d: d.update(variants=[1, 2]))
@@ -610,9 +611,9 @@ def option_cases(work: Path, base: Genotypes) -> list:
     data = folder / "data.bed"
     cases = []
     bad = [("threads0", ["--threads", "0"]), ("threads_neg", ["--threads", "-1"]),
-           ("batch0", ["--batch-size", "0"]), ("batch_neg", ["--batch-size", "-3"]),
-           ("hidden0", ["--hidden", "0"]), ("hidden_neg", ["--hidden", "-1"]),
-           ("epochs_neg", ["--epochs", "-1"]), ("max_iter0", ["--max-iter", "0"]),
+           ("max_iter0", ["--max-iter", "0"]), ("reference_fraction0", ["--reference-fraction", "0"]),
+           ("reference_fraction1", ["--reference-fraction", "1"]),
+           ("reference_fraction_nan", ["--reference-fraction", "nan"]),
            ("max_iter_neg", ["--max-iter", "-5"]), ("tol_nan", ["--tol", "nan"]), ("tol0", ["--tol", "0"]),
            ("tol_neg", ["--tol", "-1e-3"]), ("tol_inf", ["--tol", "inf"]), ("cv1", ["--cv", "1"]),
            ("cv_neg", ["--cv", "-2"]), ("cv_huge", ["--cv", "100000"]), ("empty_out", ["-o", ""]),

@@ -30,7 +30,7 @@ def test_hapmap3_k3_reaches_admixture(hapmap3_bed, admixture_output):
     from genoae.io import read_genotypes
 
     geno = read_genotypes(hapmap3_bed)
-    est = Admixture(3, epochs=5, seed=1, threads=1, progress=False).fit(geno)
+    est = Admixture(3, seed=1, threads=1, progress=False).fit(geno)
     assert est.loglik_ >= ADMIXTURE_K3_LOGLIK * (1 + 1e-5)
     Q_ref = np.loadtxt(admixture_output / "hapmap3.3.Q")
     assert matched_rmse(est.Q_, Q_ref) <= 0.01
@@ -178,7 +178,7 @@ def test_newton_step_never_lowers_the_loglik(seed):
 # ------------------------------------------------------------------------------------------- recovery, edge cases
 def test_recovers_simulated_q_with_missing_data():
     g, Q_true, P_true = simulate(n=120, m=1500, K=3, seed=5, missing=0.05)
-    est = Admixture(3, epochs=3, seed=0, threads=1, progress=False).fit(Genotypes.from_counts(g))
+    est = Admixture(3, seed=0, threads=1, progress=False).fit(Genotypes.from_counts(g))
     assert matched_rmse(est.Q_, Q_true) < 0.06
     # the fit is at least as good as the truth on the data it saw
     counts = torch.from_numpy(g.astype(np.float64))
@@ -191,7 +191,7 @@ def test_k1_is_the_allele_frequency():
     g, _, _ = simulate(n=30, m=200, seed=1, missing=0.1)
     g[:, 0] = np.where(g[:, 0] < 0, -1, 0)   # monomorphic A1 among the observed calls
     g[:, 1] = np.where(g[:, 1] < 0, -1, 2)   # monomorphic A2
-    est = Admixture(1, epochs=2, progress=False).fit(Genotypes.from_counts(g))
+    est = Admixture(1, progress=False).fit(Genotypes.from_counts(g))
     observed = g >= 0
     a2 = np.where(observed, g, 0).sum(axis=0)          # A2 copies per SNP
     alleles = 2 * observed.sum(axis=0)                 # observed allele copies per SNP
@@ -215,7 +215,7 @@ def test_unobserved_and_monomorphic_snps():
     g[:, 11] = 0    # monomorphic A1
     g[:, 12] = 2    # monomorphic A2
     g[:25, 13] = -1  # half observed
-    est = Admixture(2, epochs=2, seed=0, progress=False).fit(Genotypes.from_counts(g))
+    est = Admixture(2, seed=0, progress=False).fit(Genotypes.from_counts(g))
     assert np.isfinite(est.loglik_) and np.isfinite(est.Q_).all() and np.isfinite(est.P_).all()
     np.testing.assert_allclose(est.P_[11], 1e-5, atol=1e-7)
     np.testing.assert_allclose(est.P_[12], 1 - 1e-5, atol=1e-7)
@@ -224,8 +224,8 @@ def test_unobserved_and_monomorphic_snps():
 def test_same_seed_same_q_bit_for_bit():
     g, _, _ = simulate(n=50, m=400, seed=4, missing=0.02)
     geno = Genotypes.from_counts(g)
-    first = Admixture(3, epochs=3, seed=7, threads=1, progress=False).fit(geno)
-    second = Admixture(3, epochs=3, seed=7, threads=1, progress=False).fit(geno)
+    first = Admixture(3, seed=7, threads=1, progress=False).fit(geno)
+    second = Admixture(3, seed=7, threads=1, progress=False).fit(geno)
     assert np.array_equal(first.Q_, second.Q_)
     assert np.array_equal(first.P_, second.P_)
 
@@ -236,8 +236,8 @@ def test_same_seed_same_q_bit_for_bit():
 def test_cpu_and_cuda_agree():
     g, _, _ = simulate(n=80, m=600, seed=6, missing=0.02)
     geno = Genotypes.from_counts(g)
-    cpu = Admixture(3, epochs=3, seed=3, device="cpu", precision="float64", progress=False).fit(geno)
-    gpu = Admixture(3, epochs=3, seed=3, device="cuda", precision="float64", progress=False).fit(geno)
+    cpu = Admixture(3, seed=3, device="cpu", precision="float64", progress=False).fit(geno)
+    gpu = Admixture(3, seed=3, device="cuda", precision="float64", progress=False).fit(geno)
     assert gpu.loglik_ == pytest.approx(cpu.loglik_, rel=1e-6)
     assert matched_rmse(gpu.Q_, cpu.Q_) < 1e-3
 
@@ -248,15 +248,15 @@ def test_cv_error_on_admixture_scale(hapmap3_bed):
     from genoae.io import read_genotypes
 
     geno = read_genotypes(hapmap3_bed)
-    est = Admixture(1, epochs=0, seed=1, threads=1, progress=False).fit(geno)
+    est = Admixture(1, seed=1, threads=1, progress=False).fit(geno)
     assert est.cross_validate(geno, folds=5) == pytest.approx(0.55248, abs=1e-3)
 
 
 def test_float32_refinement_agrees_with_float64():
     g, _, _ = simulate(n=60, m=500, seed=8, missing=0.01)
     geno = Genotypes.from_counts(g)
-    f64 = Admixture(3, epochs=1, seed=2, threads=1, precision="float64", progress=False).fit(geno)
-    f32 = Admixture(3, epochs=1, seed=2, threads=1, precision="float32", progress=False).fit(geno)
+    f64 = Admixture(3, seed=2, threads=1, precision="float64", progress=False).fit(geno)
+    f32 = Admixture(3, seed=2, threads=1, precision="float32", progress=False).fit(geno)
     assert f32.loglik_ == pytest.approx(f64.loglik_, rel=1e-6)
     assert matched_rmse(f32.Q_, f64.Q_) < 5e-3
 

@@ -20,7 +20,7 @@ def test_admixture_flags_are_accepted(tmp_path, capsys):
     write_plink(admixed(), tmp_path / "d")
     with pytest.raises(SystemExit) as stop:
         main(["admix", str(tmp_path / "d.bed"), "-k", "2", "-j", "1", "-s", "7", "-C", "1e-4", "-c", "1e-3",
-              "--cv=3", "-B4", "-o", str(tmp_path / "r"), "--quiet", "--epochs", "0"])
+              "--cv=3", "-B4", "-o", str(tmp_path / "r"), "--quiet"])
     out, err = capsys.readouterr()
     assert stop.value.code == 0, err
     assert "CV error (K=2)" in out
@@ -31,14 +31,14 @@ def test_admixture_flags_are_accepted(tmp_path, capsys):
     assert "bootstrap: 4 moving-block replicates" in log
     with pytest.raises(SystemExit) as stop:  # bare --cv is ADMIXTURE's 5 folds
         main(["admix", str(tmp_path / "d.bed"), "-k", "2", "--cv", "-o", str(tmp_path / "s"), "--quiet",
-              "--epochs", "0"])
+              ])
     assert stop.value.code == 0
     assert "CV error (K=2)" in capsys.readouterr().out
 
 
 def test_absolute_tolerance_is_the_per_call_one_times_the_calls(tmp_path):
     write_plink(admixed(), tmp_path / "d")
-    quiet = dict(epochs=0, progress=False, echo=lambda line: None)
+    quiet = dict(progress=False, echo=lambda line: None)
     absolute = run_admix(tmp_path / "d.bed", 2, prefix=tmp_path / "a", loglik_tol=60 * 400 * 1e-7, **quiet)
     run_admix(tmp_path / "d.bed", 2, prefix=tmp_path / "b", tol=1e-7, **quiet)
     assert absolute.estimators[2].tol == pytest.approx(1e-7)
@@ -51,7 +51,7 @@ def test_bootstrap_errors_shrink_with_more_snps_and_repeat_with_the_seed(tmp_pat
     few, many = admixed(m=300, seed=1), admixed(m=3000, seed=1)
     se = {}
     for name, geno in (("few", few), ("many", many)):
-        fit = Admixture(2, epochs=0, progress=False, seed=3).fit(geno)
+        fit = Admixture(2, progress=False, seed=3).fit(geno)
         q_se, q_bias = fit.bootstrap(geno, 8)
         assert q_se.shape == q_bias.shape == (60, 2) and np.all(q_se >= 0)
         np.testing.assert_allclose(q_se[:, 0], q_se[:, 1], atol=1e-6)  # K = 2: the columns move together
@@ -66,7 +66,7 @@ def test_bootstrap_standard_errors_follow_admixture_on_hapmap3(hapmap3_bed, admi
     """ADMIXTURE 1.3.0's hapmap3.3.Q_se (its -B, 200 replicates) against genoae's -B 50, clusters aligned."""
     from genoae.compare.align import align_columns
 
-    run = run_admix(hapmap3_bed, 3, prefix=tmp_path / "h", bootstrap=50, epochs=0, progress=False,
+    run = run_admix(hapmap3_bed, 3, prefix=tmp_path / "h", bootstrap=50, progress=False,
                     echo=lambda line: None)
     theirs_q = read_q(admixture_output / "hapmap3.3.Q")
     theirs_se = read_matrix_text(admixture_output / "hapmap3.3.Q_se", "Q_se")

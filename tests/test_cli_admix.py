@@ -55,7 +55,7 @@ def test_admix_writes_every_output(tmp_path, capsys):
 
     prefix, geno, _, _ = simulated_plink(tmp_path)
     out = tmp_path / "out" / "run"
-    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "-o", out, "--seed", 3, "--epochs", 2, "--quiet",
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "-o", out, "--seed", 3, "--quiet",
                     "--threads", 1]) == 0
     printed = capsys.readouterr().out
     assert "K=2\tloglik=" in printed and "K=3\tloglik=" in printed
@@ -93,9 +93,9 @@ def test_admix_writes_every_output(tmp_path, capsys):
 def test_admix_k_range_and_list_syntax(tmp_path, ks):
     """-k 2..3 and -k 2,3 fit exactly K = 2 and K = 3, the same fits as -k 2-3 (same seed)."""
     prefix, geno, _, _ = simulated_plink(tmp_path, n=30, m=150, seed=5)
-    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "-o", tmp_path / "dash", "--epochs", 0, "--quiet",
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "-o", tmp_path / "dash", "--quiet",
                     "--threads", 1]) == 0
-    assert run_cli(["admix", f"{prefix}.bed", "-k", ks, "-o", tmp_path / "run", "--epochs", 0, "--quiet",
+    assert run_cli(["admix", f"{prefix}.bed", "-k", ks, "-o", tmp_path / "run", "--quiet",
                     "--threads", 1]) == 0
     assert sorted(path.name for path in tmp_path.glob("run.*.Q")) == ["run.2.Q", "run.3.Q"]
     assert sorted(path.name for path in tmp_path.glob("run.*.P")) == ["run.2.P", "run.3.P"]
@@ -115,7 +115,7 @@ def test_admix_refuses_k_not_below_n(tmp_path, capsys):
 
 def test_cross_validation_prints_cv_error(tmp_path, capsys):
     prefix, _, _, _ = simulated_plink(tmp_path, n=60, m=400)
-    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "--cv", 3, "-o", tmp_path / "cv", "--epochs", 1,
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "2-3", "--cv", 3, "-o", tmp_path / "cv",
                     "--quiet", "--threads", 1]) == 0
     printed = capsys.readouterr().out
     errors = {K: float(printed.split(f"CV error (K={K}): ")[1].split()[0]) for K in (2, 3)}
@@ -132,7 +132,7 @@ def test_supervised_keeps_labelled_individuals(tmp_path):
     pop = tmp_path / "sim.pop"
     pop.write_text("".join(f"{names[i] if known[i] else '-'}\n" for i in range(60)))
     out = tmp_path / "sup"
-    assert run_cli(["admix", f"{prefix}.bed", "-k", 3, "--supervised", pop, "-o", out, "--quiet", "--epochs", 2,
+    assert run_cli(["admix", f"{prefix}.bed", "-k", 3, "--supervised", pop, "-o", out, "--quiet",
                     "--threads", 1]) == 0
     Q = read_q(f"{out}.3.Q")
     # labelled rows are exactly their population (columns in sorted label order)
@@ -154,7 +154,7 @@ def test_project_new_individuals_with_reordered_and_flipped_variants(tmp_path, c
     train = geno.subset(samples=np.arange(80))
     write_plink(train, tmp_path / "train")
     out = tmp_path / "model_run"
-    assert run_cli(["admix", tmp_path / "train.bed", "-k", 3, "-o", out, "--quiet", "--epochs", 3,
+    assert run_cli(["admix", tmp_path / "train.bed", "-k", 3, "-o", out, "--quiet",
                     "--threads", 1]) == 0
     Q_train = read_q(f"{out}.3.Q")
     # the new individuals: variants reversed, the first 50 dropped, alleles swapped for every third variant
@@ -187,3 +187,29 @@ def test_demo_runs_from_any_folder(tmp_path, monkeypatch, capsys):
     assert "K=3\tloglik=" in printed and "AFR: mean Q" in printed
     for name in ("demo.3.Q", "demo.3.P", "demo.h5", "demo.log", "demo.3.model.pt", "demo.3.model.json"):
         assert (tmp_path / "genoae_demo" / name).exists()
+
+
+def test_reference_fraction_reaches_the_plain_fit(tmp_path, capsys):
+    """--reference-fraction: a fit on a random subset, the rest projected onto it, then the refinement on all:
+    the same optimum as a plain run (ℓ within 1e-6 relative, same Q up to cluster order); refused with
+    --supervised and outside (0, 1)."""
+    from genoae.compare import aligned_rmse
+    from genoae.io.qp import read_q
+
+    prefix, _, _, labels = simulated_plink(tmp_path, n=240, m=1500, missing=0.02)
+    common = ["-k", 3, "--seed", 5, "--quiet", "--threads", 1]
+    assert run_cli(["admix", f"{prefix}.bed", "-o", tmp_path / "plain", *common]) == 0
+    assert run_cli(["admix", f"{prefix}.bed", "-o", tmp_path / "sub", "--reference-fraction", 0.25, *common]) == 0
+    plain, sub = logged_logliks(tmp_path / "plain.log")[3], logged_logliks(tmp_path / "sub.log")[3]
+    assert sub == pytest.approx(plain, rel=1e-6)
+    assert aligned_rmse(read_q(tmp_path / "sub.3.Q"), read_q(tmp_path / "plain.3.Q")) < 1e-3
+    assert "started from a fit on 60 individuals" in (tmp_path / "sub.log").read_text()
+    pop = tmp_path / "sim.pop"
+    pop.write_text("".join(f"{'ABC'[label]}\n" for label in labels))
+    capsys.readouterr()
+    assert run_cli(["admix", f"{prefix}.bed", "-o", tmp_path / "sup", "--supervised", pop,
+                    "--reference-fraction", 0.5, *common]) == 2
+    assert "unsupervised runs" in capsys.readouterr().err
+    for bad in (0, 1, "nan"):
+        assert run_cli(["admix", f"{prefix}.bed", "-o", tmp_path / "bad", "--reference-fraction", bad, *common]) == 2
+    assert not list(tmp_path.glob("sup*")) and not list(tmp_path.glob("bad*"))

@@ -109,7 +109,7 @@ def test_accelerator_stops_when_the_map_itself_lowers_the_loglik():
 def test_cv_with_k1_ends_in_a_bounded_number_of_iterations():
     g, _, _ = simulate(80, 600, 2, seed=9, missing=0.05)
     genotypes = Genotypes.from_counts(g)
-    fit = Admixture(1, epochs=0, seed=1, progress=False, max_iter=100000).fit(genotypes)
+    fit = Admixture(1, seed=1, progress=False, max_iter=100000).fit(genotypes)
     assert len(fit.loglik_trace_) == 3
     assert 0 < fit.cross_validate(genotypes, folds=5) < 2
 
@@ -133,7 +133,7 @@ def test_als_start_recovers_structure_and_beats_a_uniform_start():
 def test_same_seed_and_threads_give_the_same_bits():
     g, _, _ = simulate(120, 1500, 3, seed=4, missing=0.05)
     genotypes = Genotypes.from_counts(g)
-    runs = [Admixture(3, epochs=0, seed=7, threads=2, progress=False).fit(genotypes) for _ in range(2)]
+    runs = [Admixture(3, seed=7, threads=2, progress=False).fit(genotypes) for _ in range(2)]
     np.testing.assert_array_equal(runs[0].Q_, runs[1].Q_)
     np.testing.assert_array_equal(runs[0].P_, runs[1].P_)
 
@@ -141,7 +141,7 @@ def test_same_seed_and_threads_give_the_same_bits():
 def test_both_starts_reach_the_same_optimum_on_clear_structure():
     g, Q_true, _ = simulate(200, 3000, 3, seed=12, fst=0.15)
     genotypes = Genotypes.from_counts(g)
-    fits = {init: Admixture(3, epochs=0, seed=1, threads=1, progress=False, init=init).fit(genotypes)
+    fits = {init: Admixture(3, seed=1, threads=1, progress=False, init=init).fit(genotypes)
             for init in ("als", "kmeans")}
     assert fits["als"].loglik_ == pytest.approx(fits["kmeans"].loglik_, abs=1e-6 * abs(fits["als"].loglik_))
     assert aligned_rmse(fits["als"].Q_, fits["kmeans"].Q_) < 0.005
@@ -204,3 +204,25 @@ def test_newton_rows_equal_the_naive_newton_step():
             A, B = P[j] * (a @ Q), (1 - P[j]) * (b @ Q)
             np.testing.assert_allclose(P_next[j], A / (A + B), rtol=1e-9)
     assert checked > m // 2
+
+
+def test_projection_streams_the_cohort_without_a_dense_copy(medium):
+    """project (variant matching, chunks of individuals cut from the packed bytes, the encoder, the refinement)
+    allocates at most the packed calls plus one decoded block (2²¹ calls of float64): the alignment it replaced
+    decoded the whole cohort to one byte per call (4 × the packed size)."""
+    from genoae.ancestry.projection import project
+    from genoae.io.model import match_variants
+
+    genotypes, Q_true, _ = medium
+    n, m = genotypes.n_samples, genotypes.n_variants
+    fit = Admixture(3, seed=1, threads=2, progress=False, max_iter=3).fit(genotypes.subset(samples=np.arange(400)))
+    shuffled = genotypes.subset(variants=np.random.default_rng(2).permutation(m))  # matching has work to do
+    match = match_variants(shuffled.variants, genotypes.variants)
+    project(fit.model_, shuffled, match, chunk=400, max_iter=2)  # kernels loaded before measuring
+    tracemalloc.start()
+    result = project(fit.model_, shuffled, match, chunk=400, max_iter=2)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    bound = n * m // 4 + (1 << 21) * 8
+    assert peak < bound, f"{peak:,} bytes traced, bound {bound:,}"
+    assert len(result.iterations) == 10 and aligned_rmse(result.Q, Q_true) < 0.05

@@ -58,7 +58,7 @@ def test_admix_model_payload_never_runs(tmp_path, container):
         torch.save({"p_logits": payload} if container == "dict" else [payload], weights)
     variants = {"chrom": ["1"], "pos": [1], "id": ["rs1"], "a1": ["A"], "a2": ["G"]}
     (tmp_path / "evil.2.model.json").write_text(json.dumps(
-        {"format": "genoae-neural-admixture", "K": 2, "hidden": 4, "n_variants": 1, "variants": variants}))
+        {"format": "genoae-neural-admixture", "version": 2, "K": 2, "n_variants": 1, "variants": variants}))
     with pytest.raises(InputError, match="cannot read the model weights") as error:
         load_model(weights, NeuralAdmixture)
     assert not marker.exists(), "the pickle payload ran"
@@ -90,7 +90,7 @@ def test_vae_model_payload_never_runs(tmp_path, container):
 def fitted_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     write_genotypes(small_set(), folder / "data.bed")
-    run_admix(folder / "data.bed", 2, prefix=folder / "fit", epochs=0, progress=False, echo=lambda line: None)
+    run_admix(folder / "data.bed", 2, prefix=folder / "fit", progress=False, echo=lambda line: None)
     return folder
 
 
@@ -98,7 +98,9 @@ def fitted_model(tmp_path_factory):
     (lambda d: d.pop("K"), "'K' is None"),
     (lambda d: d.update(K="two"), "'K' is 'two'"),
     (lambda d: d.update(K=2.5), "'K' is 2.5"),
-    (lambda d: d.update(hidden=-4), "'hidden' is -4"),
+    (lambda d: d.update(n_variants=-4), "'n_variants' is -4"),
+    (lambda d: d.pop("version"), "model file version None"),
+    (lambda d: d.update(version=1), "version 1, this genoae reads version 2 .*re-run genoae admix"),
     (lambda d: d.update(K=3), "weights do not match"),
     (lambda d: d.update(n_variants=7), "variants.chrom has 150 entries, n_variants is 7"),
     (lambda d: d.pop("variants"), "'variants' must map"),
@@ -119,7 +121,7 @@ def test_malformed_model_json_is_one_input_error(fitted_model, tmp_path, edit, f
 
 # ------------------------------------------------------------------------- options and outputs, before the work
 @pytest.mark.parametrize("extra", [
-    ["--threads", "0"], ["--threads", "-1"], ["--batch-size", "0"], ["--hidden", "0"], ["--epochs", "-1"],
+    ["--threads", "0"], ["--threads", "-1"],
     ["--max-iter", "0"], ["--tol", "nan"], ["--tol", "0"], ["--tol", "-1"], ["--tol", "inf"], ["--cv", "1"],
     ["--cv", "-2"], ["--cv", "100000"], ["-o", ""], ["--seed", "-3"], ["--seed", "x"],
 ])
@@ -178,7 +180,7 @@ def test_an_individual_without_calls_is_refused(tmp_path):
     counts[4] = -1
     np.save(tmp_path / "g.npy", counts)
     with pytest.raises(InputError, match=r"1 individual\(s\) have no observed call \(ind5; first at sample 5\)"):
-        run_admix(tmp_path / "g.npy", 2, prefix=tmp_path / "out", epochs=0, progress=False, echo=lambda line: None)
+        run_admix(tmp_path / "g.npy", 2, prefix=tmp_path / "out", progress=False, echo=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy"]
 
 
@@ -212,7 +214,7 @@ def test_a_failed_run_leaves_the_prefix_as_it_was(tmp_path):
 def test_reruns_into_one_prefix_keep_it_one_set(tmp_path):
     write_genotypes(small_set(0), tmp_path / "a.bed")
     write_genotypes(small_set(1), tmp_path / "b.bed")
-    quiet = dict(epochs=0, progress=False, echo=lambda line: None)
+    quiet = dict(progress=False, echo=lambda line: None)
     prefix = tmp_path / "run"
     run_admix(tmp_path / "a.bed", 2, prefix=prefix, **quiet)
     run_admix(tmp_path / "a.bed", 3, prefix=prefix, **quiet)  # ADMIXTURE's habit: one K per call, same data

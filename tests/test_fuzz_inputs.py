@@ -162,7 +162,7 @@ def test_hdf5_datasets(tmp_path):
 def test_model_json(tmp_path):
     rng = np.random.default_rng(8)
     geno = base_set()
-    model = NeuralAdmixture(N_VARIANTS, 2, 4)
+    model = NeuralAdmixture(N_VARIANTS, 2)
     save_model(tmp_path / "m.2.model.pt", model, geno.variants)
     original = (tmp_path / "m.2.model.json").read_bytes()
     outcomes = {"read": 0, "refused": 0}

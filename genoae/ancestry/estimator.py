@@ -7,17 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from genoae.ancestry.encoder import (ENCODER_STOP_RMSE, NeuralAdmixture, encode_all, initialise_encoder,
-                                     sample_major_unpacker)
+from genoae.ancestry.encoder import EncoderFit, NeuralAdmixture, encode_packed, fit_encoder
 from genoae.ancestry.start import initial_estimates
 from genoae.device import choose_device, seed_everything, set_threads
 from genoae.errors import InputError, UsageError
-from genoae.genotypes import DeviceUnpacker, Genotypes
-from genoae.likelihood import PackedCalls, loglik_terms, project_simplex_rows, quasi_newton
+from genoae.genotypes import Genotypes
+from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
 from genoae.progress import progress_bar
-
-LOSS_SNPS = 4096  # SNPs drawn per batch for the likelihood term of the encoder's training loss
-
 
 @dataclass
 class FitReport:
@@ -25,9 +21,9 @@ class FitReport:
 
     init_loglik: float = float("nan")
     network_loglik: float = float("nan")
-    encoder_start_rmse: float = float("nan")  # encoder Q vs refined Q after its closed-form start
-    encoder_rmse: float = float("nan")        # ... and after training
-    epoch_logliks: list = field(default_factory=list)
+    encoder_rmse: float = float("nan")        # encoder Q vs refined Q, on the reference individuals
+    encoder: EncoderFit = field(default_factory=EncoderFit)  # its fit, measured on held-out synthetic individuals
+    reference_size: int = 0                   # reference_fraction runs: the individuals of the first fit
     em_trace: list = field(default_factory=list)
     em_iterations: int = 0
     seconds: dict = field(default_factory=dict)
@@ -42,14 +38,6 @@ class Admixture:
     ----------
     K : int
         Number of ancestral populations (1 ≤ K < number of individuals).
-    hidden : int
-        Encoder hidden width.
-    epochs : int
-        Most Adam epochs of encoder training after the refinement; none run when the encoder's closed-form start
-        is already within Q RMSE ``ENCODER_STOP_RMSE`` of the refined Q (0: never train beyond that start).
-    batch_size : int
-    lr : float
-        Adam learning rate of the encoder.
     tol : float
         Refinement stops when an iteration raises ℓ by less than ``tol`` × (number of observed calls); 1e-9 is
         ≈ 0.0045 on hapmap3 (4.5 million calls) and 0.05 at 1,000 × 50,000 (ADAMIXTURE stops at 0.1; fastmixture's
@@ -70,6 +58,10 @@ class Admixture:
     init : str
         Where the refinement starts: ``als`` (alternating least squares on the truncated SVD, as fastmixture and
         ADAMIXTURE start) or ``kmeans`` (k-means on principal components).
+    reference_fraction : float, optional
+        For large N: fit (start, refinement, encoder) on this fraction of the individuals drawn at random, project
+        every other individual onto that fit (:func:`genoae.ancestry.projection.project`), and start the
+        refinement on all individuals from there.  Unsupervised runs only.
 
     Attributes
     ----------
@@ -83,16 +75,12 @@ class Admixture:
     report_ : FitReport
     """
 
-    def __init__(self, K: int, hidden: int = 64, epochs: int = 5, batch_size: int = 256, lr: float = 3e-3,
-                 tol: float = 1e-9, max_iter: int = 1000, seed: int = 42, device: str = "auto",
+    def __init__(self, K: int, tol: float = 1e-9, max_iter: int = 1000, seed: int = 42, device: str = "auto",
                  threads: int | None = None, precision: str = "auto", progress: bool = True, init: str = "als",
-                 minor_tol: float | None = None):
+                 minor_tol: float | None = None, reference_fraction: float | None = None):
         self.K = int(K)
+        self.reference_fraction = reference_fraction
         self.minor_tol = minor_tol
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
         self.tol = tol
         self.max_iter = max_iter
         self.seed = seed
@@ -103,9 +91,9 @@ class Admixture:
         self.init = init
 
     def get_params(self) -> dict:
-        return {name: getattr(self, name) for name in ("K", "hidden", "epochs", "batch_size", "lr", "tol",
+        return {name: getattr(self, name) for name in ("K", "tol",
                                                        "minor_tol", "max_iter", "seed", "device", "threads",
-                                                       "precision", "init")}
+                                                       "precision", "init", "reference_fraction")}
 
     # ---------------------------------------------------------------------------------------------- fit
     def check(self, genotypes: Genotypes, populations: np.ndarray | None = None):
@@ -114,6 +102,15 @@ class Admixture:
         None) and the population of each Q column (``[]`` when unsupervised)."""
         check_k(self.K, genotypes.n_samples)
         _refinement_dtype(self.precision, 0)
+        if self.reference_fraction is not None:
+            if not 0.0 < self.reference_fraction < 1.0:
+                raise UsageError(f"reference fraction {self.reference_fraction}: expected a number between 0 and 1")
+            if populations is not None:
+                raise UsageError("--reference-fraction is for unsupervised runs: a supervised run starts from its "
+                                 "labels")
+            if self._reference_size(genotypes.n_samples) <= self.K:
+                raise UsageError(f"reference fraction {self.reference_fraction} of {genotypes.n_samples} individuals "
+                                 f"is {self._reference_size(genotypes.n_samples)}: K={self.K} needs more than K")
         if populations is None:
             return None, []
         return _population_labels(populations, self.K, genotypes.n_samples)
@@ -146,7 +143,11 @@ class Admixture:
 
         # 1. initialisation
         freqs = genotypes.allele_freqs()
-        Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
+        if self.reference_fraction is not None:
+            Q0, P0 = self._reference_start(genotypes, rng, report, device)
+            Q0, P0 = Q0.to(device), P0.to(device)
+        else:
+            Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
         report.init_loglik = calls.loglik(Q0, P0)
         report.seconds["init"] = time.perf_counter() - tick
 
@@ -168,23 +169,15 @@ class Admixture:
         report.em_trace, report.em_iterations = trace, last_iteration[0]
         report.seconds["refinement"] = time.perf_counter() - tick
 
-        # 3. network training: the decoder holds the refined P; the encoder learns to give each individual its Q
+        # 3. the network: the decoder holds the refined P; the encoder, set from it in closed form, gives new
+        # individuals their starting Q in genoae project; it changes neither Q nor P
         tick = time.perf_counter()
-        model = NeuralAdmixture(m, self.K, self.hidden).to(device)
-        freq = torch.from_numpy(np.nan_to_num(freqs, nan=0.5)).float().to(device)
-        model.input_freq.copy_(freq)
+        model = NeuralAdmixture(m, self.K).to(device)
+        model.input_freq.copy_(torch.from_numpy(np.nan_to_num(freqs, nan=0.5)).float().to(device))
         model.set_P(P)
-        Q_net = None
-        if self.K > 1:
-            report.encoder_start_rmse, Q_net = initialise_encoder(model, calls, Q.float())
-        if self.epochs > 0 and self.K > 1 and not report.encoder_start_rmse < ENCODER_STOP_RMSE:
-            Q_fixed = Q.float() if fixed_rows is not None else None
-            unpacker = sample_major_unpacker(genotypes, device)
-            report.epoch_logliks = self._train(model, unpacker, n, rng, Q_fixed, fixed_rows, Q.float())
-            Q_net = encode_all(model, unpacker, n, self.batch_size)
-        elif Q_net is None:
-            Q_net = encode_all(model, sample_major_unpacker(genotypes, device), n, self.batch_size)
-        Q_net = project_simplex_rows(Q_net.to(torch.float64))
+        missing_rates = 1.0 - calls.n_observed.cpu().numpy() / max(m, 1)
+        report.encoder = fit_encoder(model, Q, missing_rates, rng)
+        Q_net = project_simplex_rows(encode_packed(model, calls))
         report.encoder_rmse = float(torch.sqrt(((Q_net - Q) ** 2).mean()))
         report.network_loglik = calls.loglik(Q_net, P)
         report.seconds["network"] = time.perf_counter() - tick
@@ -198,55 +191,31 @@ class Admixture:
         self.device_ = device
         return self
 
-    def _train(self, model: NeuralAdmixture, unpacker: DeviceUnpacker, n: int, rng: np.random.Generator,
-               Q_fixed, fixed_rows, Q_refined) -> list[float]:
-        """Mini-batch Adam epochs on −ℓ (estimated on LOSS_SNPS random SNPs per batch) + KL(refined Q ‖ encoder Q).
+    def _reference_size(self, n: int) -> int:
+        return int(round(self.reference_fraction * n))
 
-        Returns the estimated ℓ summed over each epoch's batches (the parameters move within an epoch).
-        """
-        model.p_logits.requires_grad_(False)  # P is the refined maximum-likelihood P: the encoder learns Q for it
-        optimiser = torch.optim.Adam(model.encoder.parameters(), lr=self.lr)
-        epoch_logliks = []
-        m = model.n_variants
-        bar = progress_bar(self.epochs, f"K={self.K} training", unit="epoch", enabled=self.progress)
-        for epoch in range(self.epochs):
-            total, squared_error = 0.0, 0.0
-            order = rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                index = order[start:start + self.batch_size]
-                counts, observed = unpacker.unpack(index)
-                Q = model.encode(counts, observed)
-                loss_extra = 0.0
-                if fixed_rows is not None:
-                    rows = fixed_rows[torch.from_numpy(index).to(fixed_rows.device)]
-                    target = Q_fixed[torch.from_numpy(index).to(Q_fixed.device)]
-                    # labelled individuals: Q is their population, and the encoder learns to say so
-                    loss_extra = -(target * torch.log(Q.clamp_min(1e-8))).sum(1)[rows].sum()
-                    Q = torch.where(rows[:, None], target, Q)
-                # ℓ on a random subset of SNPs per batch: an unbiased estimate of the per-call ℓ at a fraction of
-                # the cost (the full h = Q Pᵀ of every batch cost 5x the EM refinement's time at 1,500 × 100,000)
-                snps = torch.from_numpy(np.sort(rng.choice(m, min(m, LOSS_SNPS), replace=False))).to(counts.device)
-                terms = loglik_terms(counts[:, snps], observed[:, snps], Q, model.P[snps])
-                batch_loglik = terms.sum() * (m / len(snps))
-                # −ℓ per call, plus KL(refined Q ‖ encoder Q) per individual: ℓ alone has a flat valley around
-                # the maximum and needs many more epochs to bring the encoder there
-                target = Q_refined[torch.from_numpy(index).to(Q_refined.device)]
-                kl = (target * (torch.log(target.clamp_min(1e-8)) - torch.log(Q.clamp_min(1e-8)))).sum(1).mean()
-                squared_error += float(((Q.detach() - target) ** 2).sum())
-                loss = -(terms.sum() + loss_extra * len(snps) / m) / observed[:, snps].sum().clamp_min(1) + kl
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(batch_loglik.detach())
-            epoch_logliks.append(total)
-            rmse = (squared_error / (n * self.K)) ** 0.5
-            bar.update(1)
-            bar.set_postfix_str(f"ℓ≈{total:,.1f} Q RMSE≈{rmse:.3f}")
-            if rmse < ENCODER_STOP_RMSE:
-                break
-        bar.close()
-        model.p_logits.requires_grad_(True)
-        return epoch_logliks
+    def _reference_start(self, genotypes: Genotypes, rng: np.random.Generator, report: FitReport, device):
+        """Q and P to start the full refinement from: a fit on a random subset of the individuals, and every
+        other individual projected onto it (the subset's packed calls are copied: reference_fraction × the packed
+        bytes)."""
+        from genoae.ancestry.projection import project
+
+        tick = time.perf_counter()
+        n = genotypes.n_samples
+        subset = np.sort(rng.choice(n, self._reference_size(n), replace=False))
+        params = {**self.get_params(), "reference_fraction": None, "seed": int(rng.integers(1 << 31))}
+        reference = Admixture(**params, progress=self.progress).fit(genotypes.subset(samples=subset))
+        report.seconds["reference fit"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        # every individual through the reference's encoder and refinement with its P fixed, in chunks straight
+        # from the packed calls (the reference individuals keep their fitted Q)
+        projection = project(reference.model_, genotypes, device=str(device), progress=self.progress)
+        Q = projection.Q
+        Q[subset] = reference.Q_
+        report.seconds["projection"] = time.perf_counter() - tick
+        report.reference_size = len(subset)
+        return (project_simplex_rows(torch.from_numpy(np.nan_to_num(Q, nan=1.0 / self.K))),
+                torch.from_numpy(reference.P_))
 
     # ---------------------------------------------------------------------------------------------- CV
     def cross_validate(self, genotypes: Genotypes, folds: int = 5, calls: PackedCalls | None = None,

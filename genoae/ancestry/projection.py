@@ -1,79 +1,123 @@
-"""Q of new individuals under a fitted model: the encoder's Q, then Newton steps (EM on CUDA) on Q with the model's P
-fixed, accelerated as in the fit."""
+"""Q of new individuals with P fixed: under a fitted model (the encoder's Q, then the row-wise refinement) or under
+any program's P (from a uniform start), streamed over the cohort in chunks of individuals read straight from the
+packed calls."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from genoae.ancestry.encoder import NeuralAdmixture, encode_all, sample_major_unpacker
+from genoae.ancestry.encoder import PROJECTION_TOL, NeuralAdmixture, encode_packed, floored
 from genoae.device import choose_device
 from genoae.errors import InputWarning
 from genoae.genotypes import Genotypes
-from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
+from genoae.io.model import VariantMatch, aligned_block, match_variants
+from genoae.likelihood import PackedCalls, refine_rows
+from genoae.progress import progress_bar
+
+# Individuals per chunk: about this many calls (32 MB packed), a multiple of 4 individuals (whole bytes)
+CHUNK_CALLS = 1 << 27
 
 
-def project(model: NeuralAdmixture, genotypes: Genotypes, tol: float = 5e-9, max_iter: int = 1000,
-            device: str = "auto", batch_size: int = 256, progress: bool = False):
-    """Q of new individuals under a trained model: encoder forward pass, then the refinement of Q with P fixed.
+@dataclass
+class Projection:
+    """The result of :func:`project` / :func:`project_onto_p`."""
 
-    ``genotypes`` must already be aligned to the model's variants (see :func:`genoae.io.model.align_to_model`):
-    same variants in the same order, with calls of variants absent from the new data set missing.
+    Q: np.ndarray                      # float64 (n_samples, K); nan for individuals without an observed call
+    loglik: float                      # ℓ of the observed calls at (Q, P)
+    Q_encoder: np.ndarray | None       # the encoder's Q before any refinement (None without a model)
+    iterations: list = field(default_factory=list)  # refinement iterations per chunk
+    seconds: float = 0.0
 
-    Returns
-    -------
-    Q : ndarray, float64, (n_samples, K)
-    loglik : float      ℓ of the new individuals' observed calls at (Q, model P)
-    Q_encoder : ndarray, float64, (n_samples, K)  the encoder's answer before refinement
+
+def project(model: NeuralAdmixture, genotypes: Genotypes, match: VariantMatch | None = None,
+            tol: float = PROJECTION_TOL, max_iter: int = 1000, device: str = "auto", progress: bool = False,
+            chunk: int | None = None) -> Projection:
+    """Q of new individuals under a trained model: the encoder's Q, then the refinement of each row with the
+    model's P fixed (:func:`genoae.likelihood.refine_rows`) until an iteration raises ℓ by less than ``tol`` ×
+    observed calls.
+
+    Parameters
+    ----------
+    genotypes : Genotypes
+        The cohort, as read (a memory-mapped ``.bed`` stays mapped): each chunk of individuals is put on the
+        model's variants from the packed bytes (:func:`genoae.io.model.aligned_block`).
+    match : VariantMatch, optional
+        Where the model's variants are in ``genotypes`` (default: ``genotypes`` already holds exactly them).
+    chunk : int, optional
+        Individuals per chunk (default: about ``CHUNK_CALLS`` calls).
+
+    Memory: the packed calls of one chunk plus O(n_samples · K + n_variants · K).
     """
+    P = model.P.detach().to(torch.float64)
+    encoder = model.to(choose_device(device)).eval()
+
+    def start(calls):
+        Q_encoder = encode_packed(encoder, calls)
+        return Q_encoder, floored(Q_encoder)
+
+    return _project_chunks(genotypes, match, P, start, tol, max_iter, device, progress, chunk)
+
+
+def project_onto_p(genotypes: Genotypes, P: np.ndarray, match: VariantMatch | None = None,
+                   tol: float = PROJECTION_TOL, max_iter: int = 1000, device: str = "auto", progress: bool = False,
+                   chunk: int | None = None) -> Projection:
+    """Q of individuals under allele frequencies from any program (no network): the same refinement as
+    :func:`project`, from a uniform start.  ``P`` holds the A2 frequencies of the matched variants, (n, K)."""
+    P = torch.from_numpy(np.clip(np.asarray(P, np.float64), 0.0, 1.0))
+    K = P.shape[1]
+
+    def start(calls):
+        return None, torch.full((calls.n_samples, K), 1.0 / K, dtype=torch.float64)
+
+    return _project_chunks(genotypes, match, P, start, tol, max_iter, device, progress, chunk)
+
+
+def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, max_iter, device, progress,
+                    chunk) -> Projection:
+    import time
+
+    tick = time.perf_counter()
     device = choose_device(device)
-    model = model.to(device).eval()
-    calls = PackedCalls.from_genotypes(genotypes, device)
-    unpacker = sample_major_unpacker(genotypes, device)
-    with torch.no_grad():
-        Q_encoder = encode_all(model, unpacker, genotypes.n_samples, batch_size).to(torch.float64)
-        P = model.P.to(torch.float64)
-    Q, loglik = refine_q(calls, project_simplex_rows(Q_encoder), P, genotypes, tol, max_iter)
-    return Q, loglik, Q_encoder.cpu().numpy()
+    if match is None:
+        match = match_variants(genotypes.variants, genotypes.variants)
+    n, K = genotypes.n_samples, P.shape[1]
+    n_model = len(match.rows)
+    if chunk is None:
+        chunk = CHUNK_CALLS // max(n_model, 1)
+    chunk = max(4, chunk - chunk % 4)
+    P = P.to(device)
+    Q = np.empty((n, K))
+    Q_encoder = None
+    n_observed = np.empty(n, np.int64)
+    loglik, iterations = 0.0, []
+    bar = progress_bar(n, "projecting", unit="ind", enabled=progress)
+    for first in range(0, n, chunk):
+        last = min(first + chunk, n)
+        calls = PackedCalls(aligned_block(genotypes, match, first, last), last - first, device)
+        encoder_q, Q_start = start(calls)
+        Q_chunk, trace = refine_rows(calls, Q_start.to(device), P, tol=tol, max_iter=max_iter)
+        Q[first:last] = Q_chunk.cpu().numpy()
+        if encoder_q is not None:
+            if Q_encoder is None:
+                Q_encoder = np.empty((n, K))
+            Q_encoder[first:last] = encoder_q.cpu().numpy()
+        n_observed[first:last] = calls.n_observed.cpu().numpy()
+        loglik += trace[-1]
+        iterations.append(len(trace) - 1)
+        bar.update(last - first)
+    bar.close()
+    _mark_unobserved(Q, n_observed, genotypes)
+    return Projection(Q, loglik, Q_encoder, iterations, time.perf_counter() - tick)
 
 
-
-def refine_q(calls: PackedCalls, Q_start: torch.Tensor, P: torch.Tensor, genotypes: Genotypes, tol: float,
-             max_iter: int):
-    """The fit's refinement on Q alone, P fixed; individuals without an observed call get ``nan`` (warned).
-
-    Returns
-    -------
-    Q : ndarray, float64, (n_samples, K);  loglik : float
-    """
-    Q, _, _ = quasi_newton(calls, Q_start, P, tol=tol, max_iter=max_iter, update_p=False)
-    loglik = calls.loglik(Q, P)
-    Q = Q.cpu().numpy()
-    empty = calls.n_observed.cpu().numpy() == 0
-    if empty.any():  # no call to estimate from: their Q would be the start's, not an estimate
-        Q[empty] = np.nan
+def _mark_unobserved(Q: np.ndarray, n_observed: np.ndarray, genotypes: Genotypes) -> None:
+    """Individuals without an observed call get ``nan`` (warned): their Q would be the start's, not an estimate."""
+    empty = n_observed == 0
+    if empty.any():
         names = ", ".join(map(str, genotypes.samples.iid[empty][:5])) + (" ..." if empty.sum() > 5 else "")
         warnings.warn(InputWarning(f"{int(empty.sum())} individual(s) have no observed call at the reference's "
                                    f"variants ({names}): their Q is written as nan"), stacklevel=3)
-    return Q, loglik
-
-
-def project_onto_p(genotypes: Genotypes, P: np.ndarray, tol: float = 5e-9, max_iter: int = 1000,
-                   device: str = "auto"):
-    """Q of individuals under allele frequencies from any program (no network): the refinement of Q with P fixed,
-    from a uniform start.
-
-    ``genotypes`` must be aligned to P's variants (:func:`genoae.io.model.align_to_model`), and ``P`` hold the A2
-    frequencies of those variants.
-
-    Returns
-    -------
-    Q : ndarray, float64, (n_samples, K);  loglik : float
-    """
-    device = choose_device(device)
-    calls = PackedCalls.from_genotypes(genotypes, device)
-    P = torch.from_numpy(np.clip(np.asarray(P, np.float64), 0.0, 1.0)).to(device)
-    K = P.shape[1]
-    Q_start = torch.full((genotypes.n_samples, K), 1.0 / K, dtype=torch.float64, device=device)
-    return refine_q(calls, Q_start, P, genotypes, tol, max_iter)
+        Q[empty] = np.nan

@@ -32,10 +32,9 @@ class AdmixRun:
 
 
 def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
-              epochs: int = 5, batch_size: int = 256, tol: float = 1e-9, max_iter: int = 1000, hidden: int = 64,
-              cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
+              tol: float = 1e-9, max_iter: int = 1000, cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
               init: str = "als", loglik_tol: float | None = None, minor_loglik_tol: float | None = None,
-              bootstrap: int = 0, region: str | None = None) -> AdmixRun:
+              bootstrap: int = 0, region: str | None = None, reference_fraction: float | None = None) -> AdmixRun:
     """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
 
     Parameters
@@ -55,6 +54,9 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         ADMIXTURE's ``-B``: this many moving-block bootstrap replicates; writes PREFIX.K.Q_se and PREFIX.K.Q_bias.
     region : str, optional
         Indexed VCF/BCF input only: fit on the records of ``chr:start-end``.
+    reference_fraction : float, optional
+        Fit first on this fraction of the individuals, project the rest onto that fit, then refine on all
+        (:class:`~genoae.ancestry.Admixture`'s ``reference_fraction``).
     echo : callable(str)
         Where the per-K summary lines go (the CLI passes click.echo).
     """
@@ -80,10 +82,10 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
                              f"hold many calls (ADMIXTURE users take 5 or 10)")
         populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
         torch_device = choose_device(device)
-        estimators = {K: Admixture(K, hidden=hidden, epochs=epochs, batch_size=batch_size, tol=tol,
-                                   max_iter=max_iter, seed=seed, device=str(torch_device), threads=threads,
+        estimators = {K: Admixture(K, tol=tol, max_iter=max_iter, seed=seed, device=str(torch_device), threads=threads,
                                    precision=precision,
-                                   progress=progress, init=init) for K in ks}
+                                   progress=progress, init=init, reference_fraction=reference_fraction)
+                      for K in ks}
         for estimator in estimators.values():  # every K is checked before the first one runs
             estimator.check(genotypes, populations)
         calls = PackedCalls.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
@@ -143,10 +145,15 @@ def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
     """The log's lines under one K's summary line: start, refinement with ℓ per iteration, encoder, timings,
     supervised columns, F_ST between the clusters (as ADMIXTURE's log prints it), bootstrap."""
     report = estimator.report_
+    encoder = report.encoder
     lines = [f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; refinement: {report.em_iterations} "
-             f"quasi-Newton iterations; encoder (closed-form start: Q RMSE {report.encoder_start_rmse:.4f} from the "
-             f"refined Q; then {len(report.epoch_logliks)} epochs: RMSE {report.encoder_rmse:.4f}): loglik "
-             f"{report.network_loglik:.3f} (its Q alone, before any EM)",
+             f"quasi-Newton iterations" + (f" (started from a fit on {report.reference_size} individuals drawn at "
+                                           f"random and the projection of the others onto it)"
+                                           if report.reference_size else ""),
+             f"#   encoder (genoae project's start; changes no output here): on these individuals Q RMSE "
+             f"{report.encoder_rmse:.4f} from the refined Q, loglik {report.network_loglik:.3f} (its Q alone); on "
+             f"{encoder.n_synthetic} new individuals drawn from the fit, Q RMSE {encoder.heldout_rmse:.4f} from "
+             f"their converged projection (reached in {encoder.iterations} iterations from the encoder's Q)",
              "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
     trace = np.asarray(estimator.loglik_trace_, dtype=np.float64)
     lines.append("#   loglik per iteration (from the start): " + " ".join(f"{value:.3f}" for value in trace))

@@ -24,7 +24,7 @@ def run_demo(out_dir="genoae_demo", K: int = 5, seed: int = 42, device: str = "a
     data = Path(str(demo_data_path()))
     echo(f"demo data: {data.with_suffix('')} (1000 Genomes phase 3, 500 individuals from 5 super-populations, "
          f"805 ancestry-informative SNPs)")
-    run = run_admix(data, [K], prefix=out_dir / "demo", seed=seed, device=device, threads=threads, epochs=20,
+    run = run_admix(data, [K], prefix=out_dir / "demo", seed=seed, device=device, threads=threads,
                     progress=progress, echo=echo)
     labels = np.asarray(read_labels(data.with_suffix(".labels.tsv"), column="super_pop"))  # rows in .fam order
     Q = run.estimators[K].Q_

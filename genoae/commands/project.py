@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from genoae.ancestry import NeuralAdmixture, project
+from genoae.ancestry.encoder import START_FLOOR
 from genoae.device import set_threads
 from genoae.errors import InputError, UsageError
 from genoae.genotypes import ALLELE_CONVENTION
 from genoae.commands.common import check_outputs, check_prefix
 from genoae.io import input_files, read_genotypes
 from genoae.io.atomic import OutputSet
-from genoae.io.model import align_to_model, load_model, model_paths
+from genoae.io.model import load_model, match_variants, model_paths
 from genoae.io.qp import write_q
 
 
 def run_project(input_path, model_path, prefix, device: str = "auto", threads: int | None = None,
-                tol: float = 5e-9, echo=print):
-    """``genoae project``: Q for new individuals under a trained model; writes PREFIX.K.Q and PREFIX.log.
+                tol: float = 5e-9, progress: bool = True, echo=print):
+    """``genoae project``: Q for new individuals under a trained model (the encoder's Q, refined with the model's
+    P fixed); writes PREFIX.K.Q and PREFIX.log.
 
     Returns
     -------
@@ -29,32 +33,42 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
     K = metadata["K"]
     check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + list(model_paths(model_path)))
     with OutputSet(prefix) as output:  # Q and log appear together, and one run at a time per prefix
-        aligned, report = _aligned_input(input_path, metadata["variants"], "model", echo)
-        Q, loglik, _ = project(model, aligned, tol=tol, device=device)
-        _write_projection(output, prefix, Q, loglik, [f"genoae project {input_path} --model {model_path}",
-                                                      str(report), f"allele convention: {ALLELE_CONVENTION}"])
-    echo(f"K={K}\tloglik={loglik:.6f}\twrote {prefix}.{K}.Q")
-    return Q, loglik, report
+        genotypes, match = _matched_input(input_path, metadata["variants"], "model", echo)
+        result = project(model, genotypes, match, tol=tol, device=device, progress=progress)
+        encoder_rmse = float(np.sqrt(np.nanmean((result.Q_encoder - result.Q) ** 2)))
+        _write_projection(output, prefix, result, [
+            f"genoae project {input_path} --model {model_path}", str(match.report),
+            f"allele convention: {ALLELE_CONVENTION}",
+            f"start: the encoder's Q (Q RMSE {encoder_rmse:.4f} from the refined Q), each entry raised to at least "
+            f"{START_FLOOR}"])
+    echo(f"K={K}\tloglik={result.loglik:.6f}\twrote {prefix}.{K}.Q")
+    return result.Q, result.loglik, match.report
 
 
-def _aligned_input(input_path, variants, target: str, echo):
-    """The input's genotypes on ``variants`` (matched, swaps flipped), the match reported; none matched: refused."""
-    aligned, report = align_to_model(read_genotypes(input_path), variants)
-    report.target = target
-    echo(str(report))
-    if report.matched == 0:
+def _matched_input(input_path, variants, target: str, echo):
+    """The input's genotypes (as read: packed, maybe memory-mapped) and where ``variants`` are in them (matched,
+    swaps flipped), the match reported; none matched: refused."""
+    genotypes = read_genotypes(input_path)
+    match = match_variants(genotypes.variants, variants)
+    match.report.target = target
+    echo(str(match.report))
+    if match.report.matched == 0:
         raise InputError(input_path, f"no variant of the data matches the {target}'s variants (by "
-                                     f"{report.matched_by})")
-    return aligned, report
+                                     f"{match.report.matched_by})")
+    return genotypes, match
 
 
-def _write_projection(output: OutputSet, prefix: str, Q, loglik: float, header: list) -> None:
-    """PREFIX.K.Q and PREFIX.log (``#`` header lines, then ℓ) into the run's output set."""
-    K = Q.shape[1]
-    write_q(Q, output.path(f"{prefix}.{K}.Q"))
+def _write_projection(output: OutputSet, prefix: str, result, header: list) -> None:
+    """PREFIX.K.Q and PREFIX.log (``#`` header lines, the refinement, then ℓ) into the run's output set."""
+    K = result.Q.shape[1]
+    n = result.Q.shape[0]
+    write_q(result.Q, output.path(f"{prefix}.{K}.Q"))
+    header = header + [f"refinement (Q rows, P fixed): {' '.join(map(str, result.iterations))} iterations over "
+                       f"{len(result.iterations)} chunk(s); {n} individuals in {result.seconds:.2f} s "
+                       f"({n / max(result.seconds, 1e-9):,.0f} per second)"]
     output.path(f"{prefix}.log").write_text("".join(f"# {line}\n" for line in header)
-                                            + f"K={K}\tloglik={loglik:.6f}\t(the individuals' observed calls, "
-                                              f"P fixed)\n")
+                                            + f"K={K}\tloglik={result.loglik:.6f}\t(the individuals' observed "
+                                              f"calls, P fixed)\n")
 
 
 def reference_variants(path):
@@ -87,7 +101,7 @@ def p_file_allele(p_path, p_convention=None) -> str:
 
 
 def run_project_p(input_path, p_path, reference, prefix, p_convention=None, device: str = "auto",
-                  threads: int | None = None, tol: float = 5e-9, echo=print):
+                  threads: int | None = None, tol: float = 5e-9, progress: bool = True, echo=print):
     """``genoae project --p-file``: Q for individuals under any program's P, no network.
 
     Variants are matched to the reference's (by ID, else by chromosome and position) with allele swaps flipped;
@@ -108,10 +122,12 @@ def run_project_p(input_path, p_path, reference, prefix, p_convention=None, devi
     allele = p_file_allele(p_path, p_convention)
     check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + [p_path, reference])
     with OutputSet(prefix) as output:
-        aligned, report = _aligned_input(input_path, variants, "reference", echo)
-        Q, loglik = project_onto_p(aligned, 1.0 - P if allele == "A1" else P, tol=tol, device=device)
-        _write_projection(output, prefix, Q, loglik, [
-            f"genoae project {input_path} --p-file {p_path} --reference {reference}", str(report),
-            f"P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}"])
-    echo(f"K={K}\tloglik={loglik:.6f}\twrote {prefix}.{K}.Q")
-    return Q, loglik, report
+        genotypes, match = _matched_input(input_path, variants, "reference", echo)
+        result = project_onto_p(genotypes, 1.0 - P if allele == "A1" else P, match, tol=tol, device=device,
+                                progress=progress)
+        _write_projection(output, prefix, result, [
+            f"genoae project {input_path} --p-file {p_path} --reference {reference}", str(match.report),
+            f"P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}",
+            "start: uniform Q"])
+    echo(f"K={K}\tloglik={result.loglik:.6f}\twrote {prefix}.{K}.Q")
+    return result.Q, result.loglik, match.report

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from genoae.errors import InputError
-from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Variants, pack_calls
+from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Variants
 from genoae.io.atomic import atomic_open, atomic_path
 
 FORMAT_NAME = "genoae-neural-admixture"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the encoder is one linear layer (K × n_variants); 1 had a hidden layer
 
 
 def model_paths(path) -> tuple[Path, Path]:
@@ -36,7 +36,7 @@ def save_model(path, model, variants: Variants, populations=(), settings: dict |
     ----------
     path : str or Path
         ``PREFIX.K.model.pt`` (or the stem ``PREFIX.K.model``).
-    model : genoae.ancestry.NeuralAdmixture (or any module with ``K``, ``hidden``, ``n_variants``)
+    model : genoae.ancestry.NeuralAdmixture (or any module with ``K`` and ``n_variants``)
     variants : Variants
         The variants the model was trained on, in its input order.
     """
@@ -45,7 +45,7 @@ def save_model(path, model, variants: Variants, populations=(), settings: dict |
     with atomic_path(weights) as tmp:
         torch.save(state, tmp)
     metadata = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "K": model.K, "hidden": model.hidden,
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "K": model.K,
         "n_variants": model.n_variants, "allele_convention": ALLELE_CONVENTION, "p_allele": "A2",
         "populations": list(populations), "loglik": float(loglik), "settings": settings or {},
         "weights": weights.name,
@@ -62,7 +62,7 @@ def load_model(path, model_class):
     Parameters
     ----------
     model_class : type
-        The network class, called as ``model_class(n_variants, K, hidden)`` (genoae's is
+        The network class, called as ``model_class(n_variants, K)`` (genoae's is
         :class:`genoae.ancestry.NeuralAdmixture`); the reader knows the file layout, not the network.
 
     Returns
@@ -89,7 +89,7 @@ def load_model(path, model_class):
                                   f"tensors written by genoae admix") from None
     if not isinstance(state, dict):
         raise InputError(weights, "the weights file does not hold a state dict")
-    model = model_class(metadata["n_variants"], metadata["K"], metadata["hidden"])
+    model = model_class(metadata["n_variants"], metadata["K"])
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError) as error:
@@ -102,7 +102,11 @@ def load_model(path, model_class):
 
 def _check_metadata(metadata: dict, path) -> Variants:
     """Check the fields :func:`load_model` uses; return the variant table.  Each fault is one InputError."""
-    for key in ("K", "hidden", "n_variants"):
+    version = metadata.get("version")
+    if version != FORMAT_VERSION:
+        hint = " (an earlier genoae's encoder: re-run genoae admix to write this version)" if version == 1 else ""
+        raise InputError(path, f"model file version {version!r}, this genoae reads version {FORMAT_VERSION}{hint}")
+    for key in ("K", "n_variants"):
         value = metadata.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InputError(path, f"{key!r} is {value!r}: expected a positive integer")
@@ -150,52 +154,89 @@ class AlignmentReport:
                 f"{self.n_data - self.matched:,} data variants not in the {self.target} are ignored")
 
 
-def align_to_model(genotypes: Genotypes, model_variants: Variants) -> tuple[Genotypes, AlignmentReport]:
-    """Reorder ``genotypes`` onto a model's variants.
+@dataclass
+class VariantMatch:
+    """Where each of a model's variants sits in a data set: ``rows[j]`` is the data's row for model variant ``j``
+    (−1 where it is absent or has other alleles), ``flip[j]`` whether its A1/A2 are swapped there."""
+
+    rows: np.ndarray
+    flip: np.ndarray
+    report: AlignmentReport
+
+
+def match_variants(data: Variants, model_variants: Variants) -> VariantMatch:
+    """Match a model's (or a reference's) variants to a data set's.
 
     Variants are matched by ID when both tables have unique, informative IDs, else by (chromosome, position).
-    Matched variants whose alleles are swapped (data A1/A2 = model A2/A1) are flipped (g → 2 − g); other allele
-    mismatches, and model variants absent from the data, become missing calls.
+    A matched variant whose alleles are swapped (data A1/A2 = model A2/A1) is flipped; other allele mismatches,
+    and model variants absent from the data, are treated as missing calls.
+    """
+    by_id = _unique_informative(model_variants.id) and _unique_informative(data.id)
+    if by_id:
+        data_keys, model_keys, matched_by = list(data.id), list(model_variants.id), "ID"
+    else:
+        data_keys = list(zip(data.chrom.tolist(), data.pos.tolist()))
+        model_keys = list(zip(model_variants.chrom.tolist(), model_variants.pos.tolist()))
+        matched_by = "chromosome and position"
+    where = {}
+    for j, key in enumerate(data_keys):
+        where.setdefault(key, j)
+    rows = np.array([where.get(key, -1) for key in model_keys], np.int64)
+    found = rows >= 0
+    index = np.where(found, rows, 0)
+    a1, a2 = data.a1[index], data.a2[index]
+    same = found & (a1 == model_variants.a1) & (a2 == model_variants.a2)
+    swapped = found & ~same & (a1 == model_variants.a2) & (a2 == model_variants.a1)
+    mismatch = found & ~same & ~swapped
+    rows[mismatch] = -1
+    report = AlignmentReport(len(model_variants), len(data), int((same | swapped).sum()), int(swapped.sum()),
+                             int(mismatch.sum()), int((~found).sum()), matched_by)
+    return VariantMatch(rows, swapped, report)
+
+
+# PLINK 2-bit codes under an A1/A2 swap: 00 (A1/A1) <-> 11 (A2/A2); 01 (missing) and 10 (A1/A2) stay
+_FLIP_CODE = np.array([3, 1, 2, 0], np.uint8)
+_FLIP_BYTE = np.array([sum(int(_FLIP_CODE[(b >> (2 * s)) & 3]) << (2 * s) for s in range(4)) for b in range(256)],
+                      np.uint8)
+_ALL_MISSING = np.uint8(0x55)
+
+
+def aligned_block(genotypes: Genotypes, match: VariantMatch, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """The packed calls of individuals ``start … stop − 1`` on the matched variants, straight from the packed bytes
+    (rows picked, swapped ones flipped through a byte table, unmatched ones missing; nothing decoded).
+
+    ``start`` must be a multiple of 4 (a byte boundary of the SNP-major rows).
+
+    Returns
+    -------
+    ndarray, uint8, shape (len(match.rows), ceil((stop − start) / 4))
+    """
+    stop = genotypes.n_samples if stop is None else stop
+    if start % 4:
+        raise ValueError("start must be a multiple of 4")
+    byte_start, byte_stop = start // 4, (stop + 3) // 4
+    found = match.rows >= 0
+    block = np.full((len(match.rows), byte_stop - byte_start), _ALL_MISSING, np.uint8)
+    block[found] = genotypes.packed[match.rows[found], byte_start:byte_stop]
+    flipped = np.flatnonzero(match.flip)
+    block[flipped] = _FLIP_BYTE[block[flipped]]
+    tail = (stop - start) % 4
+    if tail:  # padding bits after the last individual are 0, as in a .bed
+        block[:, -1] &= np.uint8((1 << (2 * tail)) - 1)
+    return block
+
+
+def align_to_model(genotypes: Genotypes, model_variants: Variants) -> tuple[Genotypes, AlignmentReport]:
+    """``genotypes`` on a model's variants (:func:`match_variants`), built from the packed bytes.
 
     Returns
     -------
     aligned : Genotypes  with ``model_variants`` as its variant table
     report : AlignmentReport
     """
-    data = genotypes.variants
-    by_id = _unique_informative(model_variants.id) and _unique_informative(data.id)
-    if by_id:
-        data_keys, model_keys, matched_by = list(data.id), list(model_variants.id), "ID"
-    else:
-        data_keys = list(zip(data.chrom, data.pos.tolist()))
-        model_keys = list(zip(model_variants.chrom, model_variants.pos.tolist()))
-        matched_by = "chromosome and position"
-    where = {}
-    for j, key in enumerate(data_keys):
-        where.setdefault(key, j)
-    counts = genotypes.counts()  # (n, M_data) int8, -1 missing
-    aligned = np.full((genotypes.n_samples, len(model_variants)), -1, np.int8)
-    matched = flipped = mismatch = absent = 0
-    for j_model, key in enumerate(model_keys):
-        j = where.get(key)
-        if j is None:
-            absent += 1
-            continue
-        same = data.a1[j] == model_variants.a1[j_model] and data.a2[j] == model_variants.a2[j_model]
-        swapped = data.a1[j] == model_variants.a2[j_model] and data.a2[j] == model_variants.a1[j_model]
-        if same:
-            aligned[:, j_model] = counts[:, j]
-        elif swapped:
-            column = counts[:, j]
-            aligned[:, j_model] = np.where(column < 0, -1, 2 - column)
-            flipped += 1
-        else:
-            mismatch += 1
-            continue
-        matched += 1
-    report = AlignmentReport(len(model_variants), len(data), matched, flipped, mismatch, absent, matched_by)
-    packed = pack_calls(aligned, axis=0)
-    return Genotypes(packed, genotypes.samples, model_variants, source=genotypes.source), report
+    match = match_variants(genotypes.variants, model_variants)
+    return (Genotypes(aligned_block(genotypes, match), genotypes.samples, model_variants, source=genotypes.source),
+            match.report)
 
 
 def _unique_informative(ids) -> bool:
