@@ -223,7 +223,8 @@ def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_
               help="With --p-file: the variants P's rows follow (REF.bim, REF.bed or a prefix, REF.pvar).")
 @click.option("--p-convention", default=None, type=click.Choice(["A1", "A2"], case_sensitive=False),
               help="With --p-file: the allele P counts (default: its writer's, from the file names and format).")
-@click.option("-o", "--out", "prefix", required=True, help="Output prefix: writes PREFIX.K.Q and PREFIX.log.")
+@click.option("-o", "--out", "prefix", required=True,
+              help="Output prefix: writes PREFIX.K.Q, PREFIX.h5 and PREFIX.log.")
 @_device_options
 @click.option("--tol", type=POSITIVE_FLOAT, default=5e-9, show_default=True,
               help="Refinement tolerance per observed call (as for admix).")

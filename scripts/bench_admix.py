@@ -15,6 +15,8 @@ truth after Hungarian matching of clusters.  Programs not installed are listed a
     python scripts/bench_admix.py --n 1500 --m 100000 -k 3      # one simulated set
     python scripts/bench_admix.py --small         # 300 × 10,000: a quick check
     python scripts/bench_admix.py --device cuda   # genoae (and ADAMIXTURE) on the GPU
+    python scripts/bench_admix.py --n 20000 --m 50000 -k 4 --reference-fraction 0.1 --only genoae
+                                                  # time to the optimum: plain fit vs --reference-fraction
 
 Real sets are read from ../shared/data (skipped, and said so, where absent).  Per run it prints wall, CPU time,
 peak RSS, peak RSS per call, ℓ, Δℓ to the best peer and Q RMSE to the truth (simulated sets), then the rows that
@@ -121,11 +123,17 @@ def score(calls, Q, P) -> float:
     return max(calls.loglik(Qt, Pt), calls.loglik(Qt, 1 - Pt))
 
 
-def programs(prefix: Path, work: Path, K: int, threads: int, device: str, seed: int):
+def programs(prefix: Path, work: Path, K: int, threads: int, device: str, seed: int,
+             reference_fraction: float | None = None):
     """(name, command, where its Q and P land) for every program available here."""
     genoae_cmd = [sys.executable, "-m", "genoae", "admix", f"{prefix}.bed", "-k", str(K), "-o", str(work / "genoae"),
                   "--threads", str(threads), "--device", device, "--seed", str(seed), "--quiet"]
     yield "genoae", genoae_cmd, (f"{work}/genoae.{K}.Q", f"{work}/genoae.{K}.P")
+    if reference_fraction:
+        command = [part if part != str(work / "genoae") else str(work / "genoae_rf") for part in genoae_cmd]
+        yield (f"genoae --reference-fraction {reference_fraction:g}",
+               command + ["--reference-fraction", str(reference_fraction)],
+               (f"{work}/genoae_rf.{K}.Q", f"{work}/genoae_rf.{K}.P"))
     if shutil.which("adamixture"):
         out = work / "adamixture"
         out.mkdir(exist_ok=True)
@@ -185,8 +193,9 @@ def run_set(label, prefix: Path, K: int, Q_true, args, work: Path):
     only = {name.strip().lower() for name in args.only.split(",") if name.strip()}
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, command, where in programs(prefix, work, K, args.threads, args.device, args.seed):
-        if only and name.lower() not in only:
+    for name, command, where in programs(prefix, work, K, args.threads, args.device, args.seed,
+                                         args.reference_fraction):
+        if only and name.lower().split(" --")[0] not in only:
             continue
         if command is None:
             rows.append((name, None, None, None, None, None, where))
@@ -254,6 +263,8 @@ def main(argv=None):
     parser.add_argument("--work", default=None, help="folder for data and outputs (default: a temp folder)")
     parser.add_argument("--no-write", action="store_true", help="do not append to scripts/BENCHMARKS_ADMIX.md")
     parser.add_argument("--timeout", type=float, default=None, help="stop any program after this many seconds")
+    parser.add_argument("--reference-fraction", type=float, default=None,
+                        help="also run genoae admix --reference-fraction F (a row of its own)")
     parser.add_argument("--sets", default="", help="with --grid: only the sets whose label contains one of these "
                                                   "';'-separated strings (labels hold commas)")
     args = parser.parse_args(argv)

@@ -575,7 +575,7 @@ def model_cases(work: Path, base: Genotypes) -> list:
         Path(f"{stem}.json").write_text(text)
         out_prefix = folder / f"out_{name}"
         cases.append(Case("model", name, ["project", folder / "data.bed", "--model", f"{stem}.pt", "-o", out_prefix],
-                          outputs=[f"{out_prefix}.2.Q", f"{out_prefix}.log"]))
+                          outputs=[f"{out_prefix}.2.Q", f"{out_prefix}.h5", f"{out_prefix}.log"]))
 
     variant("invalid_json", text="{not json")
     variant("empty_json", text="")

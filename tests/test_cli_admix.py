@@ -178,6 +178,16 @@ def test_project_new_individuals_with_reordered_and_flipped_variants(tmp_path, c
     train_cluster = {lab: np.bincount(Q_train[labels[:80] == lab].argmax(1)).argmax() for lab in range(3)}
     predicted = Q_new.argmax(axis=1)
     assert np.mean([predicted[i] == train_cluster[labels[80 + i]] for i in range(20)]) >= 0.95
+    # PREFIX.h5: the same Q, the model's P on the model's variants, the logged ℓ, and the new individuals' IDs
+    from genoae.io.qp import read_p
+    from genoae.io.results import read_results_h5
+
+    results, samples, variants = read_results_h5(tmp_path / "proj.h5")
+    np.testing.assert_allclose(results[3].Q, Q_new, atol=1e-6)
+    np.testing.assert_allclose(results[3].P, read_p(f"{out}.3.P"), atol=1e-5)
+    assert results[3].loglik == pytest.approx(logged_logliks(tmp_path / "proj.log")[3], abs=1e-3)
+    assert list(samples.iid) == list(new.samples.iid) and len(variants.id) == 600
+    assert results[3].settings["projection"] is True
 
 
 def test_demo_runs_from_any_folder(tmp_path, monkeypatch, capsys):

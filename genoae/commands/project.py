@@ -21,7 +21,7 @@ from genoae.io.qp import write_q
 def run_project(input_path, model_path, prefix, device: str = "auto", threads: int | None = None,
                 tol: float = 5e-9, progress: bool = True, echo=print):
     """``genoae project``: Q for new individuals under a trained model (the encoder's Q, refined with the model's
-    P fixed); writes PREFIX.K.Q and PREFIX.log.
+    P fixed); writes PREFIX.K.Q, PREFIX.h5 and PREFIX.log.
 
     Returns
     -------
@@ -31,12 +31,13 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
     prefix = check_prefix(prefix)
     model, metadata = load_model(model_path, NeuralAdmixture)
     K = metadata["K"]
-    check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + list(model_paths(model_path)))
+    check_outputs([f"{prefix}.{K}.Q", f"{prefix}.h5", f"{prefix}.log"],
+                  input_files(input_path) + list(model_paths(model_path)), results_file=f"{prefix}.h5")
     with OutputSet(prefix) as output:  # Q and log appear together, and one run at a time per prefix
         genotypes, match = _matched_input(input_path, metadata["variants"], "model", echo)
         result = project(model, genotypes, match, tol=tol, device=device, progress=progress)
         encoder_rmse = float(np.sqrt(np.nanmean((result.Q_encoder - result.Q) ** 2)))
-        _write_projection(output, prefix, result, [
+        _write_projection(output, prefix, result, genotypes, metadata["variants"], model.P.detach().double().numpy(), [
             f"genoae project {input_path} --model {model_path}", str(match.report),
             f"allele convention: {ALLELE_CONVENTION}",
             f"start: the encoder's Q (Q RMSE {encoder_rmse:.4f} from the refined Q), each entry raised to at least "
@@ -58,11 +59,20 @@ def _matched_input(input_path, variants, target: str, echo):
     return genotypes, match
 
 
-def _write_projection(output: OutputSet, prefix: str, result, header: list) -> None:
-    """PREFIX.K.Q and PREFIX.log (``#`` header lines, the refinement, then ℓ) into the run's output set."""
+def _write_projection(output: OutputSet, prefix: str, result, genotypes, variants, P, header: list) -> None:
+    """PREFIX.K.Q, PREFIX.h5 (Q of the cohort, the A2 P it was projected onto, on the reference's variants, ℓ)
+    and PREFIX.log (``#`` header lines, the refinement, then ℓ) into the run's output set."""
+    from genoae.io.results import AdmixtureResult, write_results_h5
+
     K = result.Q.shape[1]
     n = result.Q.shape[0]
     write_q(result.Q, output.path(f"{prefix}.{K}.Q"))
+    settings = {"command": header[0], "projection": True, "iterations": list(result.iterations),
+                "seconds": result.seconds}
+    write_results_h5(output.path(f"{prefix}.h5"),
+                     [AdmixtureResult(Q=result.Q, P=np.asarray(P, np.float64), loglik=result.loglik,
+                                      loglik_trace=np.array([result.loglik]), settings=settings)],
+                     genotypes.samples, variants, source=genotypes.source)
     header = header + [f"refinement (Q rows, P fixed): {' '.join(map(str, result.iterations))} iterations over "
                        f"{len(result.iterations)} chunk(s); {n} individuals in {result.seconds:.2f} s "
                        f"({n / max(result.seconds, 1e-9):,.0f} per second)"]
@@ -106,7 +116,7 @@ def run_project_p(input_path, p_path, reference, prefix, p_convention=None, devi
 
     Variants are matched to the reference's (by ID, else by chromosome and position) with allele swaps flipped;
     P is turned to A2 frequencies of the reference's alleles; Q is refined from a uniform start with P fixed.
-    Writes PREFIX.K.Q and PREFIX.log.
+    Writes PREFIX.K.Q, PREFIX.h5 and PREFIX.log.
     """
     from genoae.ancestry import project_onto_p
     from genoae.io.qp import read_p
@@ -120,12 +130,13 @@ def run_project_p(input_path, p_path, reference, prefix, p_convention=None, devi
                                  f"variants (P's rows must follow the reference's variants)")
     K = P.shape[1]
     allele = p_file_allele(p_path, p_convention)
-    check_outputs([f"{prefix}.{K}.Q", f"{prefix}.log"], input_files(input_path) + [p_path, reference])
+    check_outputs([f"{prefix}.{K}.Q", f"{prefix}.h5", f"{prefix}.log"], input_files(input_path) + [p_path, reference],
+                  results_file=f"{prefix}.h5")
     with OutputSet(prefix) as output:
         genotypes, match = _matched_input(input_path, variants, "reference", echo)
         result = project_onto_p(genotypes, 1.0 - P if allele == "A1" else P, match, tol=tol, device=device,
                                 progress=progress)
-        _write_projection(output, prefix, result, [
+        _write_projection(output, prefix, result, genotypes, variants, 1.0 - P if allele == "A1" else P, [
             f"genoae project {input_path} --p-file {p_path} --reference {reference}", str(match.report),
             f"P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}",
             "start: uniform Q"])
