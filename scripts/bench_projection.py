@@ -142,6 +142,9 @@ def run_set(name: str, args, work: Path):
         wall, peak, status, cpu = run_measured(command, work / f"{program.split()[0]}.{len(rows)}.log", env,
                                                timeout=args.timeout)
         found = sorted(glob.glob(q_path))
+        if args.timeout and wall >= args.timeout:
+            rows.append((program, wall, cpu, peak, None, f"stopped after {args.timeout:.0f} s (--timeout)"))
+            continue
         if status != 0 or not found:
             tail = open(work / f"{program.split()[0]}.{len(rows)}.log").read()[-300:].replace("\n", " ")
             rows.append((program, wall, cpu, peak, None, f"failed (exit {status}): {tail}"))
@@ -178,7 +181,7 @@ def run_set(name: str, args, work: Path):
     peers = [r for r in rows if not r[0].startswith("genoae") and r[4] is not None]
     if ours is not None:
         metric = "to_truth" if truth is not None else "to_joint"
-        bound = (joint_to_truth if truth is not None else 0.0) + 0.002
+        bound = (joint_to_truth if joint_to_truth is not None else 0.0) + 0.002
         if joint and ours[4][metric] > bound:
             misses.append(f"{label}: Q RMSE {ours[4][metric]:.5f} > {bound:.5f} (joint fit + 0.002)")
         if peers:

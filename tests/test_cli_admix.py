@@ -213,7 +213,7 @@ def test_reference_fraction_reaches_the_plain_fit(tmp_path, capsys):
     plain, sub = logged_logliks(tmp_path / "plain.log")[3], logged_logliks(tmp_path / "sub.log")[3]
     assert sub == pytest.approx(plain, rel=1e-6)
     assert aligned_rmse(read_q(tmp_path / "sub.3.Q"), read_q(tmp_path / "plain.3.Q")) < 1e-3
-    assert "started from a fit on 60 individuals" in (tmp_path / "sub.log").read_text()
+    assert "start (a fit on 60 individuals drawn at random" in (tmp_path / "sub.log").read_text()
     pop = tmp_path / "sim.pop"
     pop.write_text("".join(f"{'ABC'[label]}\n" for label in labels))
     capsys.readouterr()

@@ -1,5 +1,5 @@
 """Ancestry estimation: ADMIXTURE's model (Q, P, binomial likelihood) fitted by accelerated block relaxation, with
-an encoder network (genotypes → softmax Q) whose decoder is P, fitted afterwards for projecting new individuals.
+an encoder network (genotypes → softmax Q) whose decoder is P, set afterwards from P for projecting new individuals.
 
 Q and P, and so every PREFIX.K.Q / .P that ``genoae admix`` writes, come from the start and the refinement (steps
 1-2); the encoder (step 3) changes none of them: it only gives :func:`project` its starting Q, which the same
@@ -19,11 +19,15 @@ The pipeline of :meth:`Admixture.fit`, top to bottom:
    extrapolation of Zhou, Alexander & Lange (:func:`genoae.likelihood.quasi_newton`), as ADMIXTURE does, until an
    iteration raises ℓ by less than ``tol`` × (observed calls).  Every pass reads the packed 2-bit calls through
    the numba kernels of :mod:`genoae.kernels` (on CUDA, EM steps on blocks decoded by torch).
-3. **Network**: the decoder holds the refined P; the encoder is set in closed form from the refined P and Q
-   (:func:`~genoae.ancestry.encoder.initialise_encoder`: a least-squares layer, then softmax regression onto the refined Q), and only if that
-   misses the refined Q by RMSE ≥ ``ENCODER_STOP_RMSE`` do mini-batch Adam epochs on −ℓ
-   (:func:`genoae.likelihood.loglik_terms`) plus the KL divergence from the refined Q train it further, so that
-   :func:`project` places new individuals with one forward pass (then a short EM on Q with P fixed).
+3. **Network**: the decoder holds the refined P; the encoder is set from it in closed form
+   (:func:`~genoae.ancestry.encoder.fit_encoder`: one linear layer holding the weighted least-squares estimate of
+   Q under P, rescaled for each individual's missing calls, then a softmax of its logarithm), so that
+   :func:`project` starts new individuals near their answer (then the row-wise refinement with P fixed,
+   :func:`genoae.likelihood.refine_rows`).  The fit also measures the encoder on synthetic individuals drawn
+   from the fitted model, for the log.
+
+With ``reference_fraction``, step 1 is replaced by steps 1-3 on a random subset of the individuals plus the
+projection of the others onto that fit.
 
 Why the network comes after the EM and not before it: starting the EM from a trained network's Q (decoder trained
 too, or frozen at the k-means P) reached a *higher* starting ℓ than the k-means start but then needed 147 SQUAREM

@@ -146,10 +146,10 @@ def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
     supervised columns, F_ST between the clusters (as ADMIXTURE's log prints it), bootstrap."""
     report = estimator.report_
     encoder = report.encoder
-    lines = [f"#   start ({estimator.init}): loglik {report.init_loglik:.3f}; refinement: {report.em_iterations} "
-             f"quasi-Newton iterations" + (f" (started from a fit on {report.reference_size} individuals drawn at "
-                                           f"random and the projection of the others onto it)"
-                                           if report.reference_size else ""),
+    start = (f"a fit on {report.reference_size} individuals drawn at random, the others projected onto it"
+             if report.reference_size else estimator.init)
+    lines = [f"#   start ({start}): loglik {report.init_loglik:.3f}; refinement on all individuals: "
+             f"{report.em_iterations} quasi-Newton iterations",
              f"#   encoder (genoae project's start; changes no output here): on these individuals Q RMSE "
              f"{report.encoder_rmse:.4f} from the refined Q, loglik {report.network_loglik:.3f} (its Q alone); on "
              f"{encoder.n_synthetic} new individuals drawn from the fit, Q RMSE {encoder.heldout_rmse:.4f} from "
