@@ -311,11 +311,16 @@ def main(argv=None):
         "\n".join(f"- {line}" for line in misses) if misses else "- none") + "\n"
     print(text)
     if not args.no_write:
-        path = ROOT / "scripts" / "BENCHMARKS_ADMIX.md"
-        if not path.exists():
-            path.write_text("# `genoae admix` benchmarks\n\nWritten by `scripts/bench_admix.py`; newest last.\n\n")
-        with open(path, "a") as handle:
-            handle.write("\n" + text)
+        append_notes("BENCHMARKS_ADMIX.md", "`genoae admix` benchmarks", "\n" + text)
+
+
+def append_notes(name: str, title: str, text: str) -> None:
+    """Append ``text`` to scripts/``name`` (created with ``title`` and a line on who writes it)."""
+    path = ROOT / "scripts" / name
+    if not path.exists():
+        path.write_text(f"# {title}\n\nWritten by `scripts/{Path(sys.argv[0]).name}`; newest last.\n\n")
+    with open(path, "a") as handle:
+        handle.write(text)
 
 
 if __name__ == "__main__":

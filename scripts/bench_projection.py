@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_admix import run_measured, simulate  # noqa: E402  (the same simulation and timing as the admix bench)
+from bench_admix import append_notes, run_measured, simulate  # noqa: E402  (the same simulation and timing as the admix bench)
 
 SHARED = ROOT.parent / "shared" / "data"
 # name -> (kind, source, K, reference individuals (None: half), joint fit?): kind "sim" with source (n, m, missing),
@@ -215,11 +215,7 @@ def main(argv=None):
     text = "\n".join(lines)
     print(text)
     if not args.no_append:
-        notes = ROOT / "scripts" / "BENCHMARKS_PROJECTION.md"
-        if not notes.exists():
-            notes.write_text("# Projection benchmarks (scripts/bench_projection.py)\n\n")
-        with open(notes, "a") as handle:
-            handle.write(text + "\n")
+        append_notes("BENCHMARKS_PROJECTION.md", "Projection benchmarks", text + "\n")
 
 
 if __name__ == "__main__":
