@@ -689,7 +689,7 @@ def output_cases(work: Path, base: Genotypes) -> list:
         np.save(folder / f"{name}.npy", matrix)
         expect = "either" if name == "one_variant" else "refuse"
         cases.append(Case("outputs", f"admix_{name}", ["admix", folder / f"{name}.npy", "-k", "2", "-o",
-                                                       folder / f"run_{name}", "--quiet", "--epochs", "0"],
+                                                       folder / f"run_{name}", "--quiet"],
                           expect=expect, outputs=[folder / f"run_{name}.h5"] if expect == "refuse" else []))
     return cases
 
@@ -790,7 +790,7 @@ def malicious_cases(work: Path, base: Genotypes) -> list:
     folder = work / "malicious"
     folder.mkdir()
     write_genotypes(base, folder / "data.bed")
-    run_cli(["admix", folder / "data.bed", "-k", "2", "-o", folder / "fit", "--quiet", "--epochs", "0"])
+    run_cli(["admix", folder / "data.bed", "-k", "2", "-o", folder / "fit", "--quiet"])
     cases = []
     import pickle
     import zipfile
@@ -870,7 +870,7 @@ def kill_probes(work: Path, n_trials: int, rng) -> list:
         if kind < 5:
             args = ["convert", folder / "big.bed", folder / targets[kind]]
         else:
-            args = ["admix", folder / "big.bed", "-k", "2", "-o", folder / "out", "--quiet", "--epochs", "0"]
+            args = ["admix", folder / "big.bed", "-k", "2", "-o", folder / "out", "--quiet"]
         sig = signal.SIGKILL if trial % 2 == 0 else signal.SIGINT
         delay = float(rng.uniform(0.4, 2.0) if kind < 5 else rng.uniform(1.0, 6.0))
         process = subprocess.Popen(genoae_command(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -924,8 +924,8 @@ def run_probes(work: Path, base: Genotypes) -> list:
     cases = []
     for trial in range(4):
         prefix = folder / f"same{trial}"
-        args = lambda data: genoae_command(["admix", folder / data, "-k", "2", "-o", prefix, "--quiet",  # noqa: E731
-                                            "--epochs", "0"])
+        args = lambda data: genoae_command(["admix", folder / data, "-k", "2", "-o", prefix,  # noqa: E731
+                                            "--quiet"])
         first = subprocess.Popen(args("a.bed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(0.3 * trial)
         second = subprocess.Popen(args("b.bed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -942,10 +942,10 @@ def run_probes(work: Path, base: Genotypes) -> list:
         cases.append(case)
     for trial in range(4):
         prefix = folder / f"rerun{trial}"
-        subprocess.run(genoae_command(["admix", folder / "a.bed", "-k", "2,3", "-o", prefix, "--quiet",
-                                       "--epochs", "0"]), check=True, capture_output=True)
-        process = subprocess.Popen(genoae_command(["admix", folder / "b.bed", "-k", "2,3", "-o", prefix, "--quiet",
-                                                   "--epochs", "0"]), stdout=subprocess.PIPE,
+        subprocess.run(genoae_command(["admix", folder / "a.bed", "-k", "2,3", "-o", prefix,
+                                       "--quiet"]), check=True, capture_output=True)
+        process = subprocess.Popen(genoae_command(["admix", folder / "b.bed", "-k", "2,3", "-o", prefix,
+                                                   "--quiet"]), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_default_sigint)
         time.sleep(2.5 + 1.0 * trial)
         finished_first = process.poll() is not None
