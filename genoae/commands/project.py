@@ -42,7 +42,7 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
             f"allele convention: {ALLELE_CONVENTION}",
             f"start: the encoder's Q (Q RMSE {encoder_rmse:.4f} from the refined Q), each entry raised to at least "
             f"{START_FLOOR}"])
-    echo(f"K={K}\tloglik={result.loglik:.6f}\twrote {prefix}.{K}.Q")
+    echo(f"K={K}\tloglik={result.loglik:.6f}\twrote {prefix}.{K}.Q, {prefix}.h5, {prefix}.log")
     return result.Q, result.loglik, match.report
 
 
@@ -140,5 +140,5 @@ def run_project_p(input_path, p_path, reference, prefix, p_convention=None, devi
             f"genoae project {input_path} --p-file {p_path} --reference {reference}", str(match.report),
             f"P read as {allele} frequencies; allele convention of the output: {ALLELE_CONVENTION}",
             "start: uniform Q"])
-    echo(f"K={K}\tloglik={result.loglik:.6f}\twrote {prefix}.{K}.Q")
+    echo(f"K={K}\tloglik={result.loglik:.6f}\twrote {prefix}.{K}.Q, {prefix}.h5, {prefix}.log")
     return result.Q, result.loglik, match.report
