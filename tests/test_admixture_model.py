@@ -155,3 +155,24 @@ def test_encoder_is_the_weighted_least_squares_estimate_and_places_new_individua
     # the fit measured the same on synthetic new individuals, for the log
     assert est.report_.encoder.heldout_rmse < 0.01
     assert 0 < est.report_.encoder.iterations < len(trace_uniform) - 1
+
+
+def test_projection_without_a_match_keeps_every_variant_in_order():
+    """project(model, genotypes) on data already on the model's variants takes them as they are: two records at
+    one position with unset IDs (a split multi-allelic site) stay two, where matching the table against itself
+    by position would send both to the first and count the second's other alleles as missing."""
+    from genoae.io.model import VariantMatch
+
+    geno, _ = simulated(60, 400)
+    v = geno.variants
+    pos, ids, a2 = v.pos.copy(), np.full(400, "."), v.a2.copy()
+    pos[1::2] = pos[0::2]           # every second record shares the position of the one before
+    a2[1::2] = "G"
+    geno = Genotypes(geno.packed, geno.samples, Variants(v.chrom, pos, ids, v.a1, a2))
+    match = VariantMatch.identity(geno.variants)
+    assert match.report.matched == 400 and not match.flip.any()
+    np.testing.assert_array_equal(match.rows, np.arange(400))
+    est = Admixture(3, seed=0, threads=1, progress=False).fit(geno)
+    result = project(est.model_, geno, device="cpu")
+    assert np.sqrt(((result.Q - est.Q_) ** 2).mean()) < 0.002
+    assert result.loglik == pytest.approx(est.loglik_, rel=1e-6)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from genoae.genotypes import pack_calls
-from genoae.likelihood import FREQ_MAX, FREQ_MIN, Q_MIN, PackedCalls, project_simplex_rows, refine_rows
+from genoae.likelihood import FREQ_MAX, FREQ_MIN, Q_MIN, PackedCalls, refine_rows
 
 # The least-squares weights 1/(f(1 − f)) (a standardised call), bounded for rare variants
 MIN_VARIANCE = 0.01
@@ -175,7 +175,7 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
 def floored(Q: torch.Tensor, floor: float = START_FLOOR) -> torch.Tensor:
     """Q with every entry at least ``floor``, rows renormalised: the refinement's start from an encoder's Q."""
     Q = Q.clamp_min(floor)
-    return project_simplex_rows(Q / Q.sum(dim=1, keepdim=True))
+    return Q / Q.sum(dim=1, keepdim=True)
 
 
 def synthetic_q(Q_reference: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

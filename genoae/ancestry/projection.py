@@ -3,6 +3,7 @@ any program's P (from a uniform start), streamed over the cohort in chunks of in
 packed calls."""
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ from genoae.ancestry.encoder import PROJECTION_TOL, NeuralAdmixture, encode_pack
 from genoae.device import choose_device
 from genoae.errors import InputWarning
 from genoae.genotypes import Genotypes
-from genoae.io.model import VariantMatch, aligned_block, match_variants
+from genoae.io.model import VariantMatch, aligned_block
 from genoae.likelihood import PackedCalls, refine_rows
 from genoae.progress import progress_bar
 
@@ -77,12 +78,10 @@ def project_onto_p(genotypes: Genotypes, P: np.ndarray, match: VariantMatch | No
 
 def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, max_iter, device, progress,
                     chunk) -> Projection:
-    import time
-
     tick = time.perf_counter()
     device = choose_device(device)
     if match is None:
-        match = match_variants(genotypes.variants, genotypes.variants)
+        match = VariantMatch.identity(genotypes.variants)
     n, K = genotypes.n_samples, P.shape[1]
     n_model = len(match.rows)
     if chunk is None:
