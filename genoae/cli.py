@@ -6,7 +6,7 @@ import warnings
 
 import click
 
-from genoae.errors import InputError, UsageError
+from genoae.errors import InputError, RankError, UsageError
 
 POSITIVE = click.IntRange(min=1)
 COUNT = click.IntRange(min=0)
@@ -47,13 +47,17 @@ class OffOrAtLeastTwo(click.ParamType):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="genoae")
-def cli():
+@click.pass_context
+def cli(context):
     """genoae: ancestry estimation (ADMIXTURE's model by maximum likelihood, an encoder network for projection),
     VAE synthetic genomes, comparison of ancestry results from ADMIXTURE, fastmixture, Neural ADMIXTURE, ADAMIXTURE
     and genoae.
 
     Genotypes are A2 allele counts (PLINK .bim column 6 = VCF ALT), ADMIXTURE's convention.
     """
+    if _rank_prefix() and context.invoked_subcommand != "admix":
+        raise UsageError(f"genoae {context.invoked_subcommand} runs in one process: only genoae admix is sharded "
+                         f"across torchrun's processes (run this without torchrun)")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -61,15 +65,31 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     click.echo(f"genoae: warning: {message}", err=True)
 
 
+def _rank_prefix() -> str:
+    """``rank R: `` in a process that torchrun started as one of several (its errors name it), else nothing."""
+    import os
+
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return f"rank {int(os.environ.get('RANK', '0'))}: "
+    except ValueError:
+        pass
+    return ""
+
+
 def main(argv=None):
     """Entry point: input and usage errors become one line on stderr and exit code 2, with no traceback;
-    warnings become one line each."""
+    warnings become one line each.  Under torchrun each line names the rank that says it."""
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             cli.main(args=argv, standalone_mode=False)
     except (InputError, UsageError) as error:
-        click.echo(f"genoae: error: {error}", err=True)
+        click.echo(f"genoae: error: {_rank_prefix()}{error}", err=True)
+        sys.exit(2)
+    except RankError as error:
+        if not error.quiet:  # a quiet one: the rank that failed has printed the cause
+            click.echo(f"genoae: error: {_rank_prefix()}{error}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("genoae: aborted", err=True)
@@ -201,6 +221,10 @@ def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_
     and a softmax); it changes no output here: it gives `genoae project` its starting Q.
     Writes PREFIX.K.Q and PREFIX.K.P (ADMIXTURE's format; P = A2 frequency), PREFIX.K.model.pt + .json (the
     network), PREFIX.h5 and PREFIX.log.
+
+    Past one machine: launched by torchrun (e.g. `torchrun --standalone --nproc-per-node 2 --no-python genoae
+    admix data.bed -k 3`), each process fits its own range of the SNPs of a .bed or .pgen (Gloo on CPUs, NCCL
+    with one GPU per process) and the result equals the one-process fit up to float rounding; rank 0 writes.
     """
     _quiet_openmp()
     from genoae.commands.admix import run_admix
@@ -210,7 +234,8 @@ def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_
                     supervised=supervised, precision=precision, progress=not quiet, echo=click.echo,
                     loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap, region=region,
                     reference_fraction=reference_fraction)
-    click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
+    if run.files:  # a sharded run: rank 0 wrote them
+        click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
 
 
 @cli.command()

@@ -37,3 +37,12 @@ class UsageError(Exception):
 
 class InputWarning(UserWarning):
     """Input that is read but looks wrong in a way the user must hear about (the CLI prints one line)."""
+
+
+class RankError(Exception):
+    """A sharded run lost a rank (it died, hung past the timeout, or could not join): exit code 2.  ``quiet``: the
+    rank that failed has said why, so this one stops without a second line."""
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet

@@ -24,6 +24,7 @@ import torch
 
 from genoae import kernels
 from genoae.genotypes import pack_calls, unpack_calls
+from genoae.shard import LOCAL, Shard
 
 # ADMIXTURE clamps P (and h) to [1e-5, 1 - 1e-5]; the same bounds keep log() finite here (defined with the kernels,
 # which cannot import this module)
@@ -141,9 +142,12 @@ class Holdout:
     fold: int = -1
     seed: int = 0
     keep_fold: bool = False
+    offset: int = 0   # first row × n_samples: a SNP-sharded rank hashes its calls by their index among all SNPs
 
     def array(self) -> np.ndarray:
-        return np.array([self.n_folds, self.fold, self.seed % (1 << 62)], np.int64)
+        # the hash adds seed + j·n + i modulo 2⁶⁴, so the offset is added the same way (as the int64 of its bits)
+        start = (self.seed % (1 << 62) + self.offset) % (1 << 64)
+        return np.array([self.n_folds, self.fold, start - (1 << 64) if start >= (1 << 63) else start], np.int64)
 
 
 class PackedCalls:
@@ -165,10 +169,14 @@ class PackedCalls:
         ``auto`` (numba on the CPU, torch on CUDA), or ``torch`` to run the torch path on the CPU (tests).
     holdout : Holdout
         Which calls count (cross-validation folds).
+    shard : Shard
+        Which variants of a SNP-sharded run ``packed`` holds (:mod:`genoae.shard`): every sum over variants is
+        then also summed over the ranks, so ℓ, the Q steps and the deviance are those of all variants; P rows
+        stay this rank's.  Default: one process, all variants.
     """
 
     def __init__(self, packed, n_samples: int, device="cpu", block: int | None = None, backend: str = "auto",
-                 holdout: Holdout = Holdout()):
+                 holdout: Holdout = Holdout(), shard: Shard = LOCAL):
 
         if packed.ndim != 2 or packed.dtype != np.uint8 or packed.shape[1] != (n_samples + 3) // 4:
             raise ValueError("packed must be uint8 (n_variants, ceil(n_samples / 4))")
@@ -186,6 +194,7 @@ class PackedCalls:
             block = max(16, (1 << 21) // max(self.n_samples, 1))
         self.block = int(block)
         self.holdout = holdout
+        self.shard = shard
         self._observed = None
 
     @classmethod
@@ -210,7 +219,10 @@ class PackedCalls:
 
     def training(self, n_folds: int, fold: int, seed: int) -> "PackedCalls":
         """The calls outside CV fold ``fold``."""
-        return self.with_holdout(Holdout(n_folds, fold, seed, keep_fold=False))
+        return self.with_holdout(Holdout(n_folds, fold, seed, keep_fold=False, offset=self._fold_offset()))
+
+    def _fold_offset(self) -> int:
+        return (self.shard.start if self.shard.sharded else 0) * self.n_samples
 
     # ----------------------------------------------------------------- helpers
     def _bounds(self) -> np.ndarray:
@@ -230,13 +242,13 @@ class PackedCalls:
                 parts = np.zeros((len(bounds) - 1, self.n_samples))
                 kernels.observed_pass(self.packed, self.n_samples, parts, bounds, self.holdout.array(),
                                       self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
-                alleles = parts.sum(axis=0)
+                alleles = self.shard.sum(parts.sum(axis=0))
                 self._observed = torch.from_numpy(np.rint(alleles / 2).astype(np.int64))
             else:
                 total = torch.zeros(self.n_samples, dtype=torch.int64, device=self.device)
                 for _, g, r in self.blocks(torch.float32):
                     total += ((g + r) > 0).sum(dim=0)
-                self._observed = total
+                self._observed = self.shard.sum(total)
         return self._observed
 
     def blocks(self, dtype=None):
@@ -293,12 +305,12 @@ class PackedCalls:
             total = torch.zeros(W.shape[0], self.n_samples, dtype=torch.float64, device=self.device)
             for cols, x in self.centred_blocks(mean, inv_scale, torch.float64):
                 total += W_device[:, cols] @ x
-            return total
+            return self.shard.sum(total)
         bounds = self._bounds()
         parts = np.empty((len(bounds) - 1, W.shape[0], self.n_samples))
         kernels.centred_product_pass(self.packed, self.n_samples, np.ascontiguousarray(mean, np.float64),
                                      np.ascontiguousarray(inv_scale, np.float64), W, parts, bounds)
-        return torch.from_numpy(parts.sum(axis=0))
+        return torch.from_numpy(self.shard.sum(parts.sum(axis=0)))
 
     # ----------------------------------------------------------------- likelihood and EM
     def loglik(self, Q, P) -> float:
@@ -309,14 +321,14 @@ class PackedCalls:
             parts = np.zeros(len(bounds) - 1)
             kernels.loglik_pass(self.packed, self.n_samples, _numpy64(Q.T), _numpy64(P), parts, bounds,
                                 self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
-            return float(parts.sum())
+            return self.shard.sum(float(parts.sum()))
         QT = Q.T.contiguous()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         for cols, g, r in self.blocks(Q.dtype):
             h = (P[cols] @ QT).clamp_(FREQ_MIN, FREQ_MAX)
             total += (g * torch.log(h)).sum(dtype=torch.float64)
             total += (r * torch.log1p(h.neg_())).sum(dtype=torch.float64)
-        return float(total)
+        return self.shard.sum(float(total))
 
     def em_step(self, Q, P, update_q: bool = True, update_p: bool = True, q_fixed_rows=None,
                 with_loglik: bool = False):
@@ -338,6 +350,10 @@ class PackedCalls:
             q_num, P_new, total = self._em_numba(Q, P, update_q, update_p, with_loglik)
         else:
             q_num, P_new, total = self._em_torch(Q, P, update_q, update_p, with_loglik)
+        if update_q:
+            q_num, total = self.shard.sum(q_num, total)
+        elif with_loglik:
+            total = self.shard.sum(total)
         P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX) if update_p else P.clamp(FREQ_MIN, FREQ_MAX)
         if update_q:
             n_obs = self.n_observed.to(Q.device, Q.dtype)[:, None]
@@ -420,7 +436,7 @@ class PackedCalls:
                                        np.ascontiguousarray(np.transpose(candidates, (0, 2, 1))), P64, parts, bounds,
                                        self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
                                        kernels.BYTE_TO_R)
-        return parts.sum(axis=0)
+        return self.shard.sum(parts.sum(axis=0))
 
     def _newton_p(self, Q64, P64):
         """The P half of :meth:`newton_step` from Q: (P_next, ℓ at (Q, P), each individual's share of it)."""
@@ -434,7 +450,8 @@ class PackedCalls:
         kernels.p_newton_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), QQ, P64, P_next, parts,
                               individual, bounds, self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
                               kernels.BYTE_TO_R)
-        return P_next, parts.sum(), individual.sum(axis=0)
+        loglik, individual = self.shard.sum(float(parts.sum()), individual.sum(axis=0))
+        return P_next, loglik, individual
 
     def _newton_q(self, Q64, P64, q_fixed_rows) -> dict:
         """The Q half of :meth:`newton_step`: each row's Newton step (``newton``), ℓ at the input (``loglik``) and
@@ -446,14 +463,15 @@ class PackedCalls:
         b_sum, before = np.empty((T, n)), np.empty((T, n))
         kernels.q_newton_pass(self.packed, n, np.ascontiguousarray(Q64.T), P64, grad, hess, b_sum, before, bounds,
                               self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
-        grad, before = grad.sum(axis=0), before.sum(axis=0)
+        grad, hess, b_sum, before = _sum_q_statistics(self.shard, grad.sum(axis=0), hess.sum(axis=0),
+                                                      b_sum.sum(axis=0), before.sum(axis=0))
         fixed = np.zeros(n, np.bool_) if q_fixed_rows is None else q_fixed_rows.cpu().numpy().astype(np.bool_)
         Q_newton = np.empty_like(Q64)
-        kernels.q_newton_solve(Q64, grad, hess.sum(axis=0), Q_newton, fixed, Q_MIN)
+        kernels.q_newton_solve(Q64, grad, hess, Q_newton, fixed, Q_MIN)
 
         def em():
             n_obs = self.n_observed.numpy().astype(np.float64)[:, None]
-            q_num = (grad + b_sum.sum(axis=0)).T  # Σ_j a P + b (1 − P) = Σ_j w1 P + b
+            q_num = (grad + b_sum).T  # Σ_j a P + b (1 − P) = Σ_j w1 P + b
             Q_em = np.where(n_obs > 0, Q64 * q_num / np.maximum(2.0 * n_obs, 1e-30), Q64)
             return project_simplex_rows(torch.from_numpy(Q_em)).numpy()
 
@@ -509,14 +527,14 @@ class PackedCalls:
         Returns the summed deviance and the number of held-out calls; ``sum / n`` is on the scale of ADMIXTURE's
         logged ``CV error`` (hapmap3 K=1: 0.5525 here vs 0.55248)."""
 
-        holdout = Holdout(n_folds, fold, seed, keep_fold=True)
+        holdout = Holdout(n_folds, fold, seed, keep_fold=True, offset=self._fold_offset())
         if self.backend == "numba":
             bounds = self._bounds()
             parts = np.zeros(len(bounds) - 1)
             counts = np.zeros(len(bounds) - 1, np.int64)
             kernels.deviance_pass(self.packed, self.n_samples, _numpy64(Q.T), _numpy64(P), parts, counts, bounds,
                                   holdout.array(), kernels.BYTE_TO_G, kernels.BYTE_TO_R)
-            return float(parts.sum()), int(counts.sum())
+            return self.shard.sum(float(parts.sum()), int(counts.sum()))
         held = self.with_holdout(holdout)
         QT = Q.T.contiguous().to(torch.float64)
         total, n = torch.zeros((), dtype=torch.float64, device=self.device), 0
@@ -526,7 +544,21 @@ class PackedCalls:
             second = torch.where(r > 0, r * torch.log(r.clamp_min(1e-300) / (2.0 - 2.0 * h)), torch.zeros_like(r))
             total += (first + second).sum()
             n += int(((g + r) > 0).sum())
-        return float(total), n
+        return self.shard.sum(float(total), n)
+
+
+def _sum_q_statistics(shard: Shard, grad, hess, b_sum, before):
+    """The Q pass's sums over variants, over the ranks too: one all-reduce, carrying only the lower triangle of
+    each individual's K × K curvature (it is symmetric)."""
+    if not shard.sharded:
+        return grad, hess, b_sum, before
+    K = hess.shape[0]
+    lower = np.tril_indices(K)
+    grad, triangle, b_sum, before = shard.sum(grad, hess[lower], b_sum, before)
+    hess = np.empty_like(hess)
+    hess[lower] = triangle
+    hess[lower[1], lower[0]] = triangle
+    return grad, hess, b_sum, before
 
 
 def _numpy64(tensor) -> np.ndarray:
@@ -590,6 +622,15 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
     def flat(q, p):
         return torch.cat([q.reshape(-1) if update_q else q.new_zeros(0), p.reshape(-1) if update_p else p.new_zeros(0)])
 
+    q_size = n * K if update_q else 0
+
+    def products(A, B):
+        # Aᵀ B over the flat (Q, P) vectors: Q is the same on every rank, P rows are the rank's own, so the P
+        # part is summed over the ranks (a sharded run takes the same steps as one process)
+        if not calls.shard.sharded:
+            return A.T @ B
+        return A[:q_size].T @ B[:q_size] + calls.shard.sum(A[q_size:].T @ B[q_size:])
+
     def unflat(x, q_base, p_base):
         q, p = q_base, p_base
         if update_q:
@@ -597,7 +638,7 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
             if q_fixed_rows is not None:
                 q = torch.where(q_fixed_rows[:, None], q_base, q)
         if update_p:
-            p = x[n * K if update_q else 0:].reshape(-1, K).clamp(FREQ_MIN, FREQ_MAX)
+            p = x[q_size:].reshape(-1, K).clamp(FREQ_MIN, FREQ_MAX)
         return q, p
 
     Q1, P1, ll = apply(Q, P, with_loglik=True)
@@ -611,7 +652,7 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
         secants_v = (secants_v + [x2 - x1])[-history:]
         U, V = torch.stack(secants_u, 1), torch.stack(secants_v, 1)
         try:
-            coefficients = torch.linalg.solve(U.T @ (U - V), U.T @ (x - x1))
+            coefficients = torch.linalg.solve(products(U, U - V), products(U, x - x1))
             Q_qn, P_qn = unflat(x1 - V @ coefficients, Q1, P1)
         except RuntimeError:  # singular secant system: no extrapolation this time
             Q_qn, P_qn = Q2, P2

@@ -16,9 +16,10 @@ import torch
 
 from genoae.errors import UsageError
 from genoae.progress import progress_bar
+from genoae.shard import LOCAL, Shard
 
 def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: int,
-                   on_pass: Callable[[int], object] | None = None):
+                   on_pass: Callable[[int], object] | None = None, shard: Shard = LOCAL):
     """Leading singular vectors and values of a matrix X known only through products.
 
     Parameters
@@ -28,6 +29,10 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     omega : torch.Tensor, (n_cols, width)   random test matrix (its seed fixes the result)
     n_iter : int   power iterations, two passes over X each
     on_pass : callable, optional   called with the number of passes just made (for a progress bar)
+    shard : Shard
+        SNP-sharded runs: the columns of X (rows of ``omega`` and of ``transposed_times``' result) are this
+        rank's; ``times`` must return the product summed over the ranks.  The decompositions of the column side
+        are then tall-skinny QRs across the ranks (:meth:`genoae.shard.Shard.tall_qr`).
 
     Returns
     -------
@@ -42,10 +47,14 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     passes(1)
     for _ in range(n_iter):
         # power iterations sharpen the spectrum; re-orthonormalise each half step for stability
-        other, _ = torch.linalg.qr(transposed_times(basis))
+        other, _ = shard.tall_qr(transposed_times(basis))
         basis, _ = torch.linalg.qr(times(other))
         passes(2)
-    small = transposed_times(basis).T  # (width, n_cols) = basisᵀ X
+    if shard.sharded:  # basisᵀ X = Rᵀ Qᵀ from the QR of its transpose: the SVD of the small R
+        _, upper = shard.tall_qr(transposed_times(basis))
+        small = upper.T
+    else:
+        small = transposed_times(basis).T  # (width, n_cols) = basisᵀ X
     passes(1)
     u_small, singular, _ = torch.linalg.svd(small, full_matrices=False)
     return basis @ u_small, singular
@@ -78,7 +87,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
                      n_oversamples: int = 10, n_iter: int = 3, device="cpu", dtype=torch.float64,
                      cache_bytes: int = 0, with_components: bool = False, with_explained: bool = False,
                      progress: bool = False, what: str = "genotypes", centre_only: bool = False,
-                     standardized_source: Callable | None = None) -> PCAResult:
+                     standardized_source: Callable | None = None, shard: Shard = LOCAL) -> PCAResult:
     """PCA of standardized allele counts, (g − ploidy f) / sqrt(ploidy f (1 − f)), missing calls 0 (mean-filled,
     for the PCA only); variants that do not vary (or have no observed call) contribute nothing.
 
@@ -107,6 +116,10 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     standardized_source : callable(mean, inv_scale, dtype) -> iterator of (cols, x), optional
         A faster source of the blocks already centred and scaled (``x`` = (g − mean) · inv_scale, 0 where
         missing), used instead of ``blocks`` (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
+    shard : Shard
+        SNP-sharded runs: ``freqs`` and the blocks are this rank's variants; the sums over variants are summed
+        over the ranks too, the test matrix is the rows of the one-process run's, and the result's ``scores``
+        are those of all variants (``components``, ``mean`` and ``scale`` this rank's).
 
     Returns
     -------
@@ -117,14 +130,16 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     mean = ploidy * freqs
     scale = np.sqrt(ploidy * freqs * (1 - freqs))
     varying = scale > 1e-6
-    if not varying.any() or n_samples < 2:
+    n_varying = shard.sum(int(varying.sum()))
+    n_all = shard.total(n_variants)
+    if not n_varying or n_samples < 2:
         raise UsageError(f"{what}: need at least 2 individuals and one polymorphic variant for a PCA")
     device = torch.device(device)
     mean_t = torch.from_numpy(mean).to(device, dtype)
     inv_scale_np = np.where(varying, 1.0 if centre_only else 1.0 / np.where(varying, scale, 1.0), 0.0)
     inv_scale = torch.from_numpy(inv_scale_np).to(device, dtype)
-    k = int(min(n_components, n_samples - 1, varying.sum()))
-    width = int(min(k + n_oversamples, n_samples, n_variants))
+    k = int(min(n_components, n_samples - 1, n_varying))
+    width = int(min(k + n_oversamples, n_samples, n_all))
     cache = [] if n_samples * n_variants * torch.finfo(dtype).bits // 8 <= cache_bytes else None
 
     def standardized():
@@ -148,7 +163,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
         out = torch.zeros((n_samples, right.shape[1]), dtype=torch.float64, device=device)
         for cols, x in standardized():
             out += (x.T @ right[cols].to(dtype)).double()
-        return out
+        return shard.sum(out)
 
     def transposed_times(left):  # Xᵀ left
         out = torch.empty((n_variants, left.shape[1]), dtype=torch.float64, device=device)
@@ -159,10 +174,11 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
 
     if isinstance(rng, (int, np.integer)):
         rng = np.random.default_rng(int(rng))
-    omega = torch.from_numpy(rng.standard_normal((n_variants, width))).to(device)
+    # sharded: this rank's rows of the one-process test matrix (O(M · width) numbers drawn on every rank)
+    omega = torch.from_numpy(shard.local_rows(rng.standard_normal((n_all, width)))).to(device)
     passes = 2 * n_iter + 2 + 2 * with_components + with_explained
     bar = progress_bar(passes, "PCA passes", unit="pass", enabled=progress)
-    U, singular = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update)
+    U, singular = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update, shard=shard)
     U, singular = U[:, :k], singular[:k]
     scores = (U * singular).cpu().numpy()
     # fix the sign of each component (the SVD leaves it free): the largest |score| is positive
@@ -177,7 +193,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
         result.scores = times(loadings).cpu().numpy()
         bar.update(2)
     if with_explained:
-        total = sum(float((x.double() ** 2).sum()) for _, x in standardized())
+        total = shard.sum(sum(float((x.double() ** 2).sum()) for _, x in standardized()))
         result.explained = singular.cpu().numpy() ** 2 / total
         bar.update(1)
     bar.close()

@@ -21,6 +21,7 @@ from torch import nn
 
 from genoae.genotypes import pack_calls
 from genoae.likelihood import FREQ_MAX, FREQ_MIN, Q_MIN, PackedCalls, refine_rows
+from genoae.shard import LOCAL, Shard
 
 # The least-squares weights 1/(f(1 − f)) (a standardised call), bounded for rare variants
 MIN_VARIANCE = 0.01
@@ -79,9 +80,10 @@ class NeuralAdmixture(nn.Module):
         x = torch.where(observed, counts.float() / 2.0 - self.input_freq, torch.zeros((), device=counts.device))
         return self.head(x @ self.encoder.weight.T, observed.sum(1))
 
-    def head(self, linear: torch.Tensor, n_observed: torch.Tensor) -> torch.Tensor:
-        """Q from the layer's product ``x Wᵀ`` (b, K) and each individual's observed calls (b,)."""
-        coverage = self.n_variants / n_observed.to(linear.dtype).clamp_min(1.0)
+    def head(self, linear: torch.Tensor, n_observed: torch.Tensor, n_variants: int | None = None) -> torch.Tensor:
+        """Q from the layer's product ``x Wᵀ`` (b, K) and each individual's observed calls (b,), out of
+        ``n_variants`` (default: the layer's; a SNP-sharded layer holds one rank's part of them)."""
+        coverage = (n_variants or self.n_variants) / n_observed.to(linear.dtype).clamp_min(1.0)
         estimate = linear * coverage[:, None] + self.encoder.bias
         return torch.softmax(torch.log(estimate.clamp(Q_MIN, 1.0)), dim=1)
 
@@ -103,13 +105,15 @@ class NeuralAdmixture(nn.Module):
 
 def encode_packed(model: NeuralAdmixture, calls: PackedCalls) -> torch.Tensor:
     """The encoder's Q of every individual of SNP-major packed calls, float64 (n, K): one pass that decodes a SNP
-    at a time (memory: n × K, no sample-major copy and no decoded block of the calls)."""
+    at a time (memory: n × K, no sample-major copy and no decoded block of the calls).  SNP-sharded calls: the
+    model holds the rank's part of the layer, and the partial products are summed over the ranks."""
     weight = model.encoder.weight.detach()
     freq = model.input_freq.double().cpu().numpy()
     # x = g/2 − freq = (g − 2 freq) · ½, 0 where missing
     linear = calls.centred_product(weight.double().cpu().numpy(), 2.0 * freq, np.full(len(freq), 0.5))
     with torch.no_grad():
-        Q = model.head(linear.T.to(weight.device, weight.dtype), calls.n_observed.to(weight.device))
+        Q = model.head(linear.T.to(weight.device, weight.dtype), calls.n_observed.to(weight.device),
+                       calls.shard.total(calls.n_variants))
     return Q.to(torch.float64)
 
 
@@ -124,7 +128,7 @@ class EncoderFit:
 
 
 def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates: np.ndarray,
-                rng: np.random.Generator) -> EncoderFit:
+                rng: np.random.Generator, shard: Shard = LOCAL) -> EncoderFit:
     """Set the encoder of ``model`` (whose decoder already holds the refined P and ``input_freq`` the reference's
     A2 frequencies) in closed form, then measure it on synthetic individuals.
 
@@ -140,6 +144,9 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
     ----------
     Q_reference : torch.Tensor, float, (n_reference, K)  the refined Q of the reference individuals
     missing_rates : ndarray, float, (n_reference,)       their missing-call rates
+    shard : Shard
+        SNP-sharded fits: ``model`` holds the rank's variants; the Gram matrix and the measurement's sums over
+        variants are summed over the ranks, and the synthetic calls are the one-process run's rows.
 
     Returns
     -------
@@ -153,7 +160,7 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
     freq = model.input_freq.double()
     C = P - freq[:, None]                                     # (m, K)
     weights = 1.0 / (freq * (1.0 - freq)).clamp_min(MIN_VARIANCE)
-    gram = C.T @ (weights[:, None] * C)
+    gram = shard.sum(C.T @ (weights[:, None] * C))
     lam = float(torch.trace(gram)) / K + 1e-12
     ones = torch.ones(K, dtype=torch.float64, device=device)
     solve = torch.linalg.inv(gram + lam * torch.outer(ones, ones))
@@ -165,7 +172,8 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
 
     n_synthetic = int(np.clip(CHECK_CALLS // max(m, 1), CHECK_MIN, CHECK_MAX))
     Q_synthetic = synthetic_q(Q_reference.double().cpu().numpy(), n_synthetic, rng)
-    calls = PackedCalls(synthetic_calls(P.cpu().numpy(), Q_synthetic, missing_rates, rng), n_synthetic, device)
+    calls = PackedCalls(synthetic_calls(P.cpu().numpy(), Q_synthetic, missing_rates, rng, shard=shard), n_synthetic,
+                        device, shard=shard)
     Q_encoder = encode_packed(model, calls)
     target, trace = refine_rows(calls, floored(Q_encoder), P, tol=PROJECTION_TOL)
     rmse = float(torch.sqrt(((Q_encoder - target) ** 2).mean()))
@@ -189,16 +197,25 @@ def synthetic_q(Q_reference: np.ndarray, n: int, rng: np.random.Generator) -> np
 
 
 def synthetic_calls(P: np.ndarray, Q: np.ndarray, missing_rates: np.ndarray, rng: np.random.Generator,
-                    block: int = 4096) -> np.ndarray:
+                    block: int = 4096, shard: Shard = LOCAL) -> np.ndarray:
     """SNP-major packed calls, uint8 (n_variants, ceil(n / 4)), of individuals with ancestry ``Q`` under ``P``:
     g ~ Binomial(2, (Q Pᵀ)_ij) as two Bernoulli draws, each call missing with the rate of a random reference
-    individual (drawn per synthetic individual), generated one block of SNPs at a time."""
+    individual (drawn per synthetic individual), generated one block of SNPs at a time.  Each block of ``block``
+    SNPs (counted over all variants) draws from its own stream, so a SNP-sharded run (``P`` the rank's rows of
+    ``shard``) draws the same calls as one process."""
     n = Q.shape[0]
     rates = np.asarray(missing_rates, np.float64)[rng.integers(len(missing_rates), size=n)]
+    seed = int(rng.integers(1 << 62))
+    first = shard.start if shard.sharded else 0
+    last, total = first + P.shape[0], shard.total(P.shape[0])
     packed = np.empty((P.shape[0], (n + 3) // 4), np.uint8)
-    for start in range(0, P.shape[0], block):
-        h = P[start:start + block] @ Q.T                                      # (b, n)
-        g = (rng.random(h.shape) < h).astype(np.int8) + (rng.random(h.shape) < h)
-        g[rng.random(h.shape) < rates] = -1
-        packed[start:start + block] = pack_calls(g, axis=1)
+    for index in range(first // block, -(-last // block)):
+        start, stop = max(index * block, first), min((index + 1) * block, last)
+        rows = min(block, total - index * block)
+        uniform = np.random.default_rng([seed, index]).random((3, rows, n))[:, start - index * block:
+                                                                             stop - index * block]
+        h = P[start - first:stop - first] @ Q.T                               # (b, n)
+        g = (uniform[0] < h).astype(np.int8) + (uniform[1] < h)
+        g[uniform[2] < rates] = -1
+        packed[start - first:stop - first] = pack_calls(g, axis=1)
     return packed

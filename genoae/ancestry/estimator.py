@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from genoae.errors import InputError, UsageError
 from genoae.genotypes import Genotypes
 from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
 from genoae.progress import progress_bar
+from genoae.shard import LOCAL, Shard
 
 @dataclass
 class FitReport:
@@ -116,7 +117,7 @@ class Admixture:
         return _population_labels(populations, self.K, genotypes.n_samples)
 
     def fit(self, genotypes: Genotypes, populations: np.ndarray | None = None,
-            calls: PackedCalls | None = None) -> "Admixture":
+            calls: PackedCalls | None = None, shard: Shard = LOCAL) -> "Admixture":
         """Estimate Q and P for ``genotypes``.
 
         Parameters
@@ -126,7 +127,11 @@ class Admixture:
             individuals keep Q = their population; K must equal the number of distinct labels, and the columns of
             Q follow the labels in sorted order (``populations_``).
         calls : PackedCalls, optional
-            The calls already decoded on the device (lets several K share one decoding).
+            The calls already decoded on the device (lets several K share one decoding); their ``shard`` is used.
+        shard : Shard
+            SNP-sharded runs (:mod:`genoae.ancestry.distributed`): ``genotypes`` holds this rank's variants; Q is
+            then the same on every rank and equals the one-process fit up to float rounding, while ``P_`` and the
+            model hold this rank's variants (:func:`genoae.ancestry.distributed.gather_fit` makes them whole).
         """
         n, m = genotypes.n_samples, genotypes.n_variants
         labels, self.populations_ = self.check(genotypes, populations)
@@ -135,16 +140,18 @@ class Admixture:
         report = FitReport()
         tick = time.perf_counter()
         if calls is None:
-            calls = PackedCalls.from_genotypes(genotypes, choose_device(self.device))
+            calls = PackedCalls.from_genotypes(genotypes, choose_device(self.device), shard=shard)
+        self.shard_ = shard = calls.shard
+        m_all = shard.total(m)
         check_observed(calls.n_observed.cpu().numpy(), genotypes)
         device = calls.device
-        dtype = _refinement_dtype(self.precision, n * m)
+        dtype = _refinement_dtype(self.precision, n * m_all)
         fixed_rows = None if labels is None else torch.from_numpy(labels >= 0).to(device)
 
         # 1. initialisation
         freqs = genotypes.allele_freqs()
         if self.reference_fraction is not None:
-            Q0, P0 = self._reference_start(genotypes, rng, report, device)
+            Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
             Q0, P0 = Q0.to(device), P0.to(device)
         else:
             Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
@@ -175,8 +182,8 @@ class Admixture:
         model = NeuralAdmixture(m, self.K).to(device)
         model.input_freq.copy_(torch.from_numpy(np.nan_to_num(freqs, nan=0.5)).float().to(device))
         model.set_P(P)
-        missing_rates = 1.0 - calls.n_observed.cpu().numpy() / max(m, 1)
-        report.encoder = fit_encoder(model, Q, missing_rates, rng)
+        missing_rates = 1.0 - calls.n_observed.cpu().numpy() / max(m_all, 1)
+        report.encoder = fit_encoder(model, Q, missing_rates, rng, shard)
         Q_net = project_simplex_rows(encode_packed(model, calls))
         report.encoder_rmse = float(torch.sqrt(((Q_net - Q) ** 2).mean()))
         report.network_loglik = calls.loglik(Q_net, P)
@@ -194,7 +201,8 @@ class Admixture:
     def _reference_size(self, n: int) -> int:
         return int(round(self.reference_fraction * n))
 
-    def _reference_start(self, genotypes: Genotypes, rng: np.random.Generator, report: FitReport, device):
+    def _reference_start(self, genotypes: Genotypes, rng: np.random.Generator, report: FitReport, device,
+                         shard: Shard = LOCAL):
         """Q and P to start the full refinement from: a fit on a random subset of the individuals, and every
         other individual projected onto it (the subset's packed calls are copied: reference_fraction × the packed
         bytes)."""
@@ -204,12 +212,12 @@ class Admixture:
         n = genotypes.n_samples
         subset = np.sort(rng.choice(n, self._reference_size(n), replace=False))
         params = {**self.get_params(), "reference_fraction": None, "seed": int(rng.integers(1 << 31))}
-        reference = Admixture(**params, progress=self.progress).fit(genotypes.subset(samples=subset))
+        reference = Admixture(**params, progress=self.progress).fit(genotypes.subset(samples=subset), shard=shard)
         report.seconds["reference fit"] = time.perf_counter() - tick
         tick = time.perf_counter()
         # every individual through the reference's encoder and refinement with its P fixed, in chunks straight
         # from the packed calls (the reference individuals keep their fitted Q)
-        projection = project(reference.model_, genotypes, device=str(device), progress=self.progress)
+        projection = project(reference.model_, genotypes, device=str(device), progress=self.progress, shard=shard)
         Q = projection.Q
         Q[subset] = reference.Q_
         report.seconds["projection"] = time.perf_counter() - tick
@@ -230,14 +238,14 @@ class Admixture:
         """
         device = self.device_
         if calls is None:
-            calls = PackedCalls.from_genotypes(genotypes, device)
+            calls = PackedCalls.from_genotypes(genotypes, device, shard=self.shard_)
         # each observed call's fold is a hash of (seed, SNP, individual): no N × M mask is ever built
         fold_seed = int(np.random.default_rng([self.seed, 7919]).integers(1 << 62))
         fixed_rows = None
         if populations is not None:
             labels, _ = _population_labels(populations, self.K, calls.n_samples)
             fixed_rows = torch.from_numpy(labels >= 0).to(device)
-        dtype = _refinement_dtype(self.precision, calls.n_samples * calls.n_variants)
+        dtype = _refinement_dtype(self.precision, calls.n_samples * calls.shard.total(calls.n_variants))
         total_deviance, total_n = 0.0, 0
         bar = progress_bar(folds, f"K={self.K} CV", unit="fold", enabled=self.progress)
         for fold in range(folds):
@@ -270,7 +278,9 @@ class Admixture:
         if replicates < 2:
             raise UsageError(f"-B {replicates}: a standard error needs at least 2 bootstrap replicates")
         device = self.device_
-        n_variants = genotypes.n_variants
+        shard = self.shard_
+        n_variants = shard.total(genotypes.n_variants)  # blocks are drawn over all variants, on every rank alike
+        first = shard.start if shard.sharded else 0
         length = block_length or max(1, int(round(n_variants ** (1 / 3))))
         length = min(length, n_variants)
         rng = np.random.default_rng([self.seed, 104729])
@@ -286,10 +296,14 @@ class Admixture:
             starts = rng.integers(0, n_variants - length + 1, -(-n_variants // length))
             rows = (starts[:, None] + np.arange(length)).ravel()[:n_variants]
             rows.sort()  # the calls' order does not change the likelihood; sorted rows read the .bed forward
-            sample = Genotypes(np.asarray(genotypes.packed[rows]), genotypes.samples, genotypes.variants.subset(rows))
-            calls = PackedCalls.from_genotypes(sample, device)
+            # sharded: this rank's draws (a contiguous run of the sorted rows, in rank order)
+            low, high = np.searchsorted(rows, [first, first + genotypes.n_variants])
+            mine = rows[low:high] - first
+            sample = Genotypes(np.asarray(genotypes.packed[mine]), genotypes.samples, genotypes.variants.subset(mine))
+            calls = PackedCalls.from_genotypes(sample, device, shard=replace(shard, start=int(low), stop=int(high))
+                                               if shard.sharded else shard)
             Q, _, _ = quasi_newton(calls, torch.from_numpy(self.Q_).to(device, dtype),
-                                   torch.from_numpy(self.P_[rows]).to(device, dtype), tol=self.minor_tol or self.tol,
+                                   torch.from_numpy(self.P_[mine]).to(device, dtype), tol=self.minor_tol or self.tol,
                                    max_iter=self.max_iter, q_fixed_rows=fixed_rows)
             Q = Q.cpu().numpy()
             total += Q

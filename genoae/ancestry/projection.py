@@ -17,6 +17,7 @@ from genoae.genotypes import Genotypes
 from genoae.io.model import VariantMatch, aligned_block
 from genoae.likelihood import PackedCalls, refine_rows
 from genoae.progress import progress_bar
+from genoae.shard import LOCAL, Shard
 
 # Individuals per chunk: about this many calls (32 MB packed), a multiple of 4 individuals (whole bytes)
 CHUNK_CALLS = 1 << 27
@@ -35,7 +36,7 @@ class Projection:
 
 def project(model: NeuralAdmixture, genotypes: Genotypes, match: VariantMatch | None = None,
             tol: float = PROJECTION_TOL, max_iter: int = 1000, device: str = "auto", progress: bool = False,
-            chunk: int | None = None) -> Projection:
+            chunk: int | None = None, shard: Shard = LOCAL) -> Projection:
     """Q of new individuals under a trained model: the encoder's Q, then the refinement of each row with the
     model's P fixed (:func:`genoae.likelihood.refine_rows`) until an iteration raises ℓ by less than ``tol`` ×
     observed calls.
@@ -49,6 +50,9 @@ def project(model: NeuralAdmixture, genotypes: Genotypes, match: VariantMatch | 
         Where the model's variants are in ``genotypes`` (default: ``genotypes`` already holds exactly them).
     chunk : int, optional
         Individuals per chunk (default: about ``CHUNK_CALLS`` calls).
+    shard : Shard
+        SNP-sharded runs: ``model`` and ``genotypes`` hold this rank's variants (the encoder's products and the
+        refinement's sums are summed over the ranks).
 
     Memory: the packed calls of one chunk plus O(n_samples · K + n_variants · K).
     """
@@ -59,7 +63,7 @@ def project(model: NeuralAdmixture, genotypes: Genotypes, match: VariantMatch | 
         Q_encoder = encode_packed(encoder, calls)
         return Q_encoder, floored(Q_encoder)
 
-    return _project_chunks(genotypes, match, P, start, tol, max_iter, device, progress, chunk)
+    return _project_chunks(genotypes, match, P, start, tol, max_iter, device, progress, chunk, shard)
 
 
 def project_onto_p(genotypes: Genotypes, P: np.ndarray, match: VariantMatch | None = None,
@@ -77,7 +81,7 @@ def project_onto_p(genotypes: Genotypes, P: np.ndarray, match: VariantMatch | No
 
 
 def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, max_iter, device, progress,
-                    chunk) -> Projection:
+                    chunk, shard: Shard = LOCAL) -> Projection:
     tick = time.perf_counter()
     device = choose_device(device)
     if match is None:
@@ -85,7 +89,7 @@ def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, ma
     n, K = genotypes.n_samples, P.shape[1]
     n_model = len(match.rows)
     if chunk is None:
-        chunk = CHUNK_CALLS // max(n_model, 1)
+        chunk = CHUNK_CALLS // max(shard.total(n_model), 1)  # the same chunks on every rank
     chunk = max(4, chunk - chunk % 4)
     P = P.to(device)
     Q = np.empty((n, K))
@@ -95,7 +99,7 @@ def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, ma
     bar = progress_bar(n, "projecting", unit="ind", enabled=progress)
     for first in range(0, n, chunk):
         last = min(first + chunk, n)
-        calls = PackedCalls(aligned_block(genotypes, match, first, last), last - first, device)
+        calls = PackedCalls(aligned_block(genotypes, match, first, last), last - first, device, shard=shard)
         encoder_q, Q_start = start(calls)
         Q_chunk, trace = refine_rows(calls, Q_start.to(device), P, tol=tol, max_iter=max_iter)
         Q[first:last] = Q_chunk.cpu().numpy()

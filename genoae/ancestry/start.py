@@ -25,7 +25,7 @@ def principal_components(calls: PackedCalls, freqs: np.ndarray, n_components: in
     """
     return standardized_pca(None, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
                             device=calls.device, dtype=torch.float64, what="admix start",
-                            standardized_source=calls.centred_blocks).scores
+                            standardized_source=calls.centred_blocks, shard=calls.shard).scores
 
 
 def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Generator, max_iter: int = 1000,
@@ -38,25 +38,29 @@ def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Genera
     bounded least-squares problem in K unknowns (the active-set QP of the Newton steps), X never formed:
         P rows: min ‖Q p − x_j‖²;  Q rows: min Σ_j w_j (q·P_j − x_ij)², w_j = 1 / f_j (1 − f_j) (normalised),
     the binomial variance weighting ADAMIXTURE's ALS uses.  Stops when Q moves by less than ``tol`` (RMSE).
+    SNP-sharded calls (``calls.shard``): P rows are the rank's, the Q side's sums over SNPs are summed over the
+    ranks, and the random P start is the one-process run's rows, so every rank takes the same steps.
 
     Returns
     -------
     Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K)
     """
+    shard = calls.shard
     f = np.nan_to_num(np.asarray(freqs, np.float64), nan=0.5)
     svd = standardized_pca(None, freqs, calls.n_samples, K - 1, rng=rng, n_oversamples=10, n_iter=n_iter,
                            device=calls.device, dtype=torch.float64, what="admix start", centre_only=True,
-                           with_components=True, standardized_source=calls.centred_blocks)
+                           with_components=True, standardized_source=calls.centred_blocks, shard=shard)
     Z, V = 0.5 * svd.components.T, svd.scores  # G / 2 − f ≈ Z Vᵀ: (M, k) and (N, k)
     weights = 1.0 / np.maximum(f * (1.0 - f), 1e-3)
-    weights /= weights.mean()
-    P = np.ascontiguousarray(rng.random((calls.n_variants, K)).clip(FREQ_MIN, FREQ_MAX))
+    weights /= shard.sum(float(weights.sum())) / shard.total(len(weights))
+    P = np.ascontiguousarray(shard.local_rows(rng.random((shard.total(calls.n_variants), K))).clip(FREQ_MIN, FREQ_MAX))
     Q = np.full((calls.n_samples, K), 1.0 / K)
 
     def solve_q(P, Q):
         WP = weights[:, None] * P
-        B = V @ (Z.T @ WP) + f @ WP  # Xᵀ W P with X = Z Vᵀ + f 1ᵀ
-        return _bounded_least_squares(Q, P.T @ WP, B, Q_MIN, 1.0 - Q_MIN, simplex=True)
+        ZWP, fWP, PWP = shard.sum(Z.T @ WP, f @ WP, P.T @ WP)  # sums over SNPs
+        B = V @ ZWP + fWP  # Xᵀ W P with X = Z Vᵀ + f 1ᵀ
+        return _bounded_least_squares(Q, PWP, B, Q_MIN, 1.0 - Q_MIN, simplex=True)
 
     def solve_p(Q, P):
         B = Z @ (V.T @ Q) + np.outer(f, Q.sum(axis=0))  # X Q

@@ -1,24 +1,27 @@
 """``genoae admix``: fit every K, write ADMIXTURE's files plus the model, the HDF5 results and the log."""
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from genoae.ancestry import Admixture
+from genoae.ancestry import distributed
 from genoae.compare.metrics import fst_matrix
 from genoae.commands.common import check_outputs, check_prefix, parse_ks
 from genoae.device import choose_device
 from genoae.errors import InputError, UsageError
 from genoae.genotypes import ALLELE_CONVENTION
-from genoae.io import input_files, read_genotypes
+from genoae.io import input_files, read_genotype_part, read_genotypes
 from genoae.io.atomic import OutputSet
 from genoae.io.model import save_model
 from genoae.io.qp import read_pop, write_p, write_q
 from genoae.io.results import AdmixtureResult, is_results_file, write_results_h5
 from genoae.likelihood import PackedCalls
+from genoae.shard import LOCAL, split
 
 
 @dataclass
@@ -59,6 +62,10 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         (:class:`~genoae.ancestry.Admixture`'s ``reference_fraction``).
     echo : callable(str)
         Where the per-K summary lines go (the CLI passes click.echo).
+
+    Under ``torchrun`` (a world of more than one process) the fit is sharded by SNP
+    (:mod:`genoae.ancestry.distributed`): each rank reads its range of a ``.bed`` or ``.pgen``, and rank 0 writes
+    the outputs, which record the ranks and their ranges; the other ranks return no files.
     """
     ks = parse_ks(ks)
     if not ks:
@@ -75,69 +82,123 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     outputs = [f"{prefix}.{K}.{kind}" for K in ks for kind in kinds]
     check_outputs(outputs + [f"{prefix}.h5", f"{prefix}.log"], input_files(input_path) + [supervised],
                   results_file=f"{prefix}.h5")
-    with OutputSet(prefix) as output:  # a second run into this prefix is refused from here on
-        genotypes = read_genotypes(input_path, region=region)
-        if cv and cv > genotypes.n_variants:
-            raise UsageError(f"--cv {cv}: more folds than the {genotypes.n_variants} variants; each fold should "
+    launch = distributed.launch_environment()
+    writer = launch is None or launch.rank == 0
+    if not writer:  # one progress bar and one summary per run: rank 0's
+        progress, echo = False, (lambda line: None)
+    torch_device = choose_device(device)
+    if launch is not None:
+        distributed.start(launch, torch_device)
+    try:
+        # only rank 0 writes; a second run into this prefix is refused from here on
+        with OutputSet(prefix) if writer else contextlib.nullcontext() as output:
+            return _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, threads, tol,
+                                  max_iter, cv, supervised, precision, progress, echo, init, loglik_tol,
+                                  minor_loglik_tol, bootstrap, region, reference_fraction)
+    finally:
+        if launch is not None:
+            distributed.stop()
+
+
+def _read_and_check(input_path, ks, launch, torch_device, supervised, cv, region, estimator_options):
+    """Read the input (sharded: this rank's variants) and check every K against it: (genotypes, every variant,
+    shard, populations, estimators).  Sharded, the ranks agree first, so an input that one rank cannot read
+    stops all of them."""
+    shard = LOCAL if launch is None else distributed.make_shard(launch, torch_device)
+    error = None
+    try:
+        if launch is None:
+            genotypes = read_genotypes(input_path, region=region)
+            variants = genotypes.variants
+        else:
+            if region is not None:
+                raise UsageError("--region reads a VCF; a sharded run reads a .bed or .pgen (genoae convert IN "
+                                 "OUT.bed --region ... first)")
+            part = read_genotype_part(input_path, launch.rank, launch.size, quiet=launch.rank != 0)
+            genotypes, variants = part.genotypes, part.variants
+            shard = replace(shard, start=part.start, stop=part.stop, n_variants=len(variants))
+        if cv and cv > len(variants):
+            raise UsageError(f"--cv {cv}: more folds than the {len(variants)} variants; each fold should "
                              f"hold many calls (ADMIXTURE users take 5 or 10)")
         populations = None if supervised is None else read_pop(supervised, genotypes.n_samples)
-        torch_device = choose_device(device)
-        estimators = {K: Admixture(K, tol=tol, max_iter=max_iter, seed=seed, device=str(torch_device), threads=threads,
-                                   precision=precision,
-                                   progress=progress, init=init, reference_fraction=reference_fraction)
-                      for K in ks}
+        estimators = {K: Admixture(K, device=str(torch_device), **estimator_options) for K in ks}
         for estimator in estimators.values():  # every K is checked before the first one runs
             estimator.check(genotypes, populations)
-        calls = PackedCalls.from_genotypes(genotypes, torch_device)  # decoded once, shared by every K
-        n_observed = max(1, int(calls.n_observed.sum()))
-        for estimator in estimators.values():  # ADMIXTURE's absolute criteria, as genoae's per-call ones
-            if loglik_tol is not None:
-                estimator.tol = loglik_tol / n_observed
-            if minor_loglik_tol is not None:
-                estimator.minor_tol = minor_loglik_tol / n_observed
+    except (InputError, UsageError, OSError) as failure:
+        error = failure
+    distributed.agree(shard, error)
+    return genotypes, variants, shard, populations, estimators
 
-        results, log_lines = {}, [
-            f"# genoae admix {genotypes.source}",
-            f"# {genotypes.n_samples} individuals x {genotypes.n_variants} variants, device {torch_device}",
-            f"# allele convention: {ALLELE_CONVENTION}; P = A2 frequency",
-            "# loglik: sum over observed calls of g log h + (2-g) log(1-h), natural log (ADMIXTURE's scale)"]
-        for K in ks:
-            tick = time.perf_counter()
-            estimator = estimators[K]
-            estimator.fit(genotypes, populations=populations, calls=calls)
-            if cv:
-                estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
-            if bootstrap:
-                estimator.bootstrap(genotypes, bootstrap, populations=populations)
-            seconds = time.perf_counter() - tick
-            result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
-                                                  "seconds": seconds})
-            results[K] = result
-            write_q(estimator.Q_, output.path(f"{prefix}.{K}.Q"))
-            write_p(estimator.P_, output.path(f"{prefix}.{K}.P"))
-            save_model(output.path(f"{prefix}.{K}.model.pt"), estimator.model_, genotypes.variants,
-                       estimator.populations_, result.settings, estimator.loglik_)
-            if bootstrap:
-                write_q(estimator.Q_se_, output.path(f"{prefix}.{K}.Q_se"))
-                write_q(estimator.Q_bias_, output.path(f"{prefix}.{K}.Q_bias"))
-            line = (f"K={K}\tloglik={estimator.loglik_:.6f}\tem_iterations={estimator.report_.em_iterations}\t"
-                    f"seconds={seconds:.1f}")
-            if cv:
-                line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
-            echo(line)
-            log_lines += [line] + _log_details(estimator, bootstrap)
-        kept, stale = _earlier_results(prefix, genotypes, input_path, ks)
-        output.remove_on_commit(stale)
-        if kept:
-            log_lines.append("# also in this prefix, from an earlier run on the same input: K = "
-                             + ", ".join(map(str, sorted(kept))))
-        if stale:
-            log_lines.append("# removed, from an earlier run on other data: " + ", ".join(p.name for p in stale))
-        write_results_h5(output.path(f"{prefix}.h5"), [*results.values(), *kept.values()], genotypes.samples,
-                         genotypes.variants, source=genotypes.source)
-        log_path = output.path(f"{prefix}.log")
-        log_path.write_text("\n".join(log_lines) + "\n")  # staged: moved into place with the rest
-        files = [output.final(p) for p in sorted(output.staging.iterdir(), key=_output_order)]
+
+def _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, threads, tol, max_iter, cv,
+                   supervised, precision, progress, echo, init, loglik_tol, minor_loglik_tol, bootstrap, region,
+                   reference_fraction) -> AdmixRun:
+    options = dict(tol=tol, max_iter=max_iter, seed=seed, threads=threads, precision=precision, progress=progress,
+                   init=init, reference_fraction=reference_fraction)
+    genotypes, variants, shard, populations, estimators = _read_and_check(input_path, ks, launch, torch_device,
+                                                                          supervised, cv, region, options)
+    calls = PackedCalls.from_genotypes(genotypes, torch_device, shard=shard)  # decoded once, shared by every K
+    n_observed = max(1, int(calls.n_observed.sum()))
+    for estimator in estimators.values():  # ADMIXTURE's absolute criteria, as genoae's per-call ones
+        if loglik_tol is not None:
+            estimator.tol = loglik_tol / n_observed
+        if minor_loglik_tol is not None:
+            estimator.minor_tol = minor_loglik_tol / n_observed
+
+    results, log_lines = {}, [
+        f"# genoae admix {genotypes.source}",
+        f"# {genotypes.n_samples} individuals x {len(variants)} variants, device {torch_device}",
+        f"# allele convention: {ALLELE_CONVENTION}; P = A2 frequency",
+        "# loglik: sum over observed calls of g log h + (2-g) log(1-h), natural log (ADMIXTURE's scale)"]
+    sharding = {}
+    if shard.sharded:
+        ranges = split(len(variants), shard.size)
+        sharding = {"ranks": shard.size, "rank_variants": [[a, b] for a, b in ranges]}
+        log_lines.append(f"# ranks: {shard.size} (torch.distributed, SNP-sharded; variants counted from 0, end "
+                         f"excluded): " + ", ".join(f"rank {r} {a}-{b}" for r, (a, b) in enumerate(ranges)))
+    for K in ks:
+        tick = time.perf_counter()
+        estimator = estimators[K]
+        estimator.fit(genotypes, populations=populations, calls=calls)
+        if cv:
+            estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
+        if bootstrap:
+            estimator.bootstrap(genotypes, bootstrap, populations=populations)
+        distributed.gather_fit(estimator)  # sharded: P and the model over every variant (Q is already whole)
+        seconds = time.perf_counter() - tick
+        result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
+                                              "seconds": seconds, **sharding})
+        results[K] = result
+        line = (f"K={K}\tloglik={estimator.loglik_:.6f}\tem_iterations={estimator.report_.em_iterations}\t"
+                f"seconds={seconds:.1f}")
+        if cv:
+            line += f"\tCV error (K={K}): {estimator.cv_error_:.5f}"
+        echo(line)
+        if output is None:  # a rank other than 0: rank 0 writes
+            continue
+        write_q(estimator.Q_, output.path(f"{prefix}.{K}.Q"))
+        write_p(estimator.P_, output.path(f"{prefix}.{K}.P"))
+        save_model(output.path(f"{prefix}.{K}.model.pt"), estimator.model_, variants,
+                   estimator.populations_, result.settings, estimator.loglik_)
+        if bootstrap:
+            write_q(estimator.Q_se_, output.path(f"{prefix}.{K}.Q_se"))
+            write_q(estimator.Q_bias_, output.path(f"{prefix}.{K}.Q_bias"))
+        log_lines += [line] + _log_details(estimator, bootstrap)
+    distributed.barrier(shard)  # every rank finished: rank 0 may move the outputs into place
+    if output is None:
+        return AdmixRun(results, [], None, estimators)
+    kept, stale = _earlier_results(prefix, genotypes.samples, variants, input_path, ks)
+    output.remove_on_commit(stale)
+    if kept:
+        log_lines.append("# also in this prefix, from an earlier run on the same input: K = "
+                         + ", ".join(map(str, sorted(kept))))
+    if stale:
+        log_lines.append("# removed, from an earlier run on other data: " + ", ".join(p.name for p in stale))
+    write_results_h5(output.path(f"{prefix}.h5"), [*results.values(), *kept.values()], genotypes.samples,
+                     variants, source=genotypes.source)
+    log_path = output.path(f"{prefix}.log")
+    log_path.write_text("\n".join(log_lines) + "\n")  # staged: moved into place with the rest
+    files = [output.final(p) for p in sorted(output.staging.iterdir(), key=_output_order)]
     return AdmixRun(results, files, output.final(log_path), estimators)
 
 
@@ -183,7 +244,7 @@ def _output_order(path: Path):
     return (1, 0 if path.suffix == ".h5" else 1, 0)
 
 
-def _earlier_results(prefix: str, genotypes, input_path, ks) -> tuple[dict, list]:
+def _earlier_results(prefix: str, samples, variants, input_path, ks) -> tuple[dict, list]:
     """Results of an earlier run already under ``prefix`` for K this run does not fit.
 
     From a run on the same input (same file, same individuals and variants) they are kept, so the new PREFIX.h5
@@ -197,13 +258,13 @@ def _earlier_results(prefix: str, genotypes, input_path, ks) -> tuple[dict, list
     if not old_h5.exists() or not is_results_file(old_h5):
         return {}, []
     try:
-        old, samples, variants = read_results_h5(old_h5)
+        old, old_samples, old_variants = read_results_h5(old_h5)
     except InputError:
         return {}, []
     others = {K: result for K, result in old.items() if K not in ks}
-    same = (len(samples.iid) == genotypes.n_samples and len(variants.id) == genotypes.n_variants
-            and np.array_equal(samples.iid, genotypes.samples.iid)
-            and np.array_equal(variants.id, genotypes.variants.id)
+    same = (len(old_samples.iid) == len(samples.iid) and len(old_variants.id) == len(variants.id)
+            and np.array_equal(old_samples.iid, samples.iid)
+            and np.array_equal(old_variants.id, variants.id)
             and all(r.settings.get("input") == str(input_path) for r in others.values()))
     if same:
         return others, []

@@ -7,10 +7,13 @@ One entry point for reading, :func:`read_genotypes` (dispatch on extension), one
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from genoae.errors import InputError
-from genoae.genotypes import Genotypes
+from genoae.genotypes import Genotypes, Variants
 
 
 def detect_format(path) -> str:
@@ -105,6 +108,55 @@ def read_genotypes(path, quiet: bool = False, legend="auto", region: str | None 
 
         return read_hapt(path, legend=legend)
     raise AssertionError(f"detect_format returned {fmt!r}, which read_genotypes does not dispatch")
+
+
+@dataclass
+class GenotypePart:
+    """One rank's part of a SNP-sharded input (:func:`read_genotype_part`)."""
+
+    genotypes: Genotypes     # the calls and variants start..stop-1, every individual
+    variants: Variants       # every variant of the input (for the outputs rank 0 writes)
+    start: int
+    stop: int
+
+
+def read_genotype_part(path, rank: int, size: int, quiet: bool = False) -> GenotypePart:
+    """Part ``rank`` of ``size`` of an input's variants (contiguous ranges, :func:`genoae.shard.split`), reading
+    only that part's calls: a ``.bed`` is memory-mapped over its rows alone, a ``.pgen`` read through pgenlib's
+    range reads.  The variant table (``.bim``/``.pvar``) and the individuals are read whole.
+
+    Raises
+    ------
+    InputError
+        Another format (its readers have no range access here: convert it first), or fewer variants than parts.
+    """
+    from genoae.shard import split
+
+    fmt = detect_format(path)
+    if fmt == "plink":
+        from genoae.io.plink import plink_paths, read_bim
+
+        variants = read_bim(plink_paths(path)[1])
+    elif fmt == "pgen":
+        from genoae.io.pgen import pgen_paths, read_pvar
+
+        table, keep = read_pvar(pgen_paths(path)[1])
+        variants = table.subset(np.flatnonzero(keep))
+    else:
+        raise InputError(path, f"a sharded run (torchrun) reads PLINK .bed or .pgen inputs, each rank only its "
+                               f"variants; convert this {fmt} file first (genoae convert IN OUT.bed)")
+    if len(variants) < size:
+        raise InputError(path, f"{len(variants)} variants for {size} ranks: each rank needs at least one")
+    start, stop = split(len(variants), size)[rank]
+    if fmt == "plink":
+        from genoae.io.plink import read_plink
+
+        genotypes = read_plink(path, variant_range=(start, stop))
+    else:
+        from genoae.io.pgen import read_pgen
+
+        genotypes = read_pgen(path, quiet=quiet, variant_range=(start, stop))
+    return GenotypePart(genotypes, variants, start, stop)
 
 
 def input_files(path, legend="auto") -> list[Path]:

@@ -91,8 +91,9 @@ def read_pvar(path):
     return variants, keep
 
 
-def read_pgen(path, quiet: bool = False) -> Genotypes:
-    """Read PLINK 2 hard calls given PREFIX or any of PREFIX.pgen/.pvar/.psam.
+def read_pgen(path, quiet: bool = False, variant_range: tuple | None = None) -> Genotypes:
+    """Read PLINK 2 hard calls given PREFIX or any of PREFIX.pgen/.pvar/.psam (``variant_range``: only the
+    biallelic variants ``[start, stop)``, counted as read, through pgenlib's range reads).
 
     Raises
     ------
@@ -123,8 +124,12 @@ def read_pgen(path, quiet: bool = False) -> Genotypes:
         block = max(1, BLOCK_CALLS // max(n_samples, 1))
         buffer = np.empty((min(block, n_variants), n_samples), np.int8)
         packed = []
-        for start in range(0, n_variants, block):
-            stop = min(start + block, n_variants)
+        first, last = 0, n_variants
+        if variant_range is not None and keep.any():  # the records that hold kept variants start..stop-1
+            records = np.flatnonzero(keep)
+            first, last = int(records[variant_range[0]]), int(records[variant_range[1] - 1]) + 1
+        for start in range(first, last, block):
+            stop = min(start + block, last)
             rows = buffer[: stop - start]
             try:
                 reader.read_range(start, stop, rows, allele_idx=1)  # ALT copies; -9 missing
@@ -139,6 +144,8 @@ def read_pgen(path, quiet: bool = False) -> Genotypes:
         print(f"genoae: {pgen}: skipped {n_skipped} of {n_variants} multi-allelic records", file=sys.stderr)
     if not keep.any():
         raise InputError(pgen, f"no biallelic variant to read ({n_variants} multi-allelic records)")
-    return Genotypes(np.concatenate(packed), samples, variants.subset(np.flatnonzero(keep)), source=os.fspath(pgen),
-                     info=info)
+    variants = variants.subset(np.flatnonzero(keep))
+    if variant_range is not None:
+        variants = variants.subset(slice(*variant_range))
+    return Genotypes(np.concatenate(packed), samples, variants, source=os.fspath(pgen), info=info)
 

@@ -136,7 +136,7 @@ def _warn_padding_people(path: Path, data: np.ndarray, n_samples: int, chunk: in
         f"check that the .fam lists the same individuals as the .bed"), stacklevel=3)
 
 
-def _check_padding(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 << 20) -> None:
+def _check_padding(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 << 20, first: int = 0) -> None:
     """Refuse a .bed whose rows carry calls in their padding bits: PLINK writes padding as 0b00, so a nonzero
     padding call means the .bed holds more individuals than the .fam lists (4k+1..4k+4 individuals share a row
     length, so the file size alone cannot tell)."""
@@ -147,14 +147,15 @@ def _check_padding(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 
     for start in range(0, data.shape[0], chunk):
         bad = np.flatnonzero(np.asarray(data[start:start + chunk, -1]) & padding_mask)
         if bad.size:
-            raise InputError(path, f"variant {start + int(bad[0]) + 1} has calls in the padding bits of its last "
+            raise InputError(path, f"variant {first + start + int(bad[0]) + 1} has calls in the padding bits of its last "
                                    f"byte: the .bed holds more individuals than the {n_samples} of the .fam")
 
 
-def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
+def read_bed(path, n_samples: int, n_variants: int, variant_range: tuple | None = None) -> np.ndarray:
     """Memory-map a ``.bed`` file and return SNP-major packed calls, shape (n_variants, ceil(n_samples/4)).
 
-    An individual-major file (mode byte 0x00) is read and transposed into SNP-major order.
+    An individual-major file (mode byte 0x00) is read and transposed into SNP-major order.  ``variant_range``
+    ``(start, stop)``: only those rows (of a SNP-major file: the map covers, and the checks read, nothing else).
     """
     path = Path(path)
     mode = _check_bed_header(path)
@@ -167,6 +168,11 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
     if size != expected:
         raise InputError(path, f".bed has {size} bytes but .bim ({n_variants} variants) and .fam "
                                f"({n_samples} samples) imply {expected}")
+    if mode == MODE_SNP_MAJOR and variant_range is not None:
+        start, stop = variant_range
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=3 + start * row_len, shape=(stop - start, row_len))
+        _check_padding(path, data, n_samples, first=start)
+        return data
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(rows, row_len))
     if mode == MODE_SNP_MAJOR:
         _check_padding(path, data, n_samples)
@@ -179,11 +185,12 @@ def read_bed(path, n_samples: int, n_variants: int) -> np.ndarray:
     for start in range(0, n_samples, block):
         counts = unpack_calls(np.asarray(data[start:start + block]), n_variants)  # (b, n_variants)
         packed[:, start // 4:(start + counts.shape[0] + 3) // 4] = pack_calls(counts, axis=0)
-    return packed
+    return packed if variant_range is None else packed[variant_range[0]:variant_range[1]].copy()
 
 
-def read_plink(path) -> Genotypes:
-    """Read PLINK 1 binary genotypes given PREFIX or any of PREFIX.bed/.bim/.fam."""
+def read_plink(path, variant_range: tuple | None = None) -> Genotypes:
+    """Read PLINK 1 binary genotypes given PREFIX or any of PREFIX.bed/.bim/.fam (``variant_range``: only the
+    calls of variants ``[start, stop)``, with their rows of the ``.bim``)."""
     bed, bim, fam = plink_paths(path)
     if bed.exists():
         _check_bed_header(bed)  # a wrong file is named as such before its companions are looked for
@@ -193,7 +200,9 @@ def read_plink(path) -> Genotypes:
                                         f"{bed.name}, {bim.name} and {fam.name} side by side")
     samples = read_fam(fam)
     variants = read_bim(bim)
-    packed = read_bed(bed, len(samples), len(variants))
+    packed = read_bed(bed, len(samples), len(variants), variant_range)
+    if variant_range is not None:
+        variants = variants.subset(slice(*variant_range))
     return Genotypes(packed, samples, variants, source=os.fspath(bed))
 
 
