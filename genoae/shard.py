@@ -18,6 +18,10 @@ import torch
 from genoae.errors import RankError
 
 
+# What this process has sent through collectives (the log reports it per K): float64 numbers × 8, and calls
+TRAFFIC = {"bytes": 0, "collectives": 0}
+
+
 def split(n_variants: int, parts: int) -> list[tuple[int, int]]:
     """Contiguous ranges ``[start, stop)`` of ``n_variants`` variants, one per part, sizes differing by at most 1."""
     edges = [n_variants * part // parts for part in range(parts + 1)]
@@ -131,6 +135,9 @@ LOCAL = Shard()
 def _collective(operation, *args, **kwargs):
     """Run one torch.distributed collective; a peer that died or timed out becomes a :class:`RankError` (one
     line: the backend's first line, which says what it saw)."""
+    sent = args[-1] if operation.__name__ == "all_gather" else args[0]
+    TRAFFIC["bytes"] += sent.numel() * sent.element_size()
+    TRAFFIC["collectives"] += 1
     try:
         return operation(*args, **kwargs)
     except RuntimeError as error:  # Gloo and NCCL raise RuntimeError (DistBackendError) with a long text

@@ -157,7 +157,8 @@ def qn_task(rank, size, path, Q, P, iterations):
 TASKS["qn"] = qn_task
 
 
-def admix_task(rank, size, input_path, prefix, ks, cv=0, supervised=None, die_on_rank=None, die_after=3):
+def admix_task(rank, size, input_path, prefix, ks, cv=0, supervised=None, die_on_rank=None, die_after=3,
+               reference_fraction=None):
     """``run_admix`` as torchrun would start it on this rank; ``die_on_rank`` exits that rank abruptly (as a
     killed process) at its ``die_after``-th block-relaxation step.  Returns the error a rank stopped with."""
     from genoae.commands.admix import run_admix
@@ -176,7 +177,7 @@ def admix_task(rank, size, input_path, prefix, ks, cv=0, supervised=None, die_on
         PackedCalls.newton_step = dying
     try:
         run = run_admix(input_path, ks, prefix=prefix, cv=cv, supervised=supervised, progress=False, echo=print,
-                        threads=1)
+                        threads=1, reference_fraction=reference_fraction)
     except RankError as error:
         return {"error": np.array(str(error)), "quiet": np.array(error.quiet)}
     return {"files": np.array([str(path) for path in run.files])}

@@ -291,3 +291,17 @@ def test_sharded_accelerator_takes_the_one_process_steps(bed, tmp_path):
     ranks = run_ranks("qn", 2, tmp_path, path=bed, Q=Q0.numpy(), P=P0.numpy(), iterations=3)
     np.testing.assert_allclose(ranks[0]["trace"], trace, rtol=1e-9)
     np.testing.assert_allclose(ranks[1]["trace"], trace, rtol=1e-9)
+
+
+def test_sharded_reference_fraction_equals_one_process(bed, tmp_path):
+    """--reference-fraction sharded: the reference fit, the projection of the others (the encoder's products
+    and each chunk's refinement summed over the ranks) and the refinement on all."""
+    from genoae.commands.admix import run_admix
+
+    run_ranks("admix", 2, tmp_path / "ranks", input_path=str(bed), prefix=str(tmp_path / "two"), ks="3",
+              reference_fraction=0.4)
+    run_admix(bed, "3", prefix=tmp_path / "one", progress=False, echo=lambda line: None, threads=1,
+              reference_fraction=0.4)
+    Q_two, Q_one = np.loadtxt(tmp_path / "two.3.Q"), np.loadtxt(tmp_path / "one.3.Q")
+    assert np.sqrt(np.mean((Q_two - Q_one) ** 2)) <= 1e-5
+    assert "a fit on 120 individuals" in (tmp_path / "two.log").read_text()

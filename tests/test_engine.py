@@ -10,6 +10,7 @@ from genoae.ancestry.start import initial_estimates, svd_als
 from genoae.compare import aligned_rmse
 from genoae.genotypes import Genotypes
 from genoae.likelihood import PackedCalls, quasi_newton
+from genoae.shard import LOCAL
 
 
 def simulate(n, m, K, seed, fst=0.1, missing=0.0):
@@ -80,6 +81,8 @@ def test_k1_is_one_em_step_to_the_closed_form_maximum():
 
 class ScriptedCalls:
     """A stand-in whose map returns its input and whose ℓ follows a script."""
+
+    shard = LOCAL
 
     def __init__(self, logliks):
         self.logliks = iter(logliks)

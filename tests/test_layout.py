@@ -3,7 +3,7 @@
 Layers, top to bottom (a module may import its own layer's siblings only where listed, and anything lower):
 
     cli → commands → {ancestry, simulate, compare} → plot → io → {likelihood, pca} → {genotypes, kernels} →
-    {device, progress}
+    {device, progress, shard}
     → errors
 """
 import ast
@@ -84,7 +84,7 @@ LAYERS = [
     ("genoae.io",),
     ("genoae.likelihood", "genoae.pca"),
     ("genoae.genotypes", "genoae.kernels"),
-    ("genoae.device", "genoae.progress"),
+    ("genoae.device", "genoae.progress", "genoae.shard"),
     ("genoae.errors",),
 ]
 

@@ -21,7 +21,7 @@ from genoae.io.model import save_model
 from genoae.io.qp import read_pop, write_p, write_q
 from genoae.io.results import AdmixtureResult, is_results_file, write_results_h5
 from genoae.likelihood import PackedCalls
-from genoae.shard import LOCAL, split
+from genoae.shard import LOCAL, TRAFFIC, split
 
 
 @dataclass
@@ -158,12 +158,14 @@ def _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, t
                          f"excluded): " + ", ".join(f"rank {r} {a}-{b}" for r, (a, b) in enumerate(ranges)))
     for K in ks:
         tick = time.perf_counter()
+        traffic = dict(TRAFFIC)
         estimator = estimators[K]
         estimator.fit(genotypes, populations=populations, calls=calls)
         if cv:
             estimator.cross_validate(genotypes, cv, calls=calls, populations=populations)
         if bootstrap:
             estimator.bootstrap(genotypes, bootstrap, populations=populations)
+        sent = {key: TRAFFIC[key] - traffic[key] for key in TRAFFIC}
         distributed.gather_fit(estimator)  # sharded: P and the model over every variant (Q is already whole)
         seconds = time.perf_counter() - tick
         result = admixture_result(estimator, {"input": str(input_path), "supervised": str(supervised or ""),
@@ -184,6 +186,12 @@ def _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, t
             write_q(estimator.Q_se_, output.path(f"{prefix}.{K}.Q_se"))
             write_q(estimator.Q_bias_, output.path(f"{prefix}.{K}.Q_bias"))
         log_lines += [line] + _log_details(estimator, bootstrap)
+        if shard.sharded:
+            log_lines.append(f"#   rank 0 all-reduced {sent['bytes'] / 1e6:.1f} MB in {sent['collectives']} "
+                             f"collectives (fit{', CV' if cv else ''}{', bootstrap' if bootstrap else ''})")
+    if shard.sharded:  # each rank's high-water mark, gathered before rank 0 writes the log
+        peaks = shard.gather_rows(np.array([_peak_rss_mib()]))
+        log_lines.append("# peak RSS per rank (MiB): " + " ".join(f"{value:.0f}" for value in peaks))
     distributed.barrier(shard)  # every rank finished: rank 0 may move the outputs into place
     if output is None:
         return AdmixRun(results, [], None, estimators)
@@ -200,6 +208,15 @@ def _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, t
     log_path.write_text("\n".join(log_lines) + "\n")  # staged: moved into place with the rest
     files = [output.final(p) for p in sorted(output.staging.iterdir(), key=_output_order)]
     return AdmixRun(results, files, output.final(log_path), estimators)
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
