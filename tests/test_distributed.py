@@ -56,8 +56,9 @@ def test_split_is_contiguous_and_balanced():
 def test_launch_environment_reads_torchrun_variables():
     assert launch_environment({}) is None
     assert launch_environment({"WORLD_SIZE": "1", "RANK": "0"}) is None
-    launch = launch_environment({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0"})
-    assert (launch.rank, launch.size, launch.local_rank) == (2, 4, 0)
+    launch = launch_environment({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"})
+    assert (launch.rank, launch.size, launch.local_rank, launch.local_size) == (2, 4, 0, 2)
+    assert launch.threads() == max(1, (os.cpu_count() or 1) // 2)
     with pytest.raises(UsageError, match="outside"):
         launch_environment({"WORLD_SIZE": "2", "RANK": "5"})
 

@@ -9,6 +9,7 @@ the outputs, which rank 0 alone writes.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ class Launch:
     rank: int
     size: int
     local_rank: int
+    local_size: int = 1   # processes on this machine
+
+    def threads(self) -> int:
+        """CPU threads per process when none are asked for: this machine's cores shared by its processes
+        (torchrun sets OMP_NUM_THREADS=1, and numba would start one thread per core in every process)."""
+        return max(1, (os.cpu_count() or 1) // max(self.local_size, 1))
 
 
 def launch_environment(environ=None) -> Launch | None:
@@ -43,13 +50,14 @@ def launch_environment(environ=None) -> Launch | None:
     try:
         size, rank = int(environ["WORLD_SIZE"]), int(environ.get("RANK", "0"))
         local_rank = int(environ.get("LOCAL_RANK", "0"))
+        local_size = int(environ.get("LOCAL_WORLD_SIZE", str(size)))
     except ValueError:
         raise UsageError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (launch with torchrun)") from None
     if size <= 1:
         return None
     if not 0 <= rank < size:
         raise UsageError(f"RANK {rank} is outside a world of {size} (launch with torchrun)")
-    return Launch(rank, size, local_rank)
+    return Launch(rank, size, local_rank, local_size)
 
 
 def start(launch: Launch, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
@@ -77,6 +85,28 @@ def stop() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def session(launch: Launch | None, device: torch.device):
+    """The process group for the block (nothing when ``launch`` is None).  Inside it SIGTERM, which torchrun sends
+    to the other ranks when one fails, raises a quiet :class:`~genoae.errors.RankError`, so that this rank's
+    ``with`` blocks still remove what they staged."""
+    if launch is None:
+        yield
+        return
+    import signal
+
+    def stopped(signum, frame):
+        raise RankError("stopped by the launcher (another rank failed)", quiet=True)
+
+    start(launch, device)
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop()
 
 
 def make_shard(launch: Launch, device: torch.device, start_row: int = 0, stop_row: int = 0,

@@ -87,17 +87,14 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     if not writer:  # one progress bar and one summary per run: rank 0's
         progress, echo = False, (lambda line: None)
     torch_device = choose_device(device)
-    if launch is not None:
-        distributed.start(launch, torch_device)
-    try:
-        # only rank 0 writes; a second run into this prefix is refused from here on
-        with OutputSet(prefix) if writer else contextlib.nullcontext() as output:
-            return _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, threads, tol,
-                                  max_iter, cv, supervised, precision, progress, echo, init, loglik_tol,
-                                  minor_loglik_tol, bootstrap, region, reference_fraction)
-    finally:
-        if launch is not None:
-            distributed.stop()
+    if launch is not None and threads is None:
+        threads = launch.threads()
+    # only rank 0 writes; a second run into this prefix is refused from here on
+    with distributed.session(launch, torch_device), OutputSet(prefix) if writer else contextlib.nullcontext() \
+            as output:
+        return _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, threads, tol, max_iter,
+                              cv, supervised, precision, progress, echo, init, loglik_tol, minor_loglik_tol,
+                              bootstrap, region, reference_fraction)
 
 
 def _read_and_check(input_path, ks, launch, torch_device, supervised, cv, region, estimator_options):
