@@ -306,3 +306,25 @@ def test_sharded_reference_fraction_equals_one_process(bed, tmp_path):
     Q_two, Q_one = np.loadtxt(tmp_path / "two.3.Q"), np.loadtxt(tmp_path / "one.3.Q")
     assert np.sqrt(np.mean((Q_two - Q_one) ** 2)) <= 1e-5
     assert "a fit on 120 individuals" in (tmp_path / "two.log").read_text()
+
+
+def test_sigterm_from_the_launcher_removes_what_rank_0_staged(tmp_path, monkeypatch):
+    """torchrun sends SIGTERM to the other ranks when one fails: inside a session it raises, so the staged outputs
+    and the lock of rank 0's prefix are removed."""
+    import signal
+
+    from genoae.ancestry.distributed import Launch, session
+    from genoae.errors import RankError
+    from genoae.io.atomic import OutputSet
+    from sharded import free_port
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RankError) as stopped:
+        with session(Launch(0, 1, 0), torch.device("cpu")), OutputSet(tmp_path / "out") as output:
+            output.path(tmp_path / "out.3.Q").write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.quiet
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is before
