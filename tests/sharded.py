@@ -82,7 +82,7 @@ def _part(path, rank, size):
     return part, shard
 
 
-def steps_task(rank, size, path, Q, P, folds, fold, seed, threads):
+def steps_task(rank, size, path, Q, P, folds, fold, seed, threads, backend="auto"):
     """ℓ, one EM step, one block-relaxation step, the observed counts and a fold's deviance, on this rank's SNPs
     at the given (whole) Q and P."""
     import numba
@@ -92,7 +92,7 @@ def steps_task(rank, size, path, Q, P, folds, fold, seed, threads):
 
     numba.set_num_threads(threads)
     part, shard = _part(path, rank, size)
-    calls = PackedCalls.from_genotypes(part.genotypes, "cpu", shard=shard)
+    calls = PackedCalls.from_genotypes(part.genotypes, "cpu", shard=shard, backend=backend)
     Q = torch.from_numpy(Q)
     P_local = torch.from_numpy(P[part.start:part.stop])
     em_Q, em_P, em_loglik = calls.em_step(Q, P_local, with_loglik=True)
@@ -107,7 +107,7 @@ def steps_task(rank, size, path, Q, P, folds, fold, seed, threads):
             "training_observed": training.n_observed.numpy()}
 
 
-def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0):
+def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0, backend="auto"):
     """A whole fit (start, refinement, encoder, CV), gathered."""
     import torch
 
@@ -117,7 +117,7 @@ def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0):
     from genoae.likelihood import PackedCalls
 
     part, shard = _part(path, rank, size)
-    calls = PackedCalls.from_genotypes(part.genotypes, "cpu", shard=shard)
+    calls = PackedCalls.from_genotypes(part.genotypes, "cpu", shard=shard, backend=backend)
     freqs = part.genotypes.allele_freqs()
     Q0, P0 = svd_als(calls, freqs, K, np.random.default_rng(seed))
     estimator = Admixture(K, seed=seed, progress=False, threads=1)

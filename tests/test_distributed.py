@@ -46,6 +46,15 @@ def bed(tmp_path_factory):
     return path
 
 
+def torchrun_genoae(ranks: int = 2) -> list:
+    """The README's launch line, ``torchrun --standalone --nproc-per-node 2 --no-python genoae``, where both
+    commands are on PATH; else the same launcher and command through this Python (``-m``)."""
+    if shutil.which("torchrun") and shutil.which("genoae"):
+        return ["torchrun", "--standalone", "--nproc-per-node", str(ranks), "--no-python", "genoae"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks), "-m",
+            "genoae"]
+
+
 def test_split_is_contiguous_and_balanced():
     assert split(10, 3) == [(0, 3), (3, 6), (6, 10)]
     assert split(5, 5) == [(i, i + 1) for i in range(5)]
@@ -229,8 +238,8 @@ def test_a_shard_that_cannot_be_read_stops_every_rank_with_one_line(bed, tmp_pat
     data[3 + 900 * row + row - 1] |= 0b11000000  # a call for a 302nd individual at variant 901
     (tmp_path / "bad.bed").write_bytes(bytes(data))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    run = subprocess.run(["torchrun", "--standalone", "--nproc-per-node", "2", "--no-python", "genoae", "admix",
-                          str(tmp_path / "bad.bed"), "-k", "2", "-o", str(tmp_path / "out"), "--quiet"],
+    run = subprocess.run(torchrun_genoae() + ["admix", str(tmp_path / "bad.bed"), "-k", "2", "-o",
+                                              str(tmp_path / "out"), "--quiet"],
                          capture_output=True, text=True, env=env, timeout=300)
     ours = [line for line in run.stderr.splitlines() if line.startswith("genoae:")]
     assert len(ours) == 1, run.stderr
@@ -241,8 +250,8 @@ def test_a_shard_that_cannot_be_read_stops_every_rank_with_one_line(bed, tmp_pat
 
 def test_torchrun_launches_a_sharded_admix(bed, tmp_path):
     """As the README prints it: torchrun starts 2 processes of the genoae command."""
-    run = subprocess.run(["torchrun", "--standalone", "--nproc-per-node", "2", "--no-python", "genoae", "admix",
-                          str(bed), "-k", "2", "--cv", "2", "-o", str(tmp_path / "out"), "--quiet"],
+    run = subprocess.run(torchrun_genoae() + ["admix", str(bed), "-k", "2", "--cv", "2", "-o",
+                                              str(tmp_path / "out"), "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("K=2\tloglik=") == 1 and "CV error (K=2)" in run.stdout  # rank 0 alone reports
@@ -328,3 +337,29 @@ def test_sigterm_from_the_launcher_removes_what_rank_0_staged(tmp_path, monkeypa
     assert stopped.value.quiet
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sharded_torch_path_equals_one_process(bed, tmp_path):
+    """The torch path (CUDA's, here on the CPU: EM steps on decoded blocks, its own ℓ, counts, deviance and the
+    encoder's product) sharded over 2 Gloo ranks against one process on the same path."""
+    genotypes = read_genotypes(bed)
+    rng = np.random.default_rng(8)
+    Q = rng.dirichlet(np.ones(3), genotypes.n_samples)
+    P = rng.uniform(0.05, 0.95, (genotypes.n_variants, 3))
+    ranks = run_ranks("steps", 2, tmp_path / "steps", path=bed, Q=Q, P=P, folds=4, fold=0, seed=5, threads=1,
+                      backend="torch")
+    calls = PackedCalls.from_genotypes(genotypes, backend="torch")
+    Qt, Pt = torch.from_numpy(Q), torch.from_numpy(P)
+    em_Q, em_P, em_loglik = calls.em_step(Qt, Pt, with_loglik=True)
+    deviance, held = calls.deviance(Qt, Pt, 4, 0, 5)
+    np.testing.assert_allclose(ranks[0]["loglik"], calls.loglik(Qt, Pt), rtol=1e-9)
+    np.testing.assert_array_equal(ranks[0]["n_observed"], calls.n_observed.numpy())
+    np.testing.assert_allclose(ranks[0]["em_Q"], em_Q.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ranks[1]["em_P"], em_P.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ranks[0]["em_loglik"], em_loglik, rtol=1e-9)
+    assert int(ranks[1]["held"]) == held
+    np.testing.assert_allclose(ranks[1]["deviance"], deviance, rtol=1e-9)
+    np.testing.assert_array_equal(ranks[1]["training_observed"], calls.training(4, 0, 5).n_observed.numpy())
+    fit = run_ranks("fit", 2, tmp_path / "fit", path=bed, K=2, seed=3, cv=0, backend="torch")[0]
+    one = Admixture(2, seed=3, progress=False, threads=1).fit(genotypes, calls=calls)
+    assert np.sqrt(np.mean((fit["Q"] - one.Q_) ** 2)) <= 1e-5
