@@ -197,7 +197,7 @@ def synthetic_q(Q_reference: np.ndarray, n: int, rng: np.random.Generator) -> np
 
 
 def synthetic_calls(P: np.ndarray, Q: np.ndarray, missing_rates: np.ndarray, rng: np.random.Generator,
-                    block: int = 4096, shard: Shard = LOCAL) -> np.ndarray:
+                    block: int = 1024, shard: Shard = LOCAL) -> np.ndarray:
     """SNP-major packed calls, uint8 (n_variants, ceil(n / 4)), of individuals with ancestry ``Q`` under ``P``:
     g ~ Binomial(2, (Q Pᵀ)_ij) as two Bernoulli draws, each call missing with the rate of a random reference
     individual (drawn per synthetic individual), generated one block of SNPs at a time.  Each block of ``block``
