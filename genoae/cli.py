@@ -449,10 +449,37 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=POSITIVE, default=None)
-def vae_sample(model, n, populations, output, temperature, seed, device, threads):
-    """Draw synthetic individuals named synth_<pop>_<i> from MODEL."""
-    from genoae.commands.vae import sample_file
+@click.option("--admixed", default=None, help="Admixed individuals instead: the source populations and their "
+              "proportions, e.g. YRI=0.8,CEU=0.2; writes OUT.true.Q and OUT.lai.tsv beside OUT.")
+@click.option("--generations", type=POSITIVE_FLOAT, default=8.0, show_default=True,
+              help="--admixed: generations since the admixture pulse (ancestry tracts shorten as it grows).")
+@click.option("--recombination-map", type=click.Path(), default=None,
+              help="--admixed: genetic map (PLINK .map, chrom bp cM, or HapMap layout); default: the variants' "
+                   "cM, else 1 cM/Mb.")
+@click.option("--admixed-dirichlet", type=POSITIVE_FLOAT, default=None,
+              help="--admixed: each individual's proportions drawn from Dirichlet(A x the proportions) "
+                   "(default: the same proportions for all).")
+def vae_sample(model, n, populations, output, temperature, seed, device, threads, admixed, generations,
+               recombination_map, admixed_dirichlet):
+    """Draw synthetic individuals named synth_<pop>_<i> from MODEL, or with --admixed admixed individuals
+    (admixed_<i>) whose haplotypes are mosaics of population-conditioned synthetic haplotypes, with their true
+    ancestry (OUT.true.Q) and local-ancestry tracts (OUT.lai.tsv)."""
+    from genoae.commands.vae import sample_admixed_file, sample_file
 
+    if admixed is not None:
+        if populations:
+            raise UsageError("--admixed and --pop: give one (--admixed draws admixed individuals, -n of them)")
+        if n is None:
+            raise UsageError("--admixed needs -n N (the number of admixed individuals)")
+        cohort, files = sample_admixed_file(model, output, n, admixed, generations=generations,
+                                            recombination_map=recombination_map, dirichlet=admixed_dirichlet,
+                                            seed=seed, temperature=temperature, device=device, threads=threads)
+        means = ", ".join(f"{name} {share:.3f}" for name, share in zip(cohort.sources, cohort.Q.mean(axis=0)))
+        click.echo(f"wrote {n} admixed individuals x {cohort.genotypes.n_variants} variants (mean ancestry "
+                   f"{means}; .true.Q columns in that order): {', '.join(map(str, files))}")
+        return
+    if any(value is not None for value in (recombination_map, admixed_dirichlet)):
+        raise UsageError("--recombination-map and --admixed-dirichlet go with --admixed")
     if n is None and not populations:
         raise UsageError("give -n N or --pop POP=N[,POP=N...]")
     genotypes = sample_file(model, output, n=n, populations=populations, seed=seed, temperature=temperature,

@@ -54,6 +54,44 @@ def sample_file(model_path, output, n: int | None = None, populations: str | Non
     return genotypes
 
 
+def output_prefix(output) -> str:
+    """OUT for OUT.vcf.gz, OUT.bed, OUT.h5, ... (where the companions OUT.true.Q and OUT.lai.tsv go)."""
+    text = str(output)
+    for suffix in (".vcf.gz", ".vcf.bgz", ".vcf", ".bcf", ".bed", ".h5", ".hdf5", ".npy", ".vcz", ".zarr"):
+        if text.lower().endswith(suffix):
+            return text[: -len(suffix)]
+    return text
+
+
+def sample_admixed_file(model_path, output, n: int, mixture: str, generations: float = 8.0,
+                        recombination_map=None, dirichlet: float | None = None, seed: int | None = 0,
+                        temperature: float = 1.0, device: str = "auto", threads: int | None = None):
+    """``genoae vae sample --admixed``: admixed individuals (:func:`genoae.simulate.admixed.admixed_cohort`)
+    written as OUT (format by extension), OUT.true.Q and OUT.lai.tsv, as one set.  Returns the cohort and the
+    files written."""
+    from genoae.io.atomic import OutputSet
+    from genoae.simulate.admixed import (admixed_cohort, parse_mixture, read_genetic_map, write_segments,
+                                         write_true_q)
+
+    set_threads(threads)
+    output_format(output)  # refuse an unknown extension before the work
+    prefix = output_prefix(output)
+    companions = [Path(f"{prefix}.true.Q"), Path(f"{prefix}.lai.tsv")]
+    check_outputs(output_files(output) + companions, [model_path] + ([recombination_map] if recombination_map
+                                                                        else []))
+    sources = parse_mixture(mixture)
+    genetic_map = read_genetic_map(recombination_map) if recombination_map else None
+    estimator = SyntheticGenomes.load(model_path, device=device)
+    cohort = admixed_cohort(estimator, sources, n, generations=generations, genetic_map=genetic_map,
+                            dirichlet=dirichlet, seed=seed, temperature=temperature)
+    with OutputSet(prefix) as files:
+        write_genotypes(cohort.genotypes, files.path(output))
+        write_true_q(cohort, files.path(companions[0]))
+        write_segments(cohort, files.path(companions[1]))
+        written = [files.final(path) for path in sorted(files.staging.iterdir())]
+    return cohort, written
+
+
 def write_report(report: dict, arrays: dict, prefix) -> list:
     """Write PREFIX.json and the PNG plots PREFIX_<name>.png (atomically).  Returns the paths written."""
     prefix = Path(prefix)
