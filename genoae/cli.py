@@ -504,14 +504,16 @@ def vae_sample(model, n, populations, output, temperature, seed, device, threads
               "of fresh real genomes, i.e. its noise level at this sample size.  0 skips it.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--pop-column", default=None, help="The label column of the --pop table (e.g. super_pop).")
-def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed, pop_column):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed, pop_column,
+                 quiet):
     """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
     from genoae.commands.vae import evaluate_files
     from genoae.simulate.evaluate import format_summary
 
     report = evaluate_files(real, synthetic, output, holdout_path=holdout, labels=labels, ld_window=ld_window,
                             max_rows=max_rows, seed=seed, reference_repeats=reference_repeats,
-                            pop_column=pop_column)
+                            pop_column=pop_column, progress=not quiet)
     click.echo(format_summary(report))
 
 

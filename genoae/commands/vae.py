@@ -103,7 +103,8 @@ def write_report(report: dict, arrays: dict, prefix) -> list:
 
 
 def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=None, ld_window: int = 100,
-                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5, pop_column=None) -> dict:
+                   max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5, pop_column=None,
+                   progress: bool = False) -> dict:
     """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
 
     ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
@@ -125,7 +126,7 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
             warnings.warn(InputWarning("synthetic individuals are not named synth_<pop>_<i>: no train-on-synthetic "
                                        "accuracy row"))
     report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops, synth_pops, hold_pops, ld_window,
-                                        max_rows, seed, reference_repeats)
+                                        max_rows, seed, reference_repeats, progress=progress)
     report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),
                         "holdout": None if holdout_path is None else str(holdout_path)}
     report["files"] = [str(p) for p in write_report(report, arrays, output)]

@@ -33,6 +33,7 @@ from genoae.errors import InputError
 from genoae.genotypes import allele_frequencies
 from genoae.io.jsonfile import json_ready
 from genoae.pca import standardized_pca
+from genoae.progress import progress_bar
 
 
 # ====================================================================== allele frequencies
@@ -423,7 +424,7 @@ def synthetic_populations(sample_ids) -> np.ndarray:
 
 def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, synthetic_populations_=None,
                        holdout_populations=None, ld_window: int = 100, max_rows: int | None = 5000,
-                       seed: int = 0, reference_repeats: int = 5) -> tuple[dict, dict]:
+                       seed: int = 0, reference_repeats: int = 5, progress: bool = False) -> tuple[dict, dict]:
     """All realism and privacy metrics of ``synthetic`` against the ``real`` training genomes.
 
     Each metric is also computed for ``holdout`` (real genomes the generator never saw), the ceiling to read the
@@ -442,6 +443,8 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
     reference_repeats : int
         Random person-level halvings of the holdout for the fresh-real-genome privacy-loss reference
         (:func:`fresh_real_reference`); 0 skips it.
+    progress : bool
+        A bar on stderr over the metrics (one step per metric and set).
 
     Returns
     -------
@@ -468,23 +471,37 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
               "distance_to_closest_record": {}}
     arrays = {"frequency": {"training": allele_frequencies(real_rows, ploidy)}, "ld_decay": {}, "pca": {},
               "dcr": {}, "unit": report["unit"]}
+    classify = real_populations is not None and synthetic_populations_ is not None and holdout_populations is not None
+    steps = 1 + 5 * len(others) + (holdout_rows is not None) + classify
+    bar = progress_bar(steps, "evaluating", unit="metric", enabled=progress)
+
+    def done(what):
+        bar.set_postfix_str(what)
+        bar.update(1)
+
     pca = pca_fit(real_rows, 2, ploidy)
     arrays["pca"]["training"] = pca["scores"]
+    done("PCA")
     for name, X in others.items():
         report["allele_frequency"][name] = allele_frequency_metrics(real_rows, X, ploidy)
         arrays["frequency"][name] = allele_frequencies(X, ploidy)
         ld = ld_metrics(real_rows, X, ld_window, positions if same_chrom else None)
         arrays["ld_decay"][name] = ld.pop("decay")
         report["ld"][name] = ld
+        done(f"{name}: frequencies, LD")
         scores = pca_project(pca, X)
         arrays["pca"][name] = scores
         report["pca"][name] = {"wasserstein_pc1": pca_wasserstein(pca["scores"], scores)[0],
                                "wasserstein_pc2": pca_wasserstein(pca["scores"], scores)[1]}
+        done(f"{name}: PCA")
         report["aats"][name] = adversarial_accuracy(real_rows, X, ploidy, max_rows, seed)
+        done(f"{name}: AATS")
         report["exact_copies_of_training"][name] = exact_copies(X, real_rows)
+        done(f"{name}: copies")
         dcr = nearest_distances(X, real_rows, ploidy)
         arrays["dcr"][name] = dcr
         report["distance_to_closest_record"][name] = _quantiles(dcr)
+        done(f"{name}: closest records")
     if holdout_rows is not None:
         loss = privacy_loss(synth_rows, real_rows, holdout_rows, ploidy, max_rows, seed)
         report["privacy_loss"] = {"synthetic": loss["privacy_loss"],
@@ -494,12 +511,15 @@ def evaluate_synthetic(real, synthetic, holdout=None, real_populations=None, syn
                                       real_rows, holdout_rows, ploidy, 2 if haplotypic else 1, reference_repeats,
                                       max_rows, seed)}
         arrays["privacy"] = report["privacy_loss"]
-    if real_populations is not None and synthetic_populations_ is not None and holdout_populations is not None:
+        done("privacy loss")
+    if classify:
         real_counts = real.counts()[:, index[0]]
         synth_counts = synthetic.counts()[:, index[1]]
         hold_counts = holdout.counts()[:, index[2]]
         report["population_classification"] = tstr_accuracy(synth_counts, synthetic_populations_, real_counts,
                                                             real_populations, hold_counts, holdout_populations)
+        done("classifier")
+    bar.close()
     return json_ready(report), arrays
 
 
