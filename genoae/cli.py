@@ -440,7 +440,7 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
 
 
 @vae.command("sample")
-@click.argument("model", type=click.Path())
+@click.argument("models", metavar="MODEL...", nargs=-1, required=True, type=click.Path())
 @click.option("-n", "n", type=POSITIVE, default=None, help="Individuals to draw (split over populations in training "
               "proportions for a conditional model).")
 @click.option("--pop", "populations", default=None, help="Individuals per population, e.g. YRI=500,CEU=500.")
@@ -459,11 +459,13 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
 @click.option("--admixed-dirichlet", type=POSITIVE_FLOAT, default=None,
               help="--admixed: each individual's proportions drawn from Dirichlet(A x the proportions) "
                    "(default: the same proportions for all).")
-def vae_sample(model, n, populations, output, temperature, seed, device, threads, admixed, generations,
+def vae_sample(models, n, populations, output, temperature, seed, device, threads, admixed, generations,
                recombination_map, admixed_dirichlet):
     """Draw synthetic individuals named synth_<pop>_<i> from MODEL, or with --admixed admixed individuals
     (admixed_<i>) whose haplotypes are mosaics of population-conditioned synthetic haplotypes, with their true
-    ancestry (OUT.true.Q) and local-ancestry tracts (OUT.lai.tsv)."""
+    ancestry (OUT.true.Q) and local-ancestry tracts (OUT.lai.tsv).  Several MODELs (one per chromosome or
+    region) are sampled together as one genome."""
+    model = models[0] if len(models) == 1 else list(models)
     from genoae.commands.vae import sample_admixed_file, sample_file
 
     if admixed is not None:

@@ -189,3 +189,41 @@ def test_a_one_chromosome_shapeit_map_serves_any_chromosome(tmp_path):
     shapeit.write_text("pposition rrate gposition\n0 1.0 0.0\n4000000 1.0 12.0\n")
     variants = two_chromosomes(per_chromosome=3, spacing=1_000_000)
     np.testing.assert_allclose(genetic_positions(variants, read_genetic_map(shapeit)), [3, 6, 9, 3, 6, 9])
+
+
+def test_models_of_two_chromosomes_are_sampled_as_one_genome(tmp_path, capsys):
+    """One model per chromosome, sampled together (plain and admixed): an individual's rows come from every
+    model under the same population; overlapping models are refused."""
+    from genoae.cli import main
+    from genoae.genotypes import Genotypes, Samples
+    from genoae.io import read_genotypes
+    from genoae.simulate import SyntheticGenomes
+    from tests.test_evaluate import mosaic_haplotypes
+    from tests.test_vae import TINY
+
+    variants = two_chromosomes(per_chromosome=30)
+    pops = np.repeat(["AAA", "BBB"], 40)
+    paths = []
+    for chrom, seed in (("1", 1), ("2", 2)):
+        keep = np.flatnonzero(variants.chrom == chrom)
+        rows = mosaic_haplotypes(160, n_variants=30, seed=seed)
+        training = Genotypes.from_haplotypes(rows.reshape(-1, 2, 30), Samples([f"i{k}" for k in range(80)]),
+                                             variants.subset(keep))
+        paths.append(tmp_path / f"chr{chrom}.pt")
+        SyntheticGenomes(seed=0, **{**TINY, "epochs": 2}).fit(training, pops).save(paths[-1])
+    with pytest.raises(SystemExit) as done:
+        main(["vae", "sample", *map(str, paths), "--pop", "AAA=5,BBB=3", "-o", str(tmp_path / "both.vcf.gz")])
+    assert done.value.code == 0
+    both = read_genotypes(tmp_path / "both.vcf.gz")
+    assert both.n_samples == 8 and both.n_variants == 60
+    assert list(dict.fromkeys(both.variants.chrom)) == ["1", "2"]
+    with pytest.raises(SystemExit) as done:
+        main(["vae", "sample", *map(str, paths), "--admixed", "AAA=0.5,BBB=0.5", "-n", "6", "-o",
+              str(tmp_path / "mixed.bed")])
+    assert done.value.code == 0
+    segments = (tmp_path / "mixed.lai.tsv").read_text().splitlines()[2:]
+    assert {line.split("\t")[2] for line in segments} == {"1", "2"}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["vae", "sample", str(paths[0]), str(paths[0]), "-n", "4", "-o", str(tmp_path / "twice.vcf.gz")])
+    assert refused.value.code == 2 and "an earlier model holds too" in capsys.readouterr().err

@@ -41,13 +41,28 @@ def parse_population_counts(text: str | None) -> dict | None:
     return counts
 
 
+def load_models(model_paths, device: str = "auto"):
+    """One model file: its :class:`SyntheticGenomes`; several (one per chromosome or region): a
+    :class:`~genoae.simulate.estimator.RegionModels` that samples them together as one genome."""
+    from genoae.simulate.estimator import RegionModels
+
+    paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
+    models = [SyntheticGenomes.load(path, device=device) for path in paths]
+    return models[0] if len(models) == 1 else RegionModels(models)
+
+
+def _model_list(model_paths) -> list:
+    return [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
+
+
 def sample_file(model_path, output, n: int | None = None, populations: str | None = None, seed: int | None = 0,
                 temperature: float = 1.0, device: str = "auto", threads: int | None = None) -> Genotypes:
-    """``genoae vae sample``: load a model, draw synthetic individuals, write them (format by extension)."""
+    """``genoae vae sample``: load a model (or several, one per chromosome or region: sampled as one genome),
+    draw synthetic individuals, write them (format by extension)."""
     set_threads(threads)
     output_format(output)  # refuse an unknown extension before the work
-    check_outputs(output_files(output), [model_path])
-    estimator = SyntheticGenomes.load(model_path, device=device)
+    check_outputs(output_files(output), _model_list(model_path))
+    estimator = load_models(model_path, device=device)
     genotypes = estimator.sample(n=n, counts=parse_population_counts(populations), seed=seed,
                                  temperature=temperature)
     write_genotypes(genotypes, output)
@@ -77,11 +92,11 @@ def sample_admixed_file(model_path, output, n: int, mixture: str, generations: f
     output_format(output)  # refuse an unknown extension before the work
     prefix = output_prefix(output)
     companions = [Path(f"{prefix}.true.Q"), Path(f"{prefix}.lai.tsv")]
-    check_outputs(output_files(output) + companions, [model_path] + ([recombination_map] if recombination_map
-                                                                        else []))
+    check_outputs(output_files(output) + companions,
+                  _model_list(model_path) + ([recombination_map] if recombination_map else []))
     sources = parse_mixture(mixture)
     genetic_map = read_genetic_map(recombination_map) if recombination_map else None
-    estimator = SyntheticGenomes.load(model_path, device=device)
+    estimator = load_models(model_path, device=device)
     cohort = admixed_cohort(estimator, sources, n, generations=generations, genetic_map=genetic_map,
                             dirichlet=dirichlet, seed=seed, temperature=temperature)
     with OutputSet(prefix) as files:

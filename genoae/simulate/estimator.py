@@ -335,25 +335,7 @@ class SyntheticGenomes:
         Variants are the training variants (positions and alleles).  ``info["populations"]`` holds each
         individual's population.
         """
-        plan = self.population_plan(n, counts)
-        rows_per_person = 2 if self.mode_ == "haplotype" else 1
-        seeds = np.random.SeedSequence(0 if seed is None else seed).spawn(len(plan))
-        blocks, names, labels = [], [], []
-        for (pop, k), seed_seq in zip(plan, seeds):
-            blocks.append(self.sample_rows(rows_per_person * k, pop, seed=int(seed_seq.generate_state(1)[0] % 2**31),
-                                           temperature=temperature, device=device))
-            prefix = f"synth_{pop}_" if pop else "synth_"
-            names += [f"{prefix}{i + 1}" for i in range(k)]
-            labels += [pop] * k
-        rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        samples = Samples(np.array(names))
-        if self.mode_ == "haplotype":
-            genotypes = Genotypes.from_haplotypes(rows.reshape(-1, 2, rows.shape[1]), samples, self.variants_,
-                                                  source="genoae vae sample")
-        else:
-            genotypes = Genotypes.from_counts(rows, samples, self.variants_, source="genoae vae sample")
-        genotypes.info["populations"] = np.array(labels)
-        return genotypes
+        return sample_individuals(self, n, counts, seed, temperature, device)
 
     # ------------------------------------------------------------------ persistence
     def metadata(self) -> dict:
@@ -405,3 +387,85 @@ def _frequencies(rows: np.ndarray, mode: str) -> np.ndarray:
         return np.nan_to_num(allele_frequencies(rows, ploidy=1), nan=0.0)
     n = np.maximum((rows >= 0).sum(axis=0), 1)
     return np.stack([(rows == k).sum(axis=0) / n for k in range(3)], axis=1)
+
+
+def sample_individuals(model, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
+                       temperature: float = 1.0, device: str | None = None) -> Genotypes:
+    """:meth:`SyntheticGenomes.sample` for anything with its ``population_plan``, ``sample_rows``, ``mode_`` and
+    ``variants_`` (a model, or :class:`RegionModels`)."""
+    plan = model.population_plan(n, counts)
+    rows_per_person = 2 if model.mode_ == "haplotype" else 1
+    seeds = np.random.SeedSequence(0 if seed is None else seed).spawn(len(plan))
+    blocks, names, labels = [], [], []
+    for (pop, k), seed_seq in zip(plan, seeds):
+        blocks.append(model.sample_rows(rows_per_person * k, pop, seed=int(seed_seq.generate_state(1)[0] % 2**31),
+                                        temperature=temperature, device=device))
+        prefix = f"synth_{pop}_" if pop else "synth_"
+        names += [f"{prefix}{i + 1}" for i in range(k)]
+        labels += [pop] * k
+    rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    samples = Samples(np.array(names))
+    if model.mode_ == "haplotype":
+        genotypes = Genotypes.from_haplotypes(rows.reshape(-1, 2, rows.shape[1]), samples, model.variants_,
+                                              source="genoae vae sample")
+    else:
+        genotypes = Genotypes.from_counts(rows, samples, model.variants_, source="genoae vae sample")
+    genotypes.info["populations"] = np.array(labels)
+    return genotypes
+
+
+class RegionModels:
+    """Models of different chromosomes or regions sampled together as one genome (train one model per chromosome,
+    then sample them as one): an individual's rows are drawn from every model under the same population, one
+    after the other in variant order, each model from its own random stream (regions are independent given the
+    population, as unlinked chromosomes are).  Has what sampling needs of :class:`SyntheticGenomes`:
+    ``mode_``, ``populations_`` (those every model knows), ``variants_`` (all, concatenated),
+    :meth:`sample_rows`, :meth:`population_plan` and :meth:`sample`.
+    """
+
+    def __init__(self, models: list):
+        if not models:
+            raise UsageError("give at least one model")
+        modes = {model.mode_ for model in models}
+        if len(modes) > 1:
+            raise UsageError(f"the models mix {' and '.join(sorted(modes))} modes: sample models of one kind")
+        self.models = list(models)
+        self.mode_ = modes.pop()
+        first = models[0]
+        labelled = [bool(model.populations_) for model in models]
+        if any(labelled) and not all(labelled):
+            raise UsageError("some models were trained with population labels and some without")
+        self.populations_ = [pop for pop in first.populations_ if all(pop in m.populations_ for m in models[1:])]
+        if any(labelled) and not self.populations_:
+            raise UsageError("the models share no population")
+        counts = dict(zip(first.populations_, first.population_counts_))
+        self.population_counts_ = [counts[pop] for pop in self.populations_]
+        seen = set()
+        for index, model in enumerate(models):
+            keys = set(zip(np.asarray(model.variants_.chrom).tolist(), np.asarray(model.variants_.pos).tolist()))
+            if seen & keys:
+                raise UsageError(f"model {index + 1} holds variants that an earlier model holds too: each model "
+                                 f"must cover its own chromosome or region")
+            seen |= keys
+        fields = ("chrom", "pos", "id", "a1", "a2", "cm")
+        self.variants_ = Variants(**{name: np.concatenate([np.asarray(getattr(m.variants_, name)) for m in models])
+                                     for name in fields})
+
+    def population_plan(self, n: int | None = None, counts: dict | None = None) -> list:
+        return SyntheticGenomes.population_plan(self, n, counts)
+
+    def _check_fitted(self):
+        for model in self.models:
+            model._check_fitted()
+
+    def sample_rows(self, n_rows: int, population: str = "", seed: int | None = 0, temperature: float = 1.0,
+                    batch_size: int | None = None, device: str | None = None) -> np.ndarray:
+        """Rows over every model's variants (int8, (n_rows, all variants)), see :meth:`SyntheticGenomes.sample_rows`."""
+        streams = np.random.SeedSequence(0 if seed is None else int(seed)).spawn(len(self.models))
+        return np.concatenate([model.sample_rows(n_rows, population, seed=int(stream.generate_state(1)[0] % 2**31),
+                                                 temperature=temperature, batch_size=batch_size, device=device)
+                               for model, stream in zip(self.models, streams)], axis=1)
+
+    def sample(self, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
+               temperature: float = 1.0, device: str | None = None) -> Genotypes:
+        return sample_individuals(self, n, counts, seed, temperature, device)
