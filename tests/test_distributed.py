@@ -22,24 +22,14 @@ from genoae.shard import LOCAL, split
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sharded import run_ranks  # noqa: E402  (the spawned ranks import the same module)
-
-
-def simulate(n, m, K, seed, missing=0.03, fst=0.15):
-    rng = np.random.default_rng(seed)
-    ancestral = rng.uniform(0.05, 0.95, size=m)
-    a, b = ancestral * (1 - fst) / fst, (1 - ancestral) * (1 - fst) / fst
-    P = np.clip(rng.beta(a[:, None], b[:, None], size=(m, K)), 1e-3, 1 - 1e-3)
-    Q = rng.dirichlet(np.full(K, 0.5), size=n)
-    g = rng.binomial(2, Q @ P.T).astype(np.int8)
-    g[rng.random(g.shape) < missing] = -1
-    return g, Q, P
+from tests.test_engine import simulate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     """301 individuals (not a multiple of 4) × 1,001 variants with 3 % missing calls: the two ranks split at
     variant 500, inside the first block of the one-process run and of the encoder check's synthetic calls."""
-    g, _, _ = simulate(301, 1001, 3, seed=11)
+    g, _, _ = simulate(301, 1001, 3, seed=11, fst=0.15, missing=0.03)
     folder = tmp_path_factory.mktemp("sharded")
     path = folder / "data.bed"
     write_plink(Genotypes.from_counts(g), path)
@@ -98,7 +88,7 @@ def test_a_part_of_another_format_is_refused_with_the_way_out(tmp_path):
 
 
 def test_more_ranks_than_variants_is_refused(tmp_path):
-    g, _, _ = simulate(20, 3, 2, seed=1)
+    g, _, _ = simulate(20, 3, 2, seed=1, fst=0.15)
     write_plink(Genotypes.from_counts(g), tmp_path / "tiny.bed")
     with pytest.raises(InputError, match="3 variants for 4 ranks"):
         read_genotype_part(tmp_path / "tiny.bed", 0, 4)

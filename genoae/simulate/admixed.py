@@ -21,6 +21,7 @@ import numpy as np
 
 from genoae.errors import InputError, UsageError
 from genoae.genotypes import Genotypes, Samples, Variants
+from genoae.simulate.estimator import check_known_populations
 
 # Without a map or cM in the variants: the human genome-wide average
 CM_PER_MB = 1.0
@@ -165,10 +166,7 @@ def admixed_cohort(estimator, mixture: dict, n: int, generations: float = 8.0, g
                          "haplotypes")
     if not estimator.populations_:
         raise UsageError("--admixed needs a model trained with population labels (vae train --pop)")
-    unknown = sorted(set(mixture) - set(estimator.populations_))
-    if unknown:
-        raise UsageError(f"unknown population(s) {', '.join(unknown)}; the model knows "
-                         f"{', '.join(estimator.populations_)}")
+    check_known_populations(mixture, estimator.populations_)
     if not generations > 0:
         raise UsageError(f"--generations {generations}: expected a number of generations > 0")
     if dirichlet is not None and not dirichlet > 0:

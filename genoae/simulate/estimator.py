@@ -257,10 +257,7 @@ class SyntheticGenomes:
         if counts:
             if not self.populations_:
                 raise UsageError("this model was trained without population labels: use -n without --pop")
-            unknown = sorted(set(counts) - set(self.populations_))
-            if unknown:
-                raise UsageError(f"unknown population(s) {', '.join(unknown)}; the model knows "
-                                 f"{', '.join(self.populations_)}")
+            check_known_populations(counts, self.populations_)
             return [(pop, int(k)) for pop, k in counts.items() if int(k) > 0]
         if n is None or n < 1:
             raise UsageError("give the number of individuals to sample (n >= 1) or per-population counts")
@@ -387,6 +384,13 @@ def _frequencies(rows: np.ndarray, mode: str) -> np.ndarray:
         return np.nan_to_num(allele_frequencies(rows, ploidy=1), nan=0.0)
     n = np.maximum((rows >= 0).sum(axis=0), 1)
     return np.stack([(rows == k).sum(axis=0) / n for k in range(3)], axis=1)
+
+
+def check_known_populations(wanted, known) -> None:
+    """Refuse population names a model was not trained on, naming those it knows."""
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise UsageError(f"unknown population(s) {', '.join(unknown)}; the model knows {', '.join(known)}")
 
 
 def sample_individuals(model, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
