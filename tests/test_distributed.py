@@ -80,11 +80,50 @@ def test_a_part_reads_only_its_rows(bed):
     assert part.genotypes.packed.offset == 3 + 500 * ((301 + 3) // 4)
 
 
-def test_a_part_of_another_format_is_refused_with_the_way_out(tmp_path):
-    path = tmp_path / "x.npy"
-    np.save(path, np.zeros((5, 8), np.int8))
-    with pytest.raises(InputError, match="convert"):
+def test_a_part_of_a_text_format_is_refused_with_the_way_out(tmp_path):
+    path = tmp_path / "x.vcf"
+    path.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n"
+                    "1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\n")
+    with pytest.raises(InputError, match="convert it first"):
         read_genotype_part(path, 0, 2)
+
+
+@pytest.mark.parametrize("suffix, layout", [(".h5", "allel"), (".h5", "packed"), (".vcz", None), (".npy", None)])
+def test_parts_of_hdf5_zarr_and_npy_are_their_ranges(tmp_path, suffix, layout):
+    """Each rank reads its range through the format's own slicing; the parts put together are the whole."""
+    from genoae.io import write_genotypes
+    from genoae.io.hdf5 import write_hdf5
+
+    g, _, _ = simulate(23, 41, 2, seed=3, fst=0.15, missing=0.05)
+    genotypes = Genotypes.from_counts(g)
+    path = tmp_path / f"x{suffix}"
+    if layout:
+        write_hdf5(genotypes, path, layout=layout)
+    else:
+        write_genotypes(genotypes, path)
+    whole = read_genotypes(path)
+    parts = [read_genotype_part(path, rank, 3, quiet=True) for rank in range(3)]
+    assert [(p.start, p.stop) for p in parts] == split(41, 3)
+    for part in parts:
+        np.testing.assert_array_equal(part.genotypes.counts(), whole.counts()[:, part.start:part.stop])
+        np.testing.assert_array_equal(part.genotypes.variants.id, whole.variants.id[part.start:part.stop])
+        np.testing.assert_array_equal(part.variants.id, whole.variants.id)
+
+
+def test_an_hdf5_part_counts_the_variants_read_not_the_records(tmp_path):
+    """Skipped records (multi-allelic) do not count: the ranks split the biallelic SNPs."""
+    import h5py
+
+    gt = np.array([[[0, 1], [1, 1]], [[0, 2], [1, 1]], [[1, 1], [0, 0]], [[0, 0], [0, 1]]], np.int8)
+    with h5py.File(tmp_path / "m.h5", "w") as h5:
+        h5["calldata/GT"] = gt
+        h5["variants/POS"] = np.arange(1, 5)
+        h5["variants/REF"] = np.array([b"A"] * 4)
+        h5["variants/ALT"] = np.array([[b"G", b""], [b"G", b"T"], [b"G", b""], [b"G", b""]])
+    whole = read_genotypes(tmp_path / "m.h5", quiet=True)
+    parts = [read_genotype_part(tmp_path / "m.h5", rank, 2, quiet=True) for rank in range(2)]
+    assert [(p.start, p.stop) for p in parts] == [(0, 1), (1, 3)]
+    np.testing.assert_array_equal(np.concatenate([p.genotypes.counts() for p in parts], axis=1), whole.counts())
 
 
 def test_more_ranks_than_variants_is_refused(tmp_path):
@@ -353,3 +392,16 @@ def test_sharded_torch_path_equals_one_process(bed, tmp_path):
     fit = run_ranks("fit", 2, tmp_path / "fit", path=bed, K=2, seed=3, cv=0, backend="torch")[0]
     one = Admixture(2, seed=3, progress=False, threads=1).fit(genotypes, calls=calls)
     assert np.sqrt(np.mean((fit["Q"] - one.Q_) ** 2)) <= 1e-5
+
+
+def test_sharded_admix_on_a_vcf_zarr_store(bed, tmp_path):
+    """The other chunked formats run sharded too: a VCF Zarr store, each rank slicing its variants."""
+    from genoae.commands.admix import run_admix
+    from genoae.io import write_genotypes
+
+    store = tmp_path / "data.vcz"
+    write_genotypes(read_genotypes(bed), store)
+    run_ranks("admix", 2, tmp_path / "ranks", input_path=str(store), prefix=str(tmp_path / "two"), ks="2")
+    run_admix(store, "2", prefix=tmp_path / "one", progress=False, echo=lambda line: None, threads=1)
+    Q_two, Q_one = np.loadtxt(tmp_path / "two.2.Q"), np.loadtxt(tmp_path / "one.2.Q")
+    assert np.sqrt(np.mean((Q_two - Q_one) ** 2)) <= 1e-5

@@ -122,41 +122,65 @@ class GenotypePart:
 
 def read_genotype_part(path, rank: int, size: int, quiet: bool = False) -> GenotypePart:
     """Part ``rank`` of ``size`` of an input's variants (contiguous ranges, :func:`genoae.shard.split`), reading
-    only that part's calls: a ``.bed`` is memory-mapped over its rows alone, a ``.pgen`` read through pgenlib's
-    range reads.  The variant table (``.bim``/``.pvar``) and the individuals are read whole.
+    only that part's calls through the format's own range access: a ``.bed`` memory-mapped over its rows alone, a
+    ``.pgen`` through pgenlib's range reads, HDF5 and VCF Zarr datasets sliced (only their chunks of the range are
+    read), a ``.npy`` matrix memory-mapped.  The variant table and the individuals are read whole.
 
     Raises
     ------
     InputError
-        Another format (its readers have no range access here: convert it first), or fewer variants than parts.
+        A text format (VCF/BCF, text matrices, .hapt: no access to a range of records without reading the text
+        before it: convert it first), or fewer variants than parts.
     """
     from genoae.shard import split
 
     fmt = detect_format(path)
-    if fmt == "plink":
-        from genoae.io.plink import plink_paths, read_bim
-
-        variants = read_bim(plink_paths(path)[1])
-    elif fmt == "pgen":
-        from genoae.io.pgen import pgen_paths, read_pvar
-
-        table, keep = read_pvar(pgen_paths(path)[1])
-        variants = table.subset(np.flatnonzero(keep))
-    else:
-        raise InputError(path, f"a sharded run (torchrun) reads PLINK .bed or .pgen inputs, each rank only its "
-                               f"variants; convert this {fmt} file first (genoae convert IN OUT.bed)")
+    if fmt not in ("plink", "pgen") and not Path(path).exists():
+        raise InputError(path, "no such file")
+    readers = {"plink": _plink_part, "pgen": _pgen_part, "hdf5": _hdf5_part, "vcz": _vcz_part, "npy": _npy_part}
+    if fmt not in readers:
+        raise InputError(path, f"a sharded run (torchrun) reads each rank's variants straight from the file, "
+                               f"which a {fmt} file allows only by reading the text before them: convert it first "
+                               f"(genoae convert IN OUT.bed)")
+    variants, read_range = readers[fmt](path, quiet)
     if len(variants) < size:
         raise InputError(path, f"{len(variants)} variants for {size} ranks: each rank needs at least one")
     start, stop = split(len(variants), size)[rank]
-    if fmt == "plink":
-        from genoae.io.plink import read_plink
+    return GenotypePart(read_range((start, stop)), variants, start, stop)
 
-        genotypes = read_plink(path, variant_range=(start, stop))
-    else:
-        from genoae.io.pgen import read_pgen
 
-        genotypes = read_pgen(path, quiet=quiet, variant_range=(start, stop))
-    return GenotypePart(genotypes, variants, start, stop)
+def _plink_part(path, quiet):
+    from genoae.io.plink import plink_paths, read_bim, read_plink
+
+    return read_bim(plink_paths(path)[1]), lambda rows: read_plink(path, variant_range=rows)
+
+
+def _pgen_part(path, quiet):
+    from genoae.io.pgen import pgen_paths, read_pgen, read_pvar
+
+    table, keep = read_pvar(pgen_paths(path)[1])
+    return table.subset(np.flatnonzero(keep)), lambda rows: read_pgen(path, quiet=quiet, variant_range=rows)
+
+
+def _hdf5_part(path, quiet):
+    from genoae.io.hdf5 import read_hdf5, read_hdf5_variants
+
+    return read_hdf5_variants(path), lambda rows: read_hdf5(path, quiet=quiet, variant_range=rows)
+
+
+def _vcz_part(path, quiet):
+    from genoae.io.vcz import read_vcz, read_vcz_variants
+
+    return read_vcz_variants(path), lambda rows: read_vcz(path, quiet=quiet, variant_range=rows)
+
+
+def _npy_part(path, quiet):
+    from genoae.io.matrix import npy_shape, read_npy
+
+    shape = npy_shape(path)
+    if len(shape) != 2:
+        raise InputError(path, f"array of shape {shape}: expected samples x SNPs")
+    return Variants.placeholder(shape[1]), lambda rows: read_npy(path, variant_range=rows)
 
 
 def input_files(path, legend="auto") -> list[Path]:

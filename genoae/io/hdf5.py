@@ -90,7 +90,7 @@ def _alt_columns(h5, n_variants: int, path) -> tuple[np.ndarray, np.ndarray]:
     return first, more
 
 
-def read_hdf5(path, quiet: bool = False) -> Genotypes:
+def read_hdf5(path, quiet: bool = False, variant_range: tuple | None = None) -> Genotypes:
     """Read genotypes from an HDF5 file in scikit-allel's or genoae's packed layout.
 
     Parameters
@@ -98,6 +98,8 @@ def read_hdf5(path, quiet: bool = False) -> Genotypes:
     path : str or Path
     quiet : bool
         When False, print one line on stderr if records were skipped.
+    variant_range : (start, stop), optional
+        Only these variants (counted as read: after skipped records), sliced from the datasets.
 
     Raises
     ------
@@ -108,16 +110,33 @@ def read_hdf5(path, quiet: bool = False) -> Genotypes:
     path = Path(path)
     with _open(path) as h5:
         try:
-            return read_allel_layout(h5, path, quiet)
+            return read_allel_layout(h5, path, quiet, variant_range)
         except (OSError, KeyError, ValueError, TypeError) as error:  # corrupt or oddly typed datasets
             raise InputError(path, f"cannot read genotypes from this HDF5 file: {error}") from None
 
 
-def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
-    """Genotypes from an open container with scikit-allel's names (an h5py File, or the VCF Zarr view of
-    :mod:`genoae.io.vcz`): genoae's packed layout when present, else ``calldata/GT`` and ``variants/*``."""
+def read_hdf5_variants(path) -> Variants:
+    """The variants :func:`read_hdf5` would read (records it skips left out), without reading any call."""
+    path = Path(path)
+    with _open(path) as h5:
+        try:
+            return allel_layout_variants(h5, path)
+        except (OSError, KeyError, ValueError, TypeError) as error:
+            raise InputError(path, f"cannot read variants from this HDF5 file: {error}") from None
+
+
+def allel_layout_variants(h5, path: Path) -> Variants:
+    """The variants :func:`read_allel_layout` reads from an open container."""
     if "calldata/packed" in h5:
-        return _read_packed(h5, path)
+        n_variants = h5["calldata/packed"].shape[0]
+        chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
+        alt, _ = _alt_columns(h5, n_variants, path)
+        return Variants(chrom, pos, ids, ref, alt, cm)
+    return _kept_records(h5, path)["variants"]
+
+
+def _kept_records(h5, path: Path) -> dict:
+    """The GT dataset, its shape, and which records are read (biallelic SNPs), with their variant table."""
     if "calldata/GT" not in h5:
         raise InputError(path, f"no calldata/GT dataset (top-level keys: {', '.join(h5.keys()) or 'none'}): "
                                f"expected scikit-allel's layout")
@@ -152,11 +171,33 @@ def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
     if keep.size == 0:
         raise InputError(path, "no biallelic SNP to read (" + ", ".join(
             f"{n} {k}" for k, n in counts_skipped.items() if n) + ")")
+    shown_alt = np.where(no_alt, "0", alt)  # PLINK's missing allele code for a monomorphic SNP's A2
+    return {"gt": gt, "n_variants": n_variants, "samples": samples, "ploidy": ploidy, "keep": keep,
+            "no_alt": no_alt, "counts_skipped": counts_skipped,
+            "variants": Variants(chrom[keep], pos[keep], ids[keep], ref[keep], shown_alt[keep], cm[keep])}
+
+
+def read_allel_layout(h5, path: Path, quiet: bool, variant_range: tuple | None = None) -> Genotypes:
+    """Genotypes from an open container with scikit-allel's names (an h5py File, or the VCF Zarr view of
+    :mod:`genoae.io.vcz`): genoae's packed layout when present, else ``calldata/GT`` and ``variants/*``.
+    ``variant_range``: only those of the variants read (records skipped are not counted)."""
+    if "calldata/packed" in h5:
+        return _read_packed(h5, path, variant_range)
+    records = _kept_records(h5, path)
+    gt, n_variants, samples, ploidy = records["gt"], records["n_variants"], records["samples"], records["ploidy"]
+    n_samples = len(samples)
+    keep, no_alt, counts_skipped = records["keep"], records["no_alt"], records["counts_skipped"]
+    variants = records["variants"]
+    n_kept = keep.size
+    if variant_range is not None:
+        keep = keep[variant_range[0]:variant_range[1]]
+        variants = variants.subset(slice(*variant_range))
     phased = bool(h5.attrs.get("phased", False)) and ploidy == 2
     packed_blocks, hap_blocks = [], []
     block_variants = _block_variants(n_samples, ploidy)
-    for start in range(0, n_variants, block_variants):
-        stop = min(start + block_variants, n_variants)
+    first, last = (int(keep[0]), int(keep[-1]) + 1) if keep.size else (0, 0)
+    for start in range(first, last, block_variants):
+        stop = min(start + block_variants, last)
         block_keep = keep[(keep >= start) & (keep < stop)] - start
         if block_keep.size == 0:
             continue
@@ -178,16 +219,14 @@ def read_allel_layout(h5, path: Path, quiet: bool) -> Genotypes:
             bits = np.empty((len(block_keep), 2 * n_samples), np.uint8)
             bits[:, 0::2], bits[:, 1::2] = a > 0, b > 0
             hap_blocks.append(np.packbits(bits, axis=1, bitorder="little"))
-    alt = np.where(no_alt, "0", alt)  # PLINK's missing allele code for a monomorphic SNP's A2
-    variants = Variants(chrom[keep], pos[keep], ids[keep], ref[keep], alt[keep], cm[keep])
-    n_skipped = n_variants - keep.size
+    n_skipped = n_variants - n_kept
     info = {"skipped records": f"{n_skipped} of {n_variants}" + (" (" + ", ".join(
         f"{n} {k}" for k, n in counts_skipped.items() if n) + ")" if n_skipped else "")}
     if ploidy == 1:
         info["haploid calls"] = "all (read as homozygous, as PLINK does)"
     if n_skipped and not quiet:
         detail = ", ".join(f"{n} {k}" for k, n in counts_skipped.items() if n)
-        print(f"genoae: {path}: skipped {n_skipped} of {n_variants} records ({detail}); kept {keep.size} "
+        print(f"genoae: {path}: skipped {n_skipped} of {n_variants} records ({detail}); kept {n_kept} "
               f"biallelic SNPs", file=sys.stderr)
     return Genotypes(np.concatenate(packed_blocks), samples, variants,
                      np.concatenate(hap_blocks) if phased else None, source=os.fspath(path), info=info)
@@ -231,23 +270,27 @@ def _read_variant_columns(h5, n_variants: int, path):
     return chrom, pos, ids, ref, cm
 
 
-def _read_packed(h5, path) -> Genotypes:
-    packed = _dataset(h5, "calldata/packed", path, ndim=(2,), kinds="u")
-    if packed.dtype.itemsize != 1:
-        raise InputError(path, f"calldata/packed has dtype {packed.dtype}: expected uint8 (PLINK 2-bit codes)")
-    packed = packed[()]
-    n_variants = packed.shape[0]
+def _read_packed(h5, path, variant_range: tuple | None = None) -> Genotypes:
+    dataset = _dataset(h5, "calldata/packed", path, ndim=(2,), kinds="u")
+    if dataset.dtype.itemsize != 1:
+        raise InputError(path, f"calldata/packed has dtype {dataset.dtype}: expected uint8 (PLINK 2-bit codes)")
+    n_variants = dataset.shape[0]
+    rows = slice(None) if variant_range is None else slice(*variant_range)
+    packed = dataset[rows]
     n_samples = int(h5.attrs.get("n_samples", len(h5["samples"]) if "samples" in h5 else 0))
     samples = _read_samples(h5, n_samples, path)
-    if packed.shape != (n_variants, (n_samples + 3) // 4):
-        raise InputError(path, f"calldata/packed has shape {packed.shape}, {n_samples} samples need "
+    if dataset.shape != (n_variants, (n_samples + 3) // 4):
+        raise InputError(path, f"calldata/packed has shape {dataset.shape}, {n_samples} samples need "
                                f"{(n_samples + 3) // 4} bytes per variant")
     chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
     alt, _ = _alt_columns(h5, n_variants, path)
-    haps = (_dataset(h5, "calldata/haplotypes_packed", path, ndim=(2,), kinds="u")[()]
+    haps = (_dataset(h5, "calldata/haplotypes_packed", path, ndim=(2,), kinds="u")[rows]
             if "calldata/haplotypes_packed" in h5 else None)
+    variants = Variants(chrom, pos, ids, ref, alt, cm)
+    if variant_range is not None:
+        variants = variants.subset(rows)
     try:
-        return Genotypes(packed, samples, Variants(chrom, pos, ids, ref, alt, cm), haps, source=os.fspath(path))
+        return Genotypes(packed, samples, variants, haps, source=os.fspath(path))
     except ValueError as error:
         raise InputError(path, str(error)) from None
 

@@ -77,15 +77,30 @@ def _check_counts(values: np.ndarray, path, what: str = "value") -> np.ndarray:
     return np.where(missing, -1, np.nan_to_num(values)).astype(np.int8)
 
 
-def read_npy(path) -> Genotypes:
-    """Read a ``.npy`` samples x SNPs matrix of A2 counts (0/1/2; -1 or NaN missing)."""
+def read_npy(path, variant_range: tuple | None = None) -> Genotypes:
+    """Read a ``.npy`` samples x SNPs matrix of A2 counts (0/1/2; -1 or NaN missing); ``variant_range``: only
+    those columns, from a memory map of the file."""
     path = Path(path)
     try:
-        values = np.load(path, allow_pickle=False)
+        values = np.load(path, allow_pickle=False, mmap_mode=None if variant_range is None else "r")
     except (ValueError, OSError, EOFError) as error:
         raise InputError(path, f"not a readable .npy array: {error}") from None
-    counts = _check_counts(values, path)
-    return Genotypes.from_counts(counts, source=os.fspath(path))
+    if variant_range is None:
+        return Genotypes.from_counts(_check_counts(values, path), source=os.fspath(path))
+    if values.ndim != 2:
+        raise InputError(path, f"array of shape {values.shape}: expected samples x SNPs")
+    start, stop = variant_range
+    counts = _check_counts(np.asarray(values[:, start:stop]), path)
+    return Genotypes.from_counts(counts, variants=Variants.placeholder(values.shape[1]).subset(slice(start, stop)),
+                                 source=os.fspath(path))
+
+
+def npy_shape(path) -> tuple:
+    """(samples, SNPs) of a ``.npy`` matrix, from its header."""
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r").shape
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(path, f"not a readable .npy array: {error}") from None
 
 
 def _is_value(token: str) -> bool:

@@ -101,21 +101,38 @@ def _all_phased(group) -> bool:
     return all(bool(np.all(phased[start:start + step])) for start in range(0, phased.shape[0], step))
 
 
-def read_vcz(path, quiet: bool = False) -> Genotypes:
-    """Read biallelic SNP genotypes from a VCF Zarr store (a ``.vcz``/``.zarr`` folder)."""
+def _open_store(path: Path):
     import zarr
 
-    from genoae.io.hdf5 import read_allel_layout
-
-    path = Path(path)
     if not path.is_dir():
         raise InputError(path, "a VCF Zarr store is a folder (bio2zarr's vcf2zarr writes one)")
     try:
-        group = zarr.open_group(os.fspath(path), mode="r")
+        return zarr.open_group(os.fspath(path), mode="r")
     except Exception as error:  # noqa: BLE001 - zarr raises several types for a store it cannot open
         raise InputError(path, f"not a readable Zarr store ({type(error).__name__}: {error})") from None
+
+
+def read_vcz_variants(path):
+    """The variants :func:`read_vcz` would read, without reading any call."""
+    from genoae.io.hdf5 import allel_layout_variants
+
+    path = Path(path)
+    group = _open_store(path)
     try:
-        genotypes = read_allel_layout(_VczAsAllel(group, path), path, quiet)
+        return allel_layout_variants(_VczAsAllel(group, path), path)
+    except (KeyError, ValueError, TypeError, OSError) as error:
+        raise InputError(path, f"cannot read variants from this VCF Zarr store: {error}") from None
+
+
+def read_vcz(path, quiet: bool = False, variant_range: tuple | None = None) -> Genotypes:
+    """Read biallelic SNP genotypes from a VCF Zarr store (a ``.vcz``/``.zarr`` folder); ``variant_range``:
+    only those of the variants read, sliced from the store's chunks."""
+    from genoae.io.hdf5 import read_allel_layout
+
+    path = Path(path)
+    group = _open_store(path)
+    try:
+        genotypes = read_allel_layout(_VczAsAllel(group, path), path, quiet, variant_range)
     except (KeyError, ValueError, TypeError, OSError) as error:
         raise InputError(path, f"cannot read genotypes from this VCF Zarr store: {error}") from None
     genotypes.info["reader"] = "zarr (VCF Zarr)"
