@@ -223,8 +223,9 @@ def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_
     network), PREFIX.h5 and PREFIX.log.
 
     Past one machine: launched by torchrun (e.g. `torchrun --standalone --nproc-per-node 2 --no-python genoae
-    admix data.bed -k 3`), each process fits its own range of the SNPs of a .bed or .pgen (Gloo on CPUs, NCCL
-    with one GPU per process) and the result equals the one-process fit up to float rounding; rank 0 writes.
+    admix data.bed -k 3`), each process fits its own range of the SNPs (of a .bed, .pgen, HDF5, VCF Zarr or .npy;
+    Gloo on CPUs, NCCL with one GPU per process) and the result equals the one-process fit up to float rounding
+    and the stopping tolerance; rank 0 writes.
     """
     _quiet_openmp()
     from genoae.commands.admix import run_admix
@@ -451,8 +452,9 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
 @click.option("--threads", type=POSITIVE, default=None)
 @click.option("--admixed", default=None, help="Admixed individuals instead: the source populations and their "
               "proportions, e.g. YRI=0.8,CEU=0.2; writes OUT.true.Q and OUT.lai.tsv beside OUT.")
-@click.option("--generations", type=POSITIVE_FLOAT, default=8.0, show_default=True,
-              help="--admixed: generations since the admixture pulse (ancestry tracts shorten as it grows).")
+@click.option("--generations", type=POSITIVE_FLOAT, default=None,
+              help="--admixed: generations since the admixture pulse (ancestry tracts shorten as it grows); "
+                   "default 8.")
 @click.option("--recombination-map", type=click.Path(), default=None,
               help="--admixed: genetic map (PLINK .map, chrom bp cM, or HapMap layout); default: the variants' "
                    "cM, else 1 cM/Mb.")
@@ -473,15 +475,15 @@ def vae_sample(models, n, populations, output, temperature, seed, device, thread
             raise UsageError("--admixed and --pop: give one (--admixed draws admixed individuals, -n of them)")
         if n is None:
             raise UsageError("--admixed needs -n N (the number of admixed individuals)")
-        cohort, files = sample_admixed_file(model, output, n, admixed, generations=generations,
+        cohort, files = sample_admixed_file(model, output, n, admixed, generations=generations or 8.0,
                                             recombination_map=recombination_map, dirichlet=admixed_dirichlet,
                                             seed=seed, temperature=temperature, device=device, threads=threads)
         means = ", ".join(f"{name} {share:.3f}" for name, share in zip(cohort.sources, cohort.Q.mean(axis=0)))
         click.echo(f"wrote {n} admixed individuals x {cohort.genotypes.n_variants} variants (mean ancestry "
                    f"{means}; .true.Q columns in that order): {', '.join(map(str, files))}")
         return
-    if any(value is not None for value in (recombination_map, admixed_dirichlet)):
-        raise UsageError("--recombination-map and --admixed-dirichlet go with --admixed")
+    if any(value is not None for value in (generations, recombination_map, admixed_dirichlet)):
+        raise UsageError("--generations, --recombination-map and --admixed-dirichlet go with --admixed")
     if n is None and not populations:
         raise UsageError("give -n N or --pop POP=N[,POP=N...]")
     genotypes = sample_file(model, output, n=n, populations=populations, seed=seed, temperature=temperature,

@@ -346,6 +346,9 @@ class PackedCalls:
         (Q_new, P_new) or (Q_new, P_new, loglik_of_input), in the dtype and on the device of the inputs
         """
 
+        if not (update_q or update_p):  # nothing to update: ℓ alone (already summed over the ranks)
+            P_kept = P.clamp(FREQ_MIN, FREQ_MAX)
+            return (Q, P_kept, self.loglik(Q, P)) if with_loglik else (Q, P_kept)
         if self.backend == "numba":
             q_num, P_new, total = self._em_numba(Q, P, update_q, update_p, with_loglik)
         else:
@@ -480,8 +483,6 @@ class PackedCalls:
 
     def _em_numba(self, Q, P, update_q, update_p, with_loglik):
         QT, P64 = _numpy64(Q.T), _numpy64(P)
-        if not (update_q or update_p):
-            return None, torch.from_numpy(P64).to(P.dtype), self.loglik(Q, P) if with_loglik else 0.0
         bounds = self._bounds()
         parts = np.zeros(len(bounds) - 1)
         P_new = np.empty_like(P64)

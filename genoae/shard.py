@@ -98,6 +98,17 @@ class Shard:
         whole = torch.cat([part.cpu()[:count] for part, count in zip(parts, counts)]).to(dtype)
         return whole.numpy() if not isinstance(array, torch.Tensor) else whole.to(array.device)
 
+    def max(self, value: float) -> float:
+        """The largest of the ranks' values (one process: the value): for a decision every rank must take alike
+        from numbers each computed itself (rounding can differ between machines of a multi-node run)."""
+        if not self.sharded:
+            return value
+        import torch.distributed as dist
+
+        buffer = torch.tensor([float(value)], dtype=torch.float64, device=self.comm_device)
+        _collective(dist.all_reduce, buffer, op=dist.ReduceOp.MAX)
+        return float(buffer[0])
+
     def all_equal(self, value: float) -> bool:
         """Whether every rank passed the same number (that the ranks agree)."""
         if not self.sharded:

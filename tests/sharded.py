@@ -99,7 +99,9 @@ def steps_task(rank, size, path, Q, P, folds, fold, seed, threads, backend="auto
     newton_Q, newton_P, newton_loglik = calls.newton_step(Q, P_local, with_loglik=True)
     deviance, held = calls.deviance(Q, P_local, folds, fold, seed)
     training = calls.training(folds, fold, seed)
+    _, _, unchanged_loglik = calls.em_step(Q, P_local, update_q=False, update_p=False, with_loglik=True)
     return {"loglik": np.array(calls.loglik(Q, P_local)), "n_observed": calls.n_observed.numpy(),
+            "unchanged_loglik": np.array(unchanged_loglik),
             "em_Q": em_Q.numpy(), "em_P": shard.gather_rows(em_P.numpy()), "em_loglik": np.array(em_loglik),
             "newton_Q": newton_Q.numpy(), "newton_P": shard.gather_rows(newton_P.numpy()),
             "newton_loglik": np.array(newton_loglik), "deviance": np.array(deviance), "held": np.array(held),
@@ -107,9 +109,15 @@ def steps_task(rank, size, path, Q, P, folds, fold, seed, threads, backend="auto
             "training_observed": training.n_observed.numpy()}
 
 
-def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0, backend="auto"):
-    """A whole fit (start, refinement, encoder, CV), gathered."""
+def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0, backend="auto", check_calls=None):
+    """A whole fit (start, refinement, encoder, CV), gathered; ``check_calls`` sets the encoder check's budget of
+    synthetic calls (its cohort size, by all variants)."""
     import torch
+
+    from genoae.ancestry import encoder
+
+    if check_calls:
+        encoder.CHECK_CALLS = check_calls
 
     from genoae.ancestry import Admixture
     from genoae.ancestry.distributed import gather_fit

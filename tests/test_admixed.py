@@ -26,8 +26,8 @@ class SourceModel:
         return np.full((n_rows, len(self.variants_)), self.populations_.index(population) % 2, np.int8)
 
 
-def two_chromosomes(per_chromosome=400, spacing=250_000):
-    chrom = np.repeat(["1", "2"], per_chromosome)
+def two_chromosomes(per_chromosome=400, spacing=250_000, names=("1", "2")):
+    chrom = np.repeat(list(names), per_chromosome)
     pos = np.tile(np.arange(1, per_chromosome + 1) * spacing, 2)
     ids = np.array([f"{c}:{p}" for c, p in zip(chrom, pos)])
     return Variants(chrom=chrom, pos=pos, id=ids, a1=np.full(len(pos), "A"), a2=np.full(len(pos), "G"))
@@ -122,7 +122,7 @@ def test_models_that_cannot_make_mosaics_are_refused():
 def test_genetic_maps_in_their_usual_layouts(tmp_path):
     variants = two_chromosomes(per_chromosome=3, spacing=1_000_000)   # 1, 2, 3 Mb on chr 1 and 2
     plink = tmp_path / "x.map"
-    plink.write_text("1 a 0.0 0\n1 b 10.0 4000000\n2 c 0.0 0\n2 d 2.0 4000000\n")
+    plink.write_text("1 a 0.0 0\n1 17 10.0 4000000\n2 c 0.0 0\n2 d 2.0 4000000\n")  # IDs may be numbers
     np.testing.assert_allclose(genetic_positions(variants, read_genetic_map(plink)),
                                [2.5, 5.0, 7.5, 0.5, 1.0, 1.5])
     hapmap = tmp_path / "hapmap.txt"
@@ -177,6 +177,10 @@ def test_vae_sample_admixed_writes_the_cohort_and_its_truth(tmp_path, capsys):
         snps[(sample, haplotype)] = snps.get((sample, haplotype), 0) + int(n_snps)
         assert population in ("AAA", "BBB")
     assert len(snps) == 50 and set(snps.values()) == {60}
+    # the options of --admixed alone are refused
+    with pytest.raises(SystemExit) as refused:
+        main(["vae", "sample", str(model), "-n", "5", "--generations", "4", "-o", str(tmp_path / "y.vcf.gz")])
+    assert refused.value.code == 2 and "go with --admixed" in capsys.readouterr().err
     # a population the model does not know: one line, exit 2, nothing written
     with pytest.raises(SystemExit) as refused:
         main(["vae", "sample", str(model), "--admixed", "AAA=0.5,ZZZ=0.5", "-n", "5", "-o", str(tmp_path / "x.vcf.gz")])
@@ -227,3 +231,13 @@ def test_models_of_two_chromosomes_are_sampled_as_one_genome(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["vae", "sample", str(paths[0]), str(paths[0]), "-n", "4", "-o", str(tmp_path / "twice.vcf.gz")])
     assert refused.value.code == 2 and "an earlier model holds too" in capsys.readouterr().err
+
+
+def test_segments_name_chromosomes_as_the_variants_do(tmp_path):
+    from genoae.simulate.admixed import write_segments
+
+    variants = two_chromosomes(per_chromosome=20, names=("chr1", "chr2"))
+    cohort = admixed_cohort(SourceModel(variants), {"A": 0.5, "B": 0.5}, 3, generations=4, seed=1)
+    write_segments(cohort, tmp_path / "x.lai.tsv")
+    chromosomes = {line.split("\t")[2] for line in (tmp_path / "x.lai.tsv").read_text().splitlines()[2:]}
+    assert chromosomes == {"chr1", "chr2"}

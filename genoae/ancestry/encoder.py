@@ -170,7 +170,8 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
     if K == 1:
         return EncoderFit()
 
-    n_synthetic = int(np.clip(CHECK_CALLS // max(m, 1), CHECK_MIN, CHECK_MAX))
+    # sized by all variants: a SNP-sharded rank holds only its share, and every rank must draw the same cohort
+    n_synthetic = int(np.clip(CHECK_CALLS // max(shard.total(m), 1), CHECK_MIN, CHECK_MAX))
     Q_synthetic = synthetic_q(Q_reference.double().cpu().numpy(), n_synthetic, rng)
     calls = PackedCalls(synthetic_calls(P.cpu().numpy(), Q_synthetic, missing_rates, rng, shard=shard), n_synthetic,
                         device, shard=shard)

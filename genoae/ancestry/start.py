@@ -74,7 +74,7 @@ def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Genera
         ahead = project_simplex_rows(torch.from_numpy(Q + momentum * (Q - Q_previous))).numpy()
         P = solve_p(ahead, P)
         Q_next = solve_q(P, Q)
-        moved = np.sqrt(np.mean((Q_next - Q) ** 2))
+        moved = shard.max(np.sqrt(np.mean((Q_next - Q) ** 2)))  # the ranks stop together
         Q_previous, Q = Q, Q_next
         if moved < tol:
             break

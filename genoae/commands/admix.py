@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from genoae.ancestry import Admixture
 from genoae.ancestry import distributed
@@ -64,8 +65,9 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         Where the per-K summary lines go (the CLI passes click.echo).
 
     Under ``torchrun`` (a world of more than one process) the fit is sharded by SNP
-    (:mod:`genoae.ancestry.distributed`): each rank reads its range of a ``.bed`` or ``.pgen``, and rank 0 writes
-    the outputs, which record the ranks and their ranges; the other ranks return no files.
+    (:mod:`genoae.ancestry.distributed`): each rank reads its range of the input (:func:`genoae.io.read_genotype_part`:
+    .bed, .pgen, HDF5, VCF Zarr, .npy), and rank 0 writes the outputs, which record the ranks and their ranges; the
+    other ranks return no files.
     """
     ks = parse_ks(ks)
     if not ks:
@@ -89,6 +91,8 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     torch_device = choose_device(device)
     if launch is not None and threads is None:
         threads = launch.threads()
+    if launch is not None and torch_device.type == "cuda":  # one GPU per rank: this rank's
+        torch_device = torch.device(f"cuda:{launch.local_rank}")
     # only rank 0 writes; a second run into this prefix is refused from here on
     with distributed.session(launch, torch_device), OutputSet(prefix) if writer else contextlib.nullcontext() \
             as output:
@@ -109,7 +113,7 @@ def _read_and_check(input_path, ks, launch, torch_device, supervised, cv, region
             variants = genotypes.variants
         else:
             if region is not None:
-                raise UsageError("--region reads a VCF; a sharded run reads a .bed or .pgen (genoae convert IN "
+                raise UsageError("--region reads a VCF, which a sharded run cannot split by variant (genoae convert IN "
                                  "OUT.bed --region ... first)")
             part = read_genotype_part(input_path, launch.rank, launch.size, quiet=launch.rank != 0)
             genotypes, variants = part.genotypes, part.variants

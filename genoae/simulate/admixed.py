@@ -74,17 +74,18 @@ def read_genetic_map(path) -> dict:
     if not path.exists():
         raise InputError(path, "no such recombination map")
     rows = {}
-    shapeit = False  # three columns under a header naming a rate: position, rate, cM (one chromosome per file)
+    header = None  # PLINK .map and `chrom bp cM` have none; the HapMap and SHAPEIT layouts name their columns
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields or fields[0].startswith("#"):
                 continue
             if line_no == 1 and not any(_is_number(f) for f in fields):
-                shapeit = len(fields) == 3 and "rate" in line.lower()
-                continue  # a header line
+                header = line.lower()
+                continue
+            shapeit = header is not None and len(fields) == 3 and "rate" in header
             try:
-                if len(fields) == 4 and _is_number(fields[2]) and _is_number(fields[3]) and not _is_number(fields[1]):
+                if len(fields) == 4 and header is None:
                     chrom, bp, cm = fields[0], float(fields[3]), float(fields[2])        # PLINK .map
                 elif len(fields) == 4:
                     chrom, bp, cm = fields[0], float(fields[1]), float(fields[3])        # HapMap with chrom
@@ -218,8 +219,8 @@ def write_segments(cohort: AdmixedCohort, path) -> None:
         handle.write(f"# genoae vae sample --admixed: sources {' '.join(cohort.sources)} (the .true.Q columns); "
                      f"positions of the segment's first and last variant\n")
         handle.write("#sample\thaplotype\tchrom\tspos\tepos\tsgpos\tegpos\tn_snps\tpopulation\n")
-        for sample, haplotype, chrom, first, last, source in cohort.segments:
-            handle.write(f"{sample}\t{haplotype}\t{chrom}\t{variants.pos[first]}\t{variants.pos[last]}\t"
+        for sample, haplotype, _, first, last, source in cohort.segments:
+            handle.write(f"{sample}\t{haplotype}\t{variants.chrom[first]}\t{variants.pos[first]}\t{variants.pos[last]}\t"
                          f"{cohort.genetic_cm[first]:.4f}\t{cohort.genetic_cm[last]:.4f}\t{last - first + 1}\t"
                          f"{cohort.sources[source]}\n")
 
