@@ -458,11 +458,17 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
 @click.option("--recombination-map", type=click.Path(), default=None,
               help="--admixed: genetic map (PLINK .map, chrom bp cM, or HapMap layout); default: the variants' "
                    "cM, else 1 cM/Mb.")
+@click.option("--shrink", type=FiniteFloat(0, 1), default=0.0, show_default=True,
+              help="Privacy knob: condition each population on (1 - S) x itself + S x its group (all populations, "
+                   "or --shrink-groups), blurring population-specific signal; see scripts/BENCHMARKS_VAE.md.")
+@click.option("--shrink-groups", type=click.Path(), default=None,
+              help="--shrink toward the super-population: a labels table with a population and a super-population "
+                   "column (e.g. the 1000 Genomes panel).")
 @click.option("--admixed-dirichlet", type=POSITIVE_FLOAT, default=None,
               help="--admixed: each individual's proportions drawn from Dirichlet(A x the proportions) "
                    "(default: the same proportions for all).")
 def vae_sample(models, n, populations, output, temperature, seed, device, threads, admixed, generations,
-               recombination_map, admixed_dirichlet):
+               recombination_map, shrink, shrink_groups, admixed_dirichlet):
     """Draw synthetic individuals named synth_<pop>_<i> from MODEL, or with --admixed admixed individuals
     (admixed_<i>) whose haplotypes are mosaics of population-conditioned synthetic haplotypes, with their true
     ancestry (OUT.true.Q) and local-ancestry tracts (OUT.lai.tsv).  Several MODELs (one per chromosome or
@@ -471,6 +477,8 @@ def vae_sample(models, n, populations, output, temperature, seed, device, thread
     from genoae.commands.vae import sample_admixed_file, sample_file
 
     if admixed is not None:
+        if shrink or shrink_groups:
+            raise UsageError("--shrink is for population samples, not --admixed")
         if populations:
             raise UsageError("--admixed and --pop: give one (--admixed draws admixed individuals, -n of them)")
         if n is None:
@@ -486,8 +494,10 @@ def vae_sample(models, n, populations, output, temperature, seed, device, thread
         raise UsageError("--generations, --recombination-map and --admixed-dirichlet go with --admixed")
     if n is None and not populations:
         raise UsageError("give -n N or --pop POP=N[,POP=N...]")
+    if shrink_groups is not None and not shrink:
+        raise UsageError("--shrink-groups goes with --shrink S (S > 0)")
     genotypes = sample_file(model, output, n=n, populations=populations, seed=seed, temperature=temperature,
-                            device=device, threads=threads)
+                            device=device, threads=threads, shrink=shrink, shrink_groups=shrink_groups)
     click.echo(f"wrote {genotypes.n_samples} synthetic individuals x {genotypes.n_variants} variants -> {output}")
 
 

@@ -317,3 +317,32 @@ def test_load_refuses_metadata_that_does_not_fit_the_weights(fitted, tmp_path):
     save_vae(path, state, metadata)
     with pytest.raises(InputError, match="do not fit together"):
         SyntheticGenomes.load(path)
+
+
+def test_shrink_blends_the_population_input(fitted, tmp_path, capsys):
+    """shrink λ conditions on (1 − λ) one-hot + λ group weights: λ = 0 is the plain sample, λ = 1 toward all
+    populations draws both populations alike, and a group map keeps a population to its group."""
+    from genoae.cli import main
+
+    plain = fitted.sample(counts={"AAA": 30}, seed=3)
+    np.testing.assert_array_equal(fitted.sample(counts={"AAA": 30}, seed=3, shrink=0.0).counts(), plain.counts())
+    a = fitted.sample_rows(400, "AAA", seed=1, shrink=1.0)
+    b = fitted.sample_rows(400, "BBB", seed=1, shrink=1.0)
+    np.testing.assert_array_equal(a, b)          # the same input for both: the same draws
+    alone = fitted.sample_rows(400, "AAA", seed=1, shrink=1.0, toward={"AAA": 1.0})
+    np.testing.assert_array_equal(alone, fitted.sample_rows(400, "AAA", seed=1))
+    with pytest.raises(UsageError, match="no weight"):
+        fitted.sample_rows(4, "AAA", shrink=0.5, toward={"ZZZ": 1.0})
+    with pytest.raises(UsageError, match="no group"):
+        fitted.sample(counts={"AAA": 2}, shrink=0.5, groups={"BBB": "X"})
+    model = tmp_path / "m.pt"
+    fitted.save(model)
+    table = tmp_path / "groups.tsv"
+    table.write_text("sample\tpop\tsuper_pop\nx\tAAA\tG1\ny\tBBB\tG2\n")
+    with pytest.raises(SystemExit) as done:
+        main(["vae", "sample", str(model), "--pop", "AAA=5", "--shrink", "0.5", "--shrink-groups", str(table), "-o",
+              str(tmp_path / "s.vcf.gz")])
+    assert done.value.code == 0
+    with pytest.raises(SystemExit) as refused:
+        main(["vae", "sample", str(model), "-n", "4", "--shrink-groups", str(table), "-o", str(tmp_path / "t.vcf.gz")])
+    assert refused.value.code == 2 and "--shrink S" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import warnings
 from pathlib import Path
 
 from genoae.device import set_threads
-from genoae.errors import InputWarning, UsageError
+from genoae.errors import InputError, InputWarning, UsageError
 from genoae.genotypes import Genotypes
 from genoae.commands.common import check_outputs
 from genoae.io import input_files, output_files, output_format, read_genotypes, write_genotypes
@@ -56,15 +56,25 @@ def _model_list(model_paths) -> list:
 
 
 def sample_file(model_path, output, n: int | None = None, populations: str | None = None, seed: int | None = 0,
-                temperature: float = 1.0, device: str = "auto", threads: int | None = None) -> Genotypes:
+                temperature: float = 1.0, device: str = "auto", threads: int | None = None, shrink: float = 0.0,
+                shrink_groups=None) -> Genotypes:
     """``genoae vae sample``: load a model (or several, one per chromosome or region: sampled as one genome),
-    draw synthetic individuals, write them (format by extension)."""
+    draw synthetic individuals, write them (format by extension).  ``shrink`` pulls each population toward its
+    group in ``shrink_groups`` (a labels table with population and super-population columns), else toward all."""
+    from genoae.io.labels import read_label_groups
+
     set_threads(threads)
     output_format(output)  # refuse an unknown extension before the work
-    check_outputs(output_files(output), _model_list(model_path))
+    check_outputs(output_files(output), _model_list(model_path) + ([shrink_groups] if shrink_groups else []))
+    groups = None
+    if shrink_groups is not None:
+        groups = read_label_groups(shrink_groups)
+        if groups is None:
+            raise InputError(shrink_groups, "expected a header with a population column (pop, population, ...) and "
+                                            "a super-population column (super_pop, continent, region)")
     estimator = load_models(model_path, device=device)
     genotypes = estimator.sample(n=n, counts=parse_population_counts(populations), seed=seed,
-                                 temperature=temperature)
+                                 temperature=temperature, shrink=shrink, groups=groups)
     write_genotypes(genotypes, output)
     return genotypes
 

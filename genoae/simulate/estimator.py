@@ -272,12 +272,17 @@ class SyntheticGenomes:
 
     @torch.no_grad()
     def sample_rows(self, n_rows: int, population: str = "", seed: int | None = 0, temperature: float = 1.0,
-                    batch_size: int | None = None, device: str | None = None) -> np.ndarray:
+                    batch_size: int | None = None, device: str | None = None, shrink: float = 0.0,
+                    toward: dict | None = None) -> np.ndarray:
         """Draw rows (haplotypes, or genotype vectors in genotype mode) from the model.
 
         z_global ~ N(0, temperature^2 I), local latents from the autoregressive prior (its noise scaled by
         ``temperature``); alleles (genotypes) are then drawn from the decoder's probabilities, never thresholded.
         ``batch_size`` rows are decoded at a time (default: sized for the CPU cache, or 2048 on a GPU).
+        ``shrink`` λ conditions on (1 − λ) × the population's one-hot + λ × ``toward`` (population → weight,
+        normalised; default every population's training count) instead of the one-hot alone: the network takes its
+        population as a linear input, so this blends the populations' parameters, pulling the population-specific
+        signal toward a larger group's (a privacy knob: ``scripts/vae_privacy_frontier.py``).
 
         Returns
         -------
@@ -294,6 +299,17 @@ class SyntheticGenomes:
             if population not in self.populations_:
                 raise UsageError(f"unknown population {population!r}")
             code = self.populations_.index(population)
+        conditioning = None
+        if code is not None:
+            conditioning = np.eye(len(self.populations_))[code]
+            if shrink:
+                if not 0.0 <= shrink <= 1.0:
+                    raise UsageError(f"shrink {shrink}: expected a number between 0 and 1")
+                weights = dict(zip(self.populations_, self.population_counts_)) if toward is None else toward
+                target = np.array([float(weights.get(pop, 0.0)) for pop in self.populations_])
+                if not target.sum() > 0:
+                    raise UsageError(f"shrink: no weight on any population the model knows ({population})")
+                conditioning = (1.0 - shrink) * conditioning + shrink * target / target.sum()
         out = torch.empty((n_rows, model.n_variants), dtype=torch.int8)
         on_gpu = torch.device(device).type != "cpu"
         if batch_size is None:
@@ -307,7 +323,7 @@ class SyntheticGenomes:
             b = min(prior_chunk, n_rows - start)
             pop_one_hot = None
             if code is not None:
-                pop_one_hot = F.one_hot(torch.full((b,), code, device=device), len(self.populations_)).float()
+                pop_one_hot = torch.from_numpy(conditioning).float().to(device).expand(b, -1)
             z_global = model.sample_global_prior(b, pop_one_hot, temperature, generator, device)
             z_local = model.sample_local_prior(b, z_global, pop_one_hot, temperature, generator, device)
             for first in range(0, b, batch_size):
@@ -325,14 +341,16 @@ class SyntheticGenomes:
         return out.numpy()
 
     def sample(self, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
-               temperature: float = 1.0, device: str | None = None) -> Genotypes:
+               temperature: float = 1.0, device: str | None = None, shrink: float = 0.0,
+               groups: dict | None = None) -> Genotypes:
         """Synthetic individuals named ``synth_<pop>_<i>`` (``synth_<i>`` for an unconditional model).
 
         Haplotypic models give phased individuals (two independent haplotypes of the same population).
         Variants are the training variants (positions and alleles).  ``info["populations"]`` holds each
-        individual's population.
+        individual's population.  ``shrink`` λ pulls each population's input toward its group's (``groups``:
+        population → group, e.g. the super-population; default: all populations), see :meth:`sample_rows`.
         """
-        return sample_individuals(self, n, counts, seed, temperature, device)
+        return sample_individuals(self, n, counts, seed, temperature, device, shrink, groups)
 
     # ------------------------------------------------------------------ persistence
     def metadata(self) -> dict:
@@ -394,16 +412,24 @@ def check_known_populations(wanted, known) -> None:
 
 
 def sample_individuals(model, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
-                       temperature: float = 1.0, device: str | None = None) -> Genotypes:
+                       temperature: float = 1.0, device: str | None = None, shrink: float = 0.0,
+                       groups: dict | None = None) -> Genotypes:
     """:meth:`SyntheticGenomes.sample` for anything with its ``population_plan``, ``sample_rows``, ``mode_`` and
     ``variants_`` (a model, or :class:`RegionModels`)."""
     plan = model.population_plan(n, counts)
     rows_per_person = 2 if model.mode_ == "haplotype" else 1
     seeds = np.random.SeedSequence(0 if seed is None else seed).spawn(len(plan))
     blocks, names, labels = [], [], []
+    weights = dict(zip(model.populations_, model.population_counts_)) if model.populations_ else {}
     for (pop, k), seed_seq in zip(plan, seeds):
+        options = {}
+        if shrink:
+            if groups is not None and pop not in groups:
+                raise UsageError(f"--shrink-groups names no group for population {pop}")
+            options = {"shrink": shrink, "toward": None if groups is None else
+                       {other: weight for other, weight in weights.items() if groups.get(other) == groups[pop]}}
         blocks.append(model.sample_rows(rows_per_person * k, pop, seed=int(seed_seq.generate_state(1)[0] % 2**31),
-                                        temperature=temperature, device=device))
+                                        temperature=temperature, device=device, **options))
         prefix = f"synth_{pop}_" if pop else "synth_"
         names += [f"{prefix}{i + 1}" for i in range(k)]
         labels += [pop] * k
@@ -463,13 +489,15 @@ class RegionModels:
             model._check_fitted()
 
     def sample_rows(self, n_rows: int, population: str = "", seed: int | None = 0, temperature: float = 1.0,
-                    batch_size: int | None = None, device: str | None = None) -> np.ndarray:
+                    batch_size: int | None = None, device: str | None = None, **shrinkage) -> np.ndarray:
         """Rows over every model's variants (int8, (n_rows, all variants)), see :meth:`SyntheticGenomes.sample_rows`."""
         streams = np.random.SeedSequence(0 if seed is None else int(seed)).spawn(len(self.models))
         return np.concatenate([model.sample_rows(n_rows, population, seed=int(stream.generate_state(1)[0] % 2**31),
-                                                 temperature=temperature, batch_size=batch_size, device=device)
+                                                 temperature=temperature, batch_size=batch_size, device=device,
+                                                 **shrinkage)
                                for model, stream in zip(self.models, streams)], axis=1)
 
     def sample(self, n: int | None = None, counts: dict | None = None, seed: int | None = 0,
-               temperature: float = 1.0, device: str | None = None) -> Genotypes:
-        return sample_individuals(self, n, counts, seed, temperature, device)
+               temperature: float = 1.0, device: str | None = None, shrink: float = 0.0,
+               groups: dict | None = None) -> Genotypes:
+        return sample_individuals(self, n, counts, seed, temperature, device, shrink, groups)
