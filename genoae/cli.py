@@ -473,8 +473,9 @@ def vae_sample(models, n, populations, output, temperature, seed, device, thread
     (admixed_<i>) whose haplotypes are mosaics of population-conditioned synthetic haplotypes, with their true
     ancestry (OUT.true.Q) and local-ancestry tracts (OUT.lai.tsv).  Several MODELs (one per chromosome or
     region) are sampled together as one genome."""
-    model = models[0] if len(models) == 1 else list(models)
     from genoae.commands.vae import sample_admixed_file, sample_file
+
+    model = list(models)  # one file, or one per chromosome or region
 
     if admixed is not None:
         if shrink or shrink_groups:

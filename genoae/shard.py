@@ -109,25 +109,15 @@ class Shard:
         _collective(dist.all_reduce, buffer, op=dist.ReduceOp.MAX)
         return float(buffer[0])
 
-    def all_equal(self, value: float) -> bool:
-        """Whether every rank passed the same number (that the ranks agree)."""
-        if not self.sharded:
-            return True
-        import torch.distributed as dist
-
-        buffer = torch.tensor([value, -value], dtype=torch.float64, device=self.comm_device)
-        _collective(dist.all_reduce, buffer, op=dist.ReduceOp.MAX)
-        return float(buffer[0]) == -float(buffer[1])
-
     def tall_qr(self, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """QR decomposition of a tall matrix whose rows are spread over the ranks: this rank's rows in; its rows
-        of the orthonormal factor and the whole (width × width) triangular factor out.  One process: NumPy's
+        of the orthonormal factor and the whole (width × width) triangular factor out.  One process: torch's
         reduced QR.  Sharded: the tall-skinny QR (each rank's R gathered and decomposed again: as stable as one
         QR of the whole), R's diagonal made ≥ 0 so that the factors do not depend on the split."""
         if not self.sharded:
             return torch.linalg.qr(matrix)
         rows, width = matrix.shape
-        if self.sum(np.array([float(rows < width)]))[0] > 0:
+        if self.max(float(rows < width)) > 0:
             # a rank with fewer rows than columns has no square R to contribute: the QR of the whole, then its rows
             whole = torch.as_tensor(self.gather_rows(matrix), dtype=matrix.dtype, device=matrix.device)
             basis, upper = torch.linalg.qr(whole)
@@ -139,6 +129,7 @@ class Shard:
         signs = _signs(upper)
         basis = local_basis @ outer_basis[self.rank * width:(self.rank + 1) * width]
         return basis * signs, upper * signs[:, None]
+
 
 LOCAL = Shard()
 

@@ -46,8 +46,7 @@ def load_models(model_paths, device: str = "auto"):
     :class:`~genoae.simulate.estimator.RegionModels` that samples them together as one genome."""
     from genoae.simulate.estimator import RegionModels
 
-    paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
-    models = [SyntheticGenomes.load(path, device=device) for path in paths]
+    models = [SyntheticGenomes.load(path, device=device) for path in _model_list(model_paths)]
     return models[0] if len(models) == 1 else RegionModels(models)
 
 

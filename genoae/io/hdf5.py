@@ -128,11 +128,15 @@ def read_hdf5_variants(path) -> Variants:
 def allel_layout_variants(h5, path: Path) -> Variants:
     """The variants :func:`read_allel_layout` reads from an open container."""
     if "calldata/packed" in h5:
-        n_variants = h5["calldata/packed"].shape[0]
-        chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
-        alt, _ = _alt_columns(h5, n_variants, path)
-        return Variants(chrom, pos, ids, ref, alt, cm)
+        return _packed_variants(h5, h5["calldata/packed"].shape[0], path)
     return _kept_records(h5, path)["variants"]
+
+
+def _packed_variants(h5, n_variants: int, path) -> Variants:
+    """The variant table beside genoae's packed layout (every record is read)."""
+    chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
+    alt, _ = _alt_columns(h5, n_variants, path)
+    return Variants(chrom, pos, ids, ref, alt, cm)
 
 
 def _kept_records(h5, path: Path) -> dict:
@@ -282,11 +286,9 @@ def _read_packed(h5, path, variant_range: tuple | None = None) -> Genotypes:
     if dataset.shape != (n_variants, (n_samples + 3) // 4):
         raise InputError(path, f"calldata/packed has shape {dataset.shape}, {n_samples} samples need "
                                f"{(n_samples + 3) // 4} bytes per variant")
-    chrom, pos, ids, ref, cm = _read_variant_columns(h5, n_variants, path)
-    alt, _ = _alt_columns(h5, n_variants, path)
     haps = (_dataset(h5, "calldata/haplotypes_packed", path, ndim=(2,), kinds="u")[rows]
             if "calldata/haplotypes_packed" in h5 else None)
-    variants = Variants(chrom, pos, ids, ref, alt, cm)
+    variants = _packed_variants(h5, n_variants, path)
     if variant_range is not None:
         variants = variants.subset(rows)
     try:
