@@ -30,6 +30,28 @@ class FiniteFloat(click.FloatRange):
 POSITIVE_FLOAT = FiniteFloat(min=0, min_open=True)
 
 
+class NumberList(click.ParamType):
+    """Comma-separated finite numbers, e.g. ``0.7,1,1.3``."""
+
+    name = "numbers"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        if isinstance(value, tuple):
+            return value
+        numbers = []
+        for item in str(value).split(","):
+            try:
+                number = float(item)
+            except ValueError:
+                self.fail(f"{item.strip()!r} in {value!r} is not a number (expected e.g. 0.7,1,1.3)", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{item.strip()!r} is not a finite number", param, ctx)
+            numbers.append(number)
+        return tuple(numbers)
+
+
 class OffOrAtLeastTwo(click.ParamType):
     """0 (off) or at least 2: CV folds and bootstrap replicates (one of either estimates nothing)."""
 
@@ -519,16 +541,33 @@ def vae_sample(models, n, populations, output, temperature, seed, device, thread
               "of fresh real genomes, i.e. its noise level at this sample size.  0 skips it.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--pop-column", default=None, help="The label column of the --pop table (e.g. super_pop).")
+@click.option("--frontier", "frontier_model", type=click.Path(), multiple=True, help="Model file trained on REAL "
+              "(repeat for one model per chromosome or region): also score its sampling settings and the "
+              "per-population-frequency generator beside SYNTHETIC, on privacy loss against accuracy and AATS "
+              "(REPORT.frontier.tsv, REPORT_frontier.png).  Needs --holdout.")
+@click.option("--temperatures", type=NumberList(), default="0.7,1,1.3", show_default=True,
+              help="Latent temperatures on the frontier.")
+@click.option("--shrinks", type=NumberList(), default="0.1,0.25,0.5", show_default=True,
+              help="Shrinkages toward the group on the frontier (models trained with populations).")
+@click.option("--shrink-groups", type=click.Path(), default=None, help="Labels table with population and "
+              "super-population columns: shrink toward the super-population (default: toward all populations).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def vae_evaluate(real, synthetic, holdout, labels, output, ld_window, max_rows, reference_repeats, seed, pop_column,
-                 quiet):
-    """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT)."""
+                 frontier_model, temperatures, shrinks, shrink_groups, quiet):
+    """Realism and privacy of SYNTHETIC against the REAL training genomes (and a real HOLDOUT).
+
+    With --frontier MODEL, also the privacy-utility frontier of that model's sampling settings (--temperature and
+    --shrink of vae sample), each drawn as large as REAL, next to SYNTHETIC, the per-population-frequency generator
+    and fresh real genomes, so that a setting can be picked for vae sample.
+    """
     from genoae.commands.vae import evaluate_files
     from genoae.simulate.evaluate import format_summary
 
     report = evaluate_files(real, synthetic, output, holdout_path=holdout, labels=labels, ld_window=ld_window,
                             max_rows=max_rows, seed=seed, reference_repeats=reference_repeats,
-                            pop_column=pop_column, progress=not quiet)
+                            pop_column=pop_column, progress=not quiet,
+                            frontier_model=list(frontier_model) or None, temperatures=temperatures,
+                            shrinks=shrinks, shrink_groups=shrink_groups)
     click.echo(format_summary(report))
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from genoae.commands.vae import write_report  # noqa: E402
 from genoae.simulate import evaluate as ev  # noqa: E402
-from genoae.genotypes import Genotypes, Samples  # noqa: E402
+from genoae.genotypes import Genotypes  # noqa: E402
 from genoae.io import read_genotypes  # noqa: E402
 from genoae.io.labels import read_labels  # noqa: E402
 from genoae.simulate import GenomeVAE, SyntheticGenomes  # noqa: E402
@@ -38,18 +38,13 @@ TARGETS = {"af_r": ">= 0.99", "ld_r": ">= 0.95 (AGBL4)", "aats": "0.42-0.52", "p
 
 
 def independent_genotypes(training: Genotypes, populations=None, seed=0) -> tuple[Genotypes, np.ndarray]:
-    """The floor: each SNP drawn from its (per-population) frequency; as many individuals as the training set."""
-    haps = training.haplotypes()
-    rows, labels = [], []
-    groups = [("", np.arange(training.n_samples))] if populations is None else [
-        (p, np.flatnonzero(populations == p)) for p in sorted(set(populations))]
-    for k, (pop, members) in enumerate(groups):
-        sample = ev.independent_snp_sample(haps[members].reshape(-1, training.n_variants), 2 * len(members), 1,
-                                           seed + k)
-        rows.append(sample.reshape(-1, 2, training.n_variants))
-        labels += [pop] * len(members)
-    names = [f"synth_{p}_{i}" if p else f"synth_{i}" for i, p in enumerate(labels)]
-    return Genotypes.from_haplotypes(np.concatenate(rows), Samples(names), training.variants), np.array(labels)
+    """The floor: each SNP drawn from its (per-population) frequency; as many individuals as the training set
+    (:func:`genoae.simulate.frontier.frequency_generator`, the generator ``vae evaluate --frontier`` scores)."""
+    from genoae.simulate.frontier import frequency_generator
+
+    floor = frequency_generator(training, populations, seed=seed)
+    labels = ev.synthetic_populations(floor.samples.iid) if populations is not None else np.full(floor.n_samples, "")
+    return floor, labels
 
 
 def stratified_person_split(populations, seed=0):

@@ -128,12 +128,36 @@ def write_report(report: dict, arrays: dict, prefix) -> list:
 
 def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=None, ld_window: int = 100,
                    max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5, pop_column=None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, frontier_model=None, temperatures=None, shrinks=None,
+                   shrink_groups=None) -> dict:
     """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
 
     ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
     (``synth_<pop>_<i>``).  The classifier metric needs labels and a holdout.
+
+    ``frontier_model`` (model file(s) trained on ``real_path``): also score that model's sampling settings
+    (``temperatures``, ``shrinks`` toward the groups of ``shrink_groups`` or all populations) and the
+    per-population-frequency generator beside SYNTHETIC (:func:`genoae.simulate.frontier.privacy_frontier`),
+    written as PREFIX.frontier.tsv and PREFIX_frontier.png and under ``frontier`` in PREFIX.json.
     """
+    if frontier_model is not None and holdout_path is None:
+        raise UsageError("--frontier needs --holdout: the privacy loss compares the training genomes with real "
+                         "genomes the model never saw")
+    frontier_options = {}
+    if frontier_model is not None:
+        from genoae.io.labels import read_label_groups
+
+        groups = None
+        if shrink_groups is not None:
+            groups = read_label_groups(shrink_groups)
+            if groups is None:
+                raise InputError(shrink_groups, "expected a header with a population column (pop, population, "
+                                                "...) and a super-population column (super_pop, continent, region)")
+        frontier_options = {"model": load_models(frontier_model), "groups": groups}
+        if temperatures is not None:
+            frontier_options["temperatures"] = temperatures
+        if shrinks is not None:
+            frontier_options["shrinks"] = shrinks
     real = read_genotypes(real_path)
     synthetic = read_genotypes(synthetic_path)
     holdout = read_genotypes(holdout_path) if holdout_path else None
@@ -153,5 +177,31 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
                                         max_rows, seed, reference_repeats, progress=progress)
     report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),
                         "holdout": None if holdout_path is None else str(holdout_path)}
-    report["files"] = [str(p) for p in write_report(report, arrays, output)]
+    extra = []
+    if frontier_options:
+        extra = _write_frontier(report, real, holdout, real_pops, hold_pops, frontier_options, output, seed,
+                                ld_window, max_rows, progress)
+    report["files"] = [str(p) for p in write_report(report, arrays, output)] + [str(p) for p in extra]
     return report
+
+
+def _write_frontier(report, real, holdout, real_pops, hold_pops, options, output, seed, ld_window, max_rows,
+                    progress) -> list:
+    """Score the frontier into ``report["frontier"]``; write PREFIX.frontier.tsv and PREFIX_frontier.png."""
+    from genoae.io.atomic import atomic_open
+    from genoae.plot import write_frontier_plot
+    from genoae.simulate.frontier import frontier_table, point_from_report, privacy_frontier, summarise
+
+    model = options.pop("model")
+    points = [point_from_report("evaluated set", "evaluated", None, report)]
+    points += privacy_frontier(model, real, holdout, real_pops, hold_pops, seed=seed, ld_window=ld_window,
+                               max_rows=max_rows, progress=progress, **options)
+    fresh = report["privacy_loss"].get("fresh_real_reference")
+    report["frontier"] = {"points": [p.as_dict() for p in points], **summarise(points, fresh)}
+    prefix = Path(output)
+    if prefix.suffix.lower() == ".json":
+        prefix = prefix.with_suffix("")
+    table = prefix.parent / f"{prefix.name}.frontier.tsv"
+    with atomic_open(table, "w") as handle:
+        handle.write(frontier_table(points))
+    return [table, write_frontier_plot(points, fresh, prefix.parent / f"{prefix.name}_frontier.png")]

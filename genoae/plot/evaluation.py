@@ -63,3 +63,37 @@ def write_evaluation_plots(arrays: dict, prefix) -> list:
         ax.text(0.02, 0.98, text, transform=ax.transAxes, va="top", fontsize=8)
     paths.append(save_figure(fig, prefix.parent / f"{prefix.name}_dcr.png", dpi=110))
     return paths
+
+
+FRONTIER_MARKERS = {"temperature": ("o", "tab:orange"), "shrink": ("s", "tab:green"),
+                    "evaluated": ("*", "tab:red"), "frequencies": ("X", "0.3")}
+
+
+def write_frontier_plot(points, fresh_real: dict | None, path) -> Path:
+    """The privacy-utility frontier (:func:`genoae.simulate.frontier.privacy_frontier`): privacy loss against
+    train-on-synthetic accuracy (when the points have one) and against AATS, each point labelled with its setting,
+    fresh real genomes' privacy loss as a band (mean ± 2 sd).  Returns the path written."""
+    plt = pyplot()
+    with_accuracy = any(p.accuracy is not None for p in points)
+    panels = [("accuracy", "train-on-synthetic accuracy (higher: more useful)")] if with_accuracy else []
+    panels.append(("aats", "AATS vs training (0.5 = indistinguishable)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.8), squeeze=False)
+    for ax, (field, label) in zip(axes[0], panels):
+        if fresh_real and fresh_real.get("sd") is not None:
+            low, high = fresh_real["mean"] - 2 * fresh_real["sd"], fresh_real["mean"] + 2 * fresh_real["sd"]
+            ax.axvspan(low, high, color="tab:blue", alpha=0.12, label="fresh real genomes (mean ± 2 sd)")
+        for knob, (marker, colour) in FRONTIER_MARKERS.items():
+            chosen = [p for p in points if p.knob == knob and getattr(p, field) is not None]
+            if not chosen:
+                continue
+            ax.scatter([p.privacy_loss for p in chosen], [getattr(p, field) for p in chosen], marker=marker,
+                       s=70 if marker == "*" else 40, color=colour, label=knob, zorder=3)
+            for p in chosen:
+                ax.annotate(p.name, (p.privacy_loss, getattr(p, field)), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7)
+        if field == "aats":
+            ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+        ax.set(xlabel="privacy loss (lower is more private)", ylabel=label)
+        ax.legend(fontsize=7)
+    fig.suptitle("Privacy-utility frontier of the sampling settings")
+    return save_figure(fig, path, dpi=110)

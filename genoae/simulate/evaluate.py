@@ -558,5 +558,16 @@ def format_summary(report: dict) -> str:
         c = report["population_classification"]
         lines.append(f"population accuracy: train-on-synthetic {c['train_synthetic_test_real']:.4f}, "
                      f"train-on-real {c['train_real_test_real']:.4f} ({c['n_classes']} classes, {c['n_test']} test)")
+    if "frontier" in report:
+        lines.append("frontier (privacy loss / train-on-synthetic accuracy / AATS):")
+        for point in report["frontier"]["points"]:
+            accuracy = "" if point["accuracy"] is None else f"{point['accuracy']:.4f}"
+            lines.append(f"  {point['name']:30s}{point['privacy_loss']:10.4f}{accuracy:>10s}{point['aats']:10.4f}")
+        beats = report["frontier"]["beats_frequency_generator"]
+        lines.append(f"  better than per-population frequencies on both axes: {', '.join(beats) or 'none'}")
+        if report["frontier"]["privacy_limit"] is not None:
+            within = report["frontier"]["within_fresh_real_privacy"]
+            lines.append(f"  privacy loss within fresh real genomes' (<= {report['frontier']['privacy_limit']:.4f}): "
+                         f"{', '.join(within) or 'none'}")
     lines.append("files: " + ", ".join(report.get("files", [])))
     return "\n".join(lines)
