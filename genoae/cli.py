@@ -31,7 +31,7 @@ POSITIVE_FLOAT = FiniteFloat(min=0, min_open=True)
 
 
 class NumberList(click.ParamType):
-    """Comma-separated finite numbers, e.g. ``0.7,1,1.3``."""
+    """Comma-separated finite numbers, e.g. ``0.7,1,1.3``; ``none`` for an empty list."""
 
     name = "numbers"
 
@@ -40,6 +40,8 @@ class NumberList(click.ParamType):
 
         if isinstance(value, tuple):
             return value
+        if str(value).strip().lower() == "none":
+            return ()
         numbers = []
         for item in str(value).split(","):
             try:
@@ -545,10 +547,10 @@ def vae_sample(models, n, populations, output, temperature, seed, device, thread
               "(repeat for one model per chromosome or region): also score its sampling settings and the "
               "per-population-frequency generator beside SYNTHETIC, on privacy loss against accuracy and AATS "
               "(REPORT.frontier.tsv, REPORT_frontier.png).  Needs --holdout.")
-@click.option("--temperatures", type=NumberList(), default="0.7,1,1.3", show_default=True,
-              help="Latent temperatures on the frontier.")
-@click.option("--shrinks", type=NumberList(), default="0.1,0.25,0.5", show_default=True,
-              help="Shrinkages toward the group on the frontier (models trained with populations).")
+@click.option("--temperatures", type=NumberList(), default=None, help="Latent temperatures on the frontier "
+              "(default 0.7,1,1.3; 'none' for no temperature setting).")
+@click.option("--shrinks", type=NumberList(), default=None, help="Shrinkages toward the group on the frontier, in "
+              "(0, 1], for models trained with populations (default 0.1,0.25,0.5; 'none' for no shrinkage).")
 @click.option("--shrink-groups", type=click.Path(), default=None, help="Labels table with population and "
               "super-population columns: shrink toward the super-population (default: toward all populations).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -35,7 +35,7 @@ def test_frequency_generator_draws_each_population_from_its_own_frequencies():
     n, m = 30, 40
     counts = np.zeros((2 * n, m), np.int8)
     counts[n:] = 2
-    counts[0, :5] = -1  # missing calls do not count as alleles
+    counts[n, :5] = -1  # missing calls do not count as alleles (counted as 0 copies they would draw A1 in B)
     genotypes = Genotypes.from_counts(counts, Samples([f"i{k}" for k in range(2 * n)]))
     pops = np.repeat(["A", "B"], n)
     drawn = frequency_generator(genotypes, pops, seed=3)
@@ -44,6 +44,7 @@ def test_frequency_generator_draws_each_population_from_its_own_frequencies():
     assert names[0] == "synth_A_1" and names[n] == "synth_B_1"
     got = drawn.counts()
     assert np.all(got[:n] == 0) and np.all(got[n:] == 2)
+    assert list(drawn.info["populations"]) == ["A"] * n + ["B"] * n
     pooled = frequency_generator(genotypes, None, seed=3).counts()
     assert 0.4 < pooled.mean() / 2 < 0.6 and list(frequency_generator(genotypes, None).samples.iid)[0] == "synth_1"
 
@@ -68,6 +69,11 @@ def test_settings_and_their_checks(model):
         settings(model, (0.0,), ())
     with pytest.raises(UsageError, match="at least one"):
         settings(model, (), ())
+    with pytest.raises(UsageError, match="shrinkages in"):
+        settings(model, (1.0,), (0.0,))  # not silently dropped
+    unconditional = SyntheticGenomes()
+    unconditional.populations_ = []
+    assert [knob for _, knob, _ in settings(unconditional, (1.0,), (0.5,))] == ["temperature"]
 
 
 def test_frontier_scores_every_setting_and_the_frequency_generator(model, halves):
@@ -87,6 +93,20 @@ def test_frontier_scores_every_setting_and_the_frequency_generator(model, halves
     assert all(p.accuracy is None for p in unlabelled)
     with pytest.raises(UsageError, match="does not know"):
         privacy_frontier(model, training, holdout, np.full(80, "ZZZ"), hold_pops, temperatures=(1.0,))
+    with pytest.raises(UsageError, match="no group for population"):
+        privacy_frontier(model, training, holdout, train_pops, hold_pops, temperatures=(), shrinks=(0.5,),
+                         groups={"AAA": "X"})
+
+
+def test_unconditional_model_gets_no_accuracy_but_the_floor_does(halves):
+    """A model trained without populations draws unlabelled sets: their accuracy is None, not a classifier row
+    that maps every synthetic individual to one class; the frequency generator still uses the labels."""
+    training, holdout, train_pops, hold_pops = halves
+    unconditional = SyntheticGenomes(seed=2, **TINY).fit(training)
+    points = privacy_frontier(unconditional, training, holdout, train_pops, hold_pops, temperatures=(1.0,),
+                              shrinks=(0.5,), seed=4, ld_window=10)
+    assert [p.knob for p in points] == ["temperature", "frequencies"]
+    assert points[0].accuracy is None and points[1].accuracy is not None
 
 
 def test_frontier_sets_follow_the_training_counts(model, halves, monkeypatch):
@@ -141,6 +161,12 @@ def test_cli_evaluate_frontier(tmp_path, capsys, model, halves):
     code, out, err = run_cli(capsys, *base, "-o", tmp_path / "nohold", "--frontier", tmp_path / "m.pt")
     assert code == 2 and "--frontier needs --holdout" in err and not (tmp_path / "nohold.json").exists()
     code, out, err = run_cli(capsys, *base, "--holdout", tmp_path / "holdout.vcf.gz", "-o", tmp_path / "x",
+                             "--shrinks", "0.2")
+    assert code == 2 and "give --frontier MODEL too" in err and not (tmp_path / "x.json").exists()
+    code, out, err = run_cli(capsys, *base, "--holdout", tmp_path / "holdout.vcf.gz", "-o", tmp_path / "x",
+                             "--frontier", tmp_path / "m.pt", "--shrinks", "-0.5")
+    assert code == 2 and "shrinkages in (0, 1]" in err and not (tmp_path / "x.json").exists()
+    code, out, err = run_cli(capsys, *base, "--holdout", tmp_path / "holdout.vcf.gz", "-o", tmp_path / "x",
                              "--frontier", tmp_path / "m.pt", "--temperatures", "0.7,abc")
     assert code == 2 and "'abc'" in err
 
@@ -158,3 +184,29 @@ def test_cli_evaluate_frontier(tmp_path, capsys, model, halves):
     assert len(rows) == 6 and rows[1].startswith("evaluated set\tevaluated")
     assert (tmp_path / "report_frontier.png").stat().st_size > 1000
     assert "frontier (privacy loss" in out and "report.frontier.tsv" in out
+
+
+def test_cli_frontier_keeps_the_labels_for_a_set_named_otherwise(tmp_path, capsys, model, halves):
+    """SYNTH from another tool (names without a population): SYNTH gets no accuracy, the frontier still does,
+    and its sets follow the labels."""
+    from genoae.io import write_genotypes
+    from tests.test_vae import run_cli
+
+    training, holdout, train_pops, hold_pops = halves
+    write_genotypes(training, tmp_path / "train.vcf.gz")
+    write_genotypes(holdout, tmp_path / "holdout.vcf.gz")
+    ids = list(training.samples.iid) + list(holdout.samples.iid)
+    (tmp_path / "labels.tsv").write_text("sample\tpop\n" + "".join(
+        f"{i}\t{p}\n" for i, p in zip(ids, list(train_pops) + list(hold_pops))))
+    model.save(tmp_path / "m.pt")
+    other = model.sample(n=40, seed=1)
+    other.samples.iid[:] = [f"other{i}" for i in range(40)]
+    write_genotypes(other, tmp_path / "other.vcf.gz")
+    code, out, err = run_cli(capsys, "vae", "evaluate", tmp_path / "train.vcf.gz", tmp_path / "other.vcf.gz",
+                             "--holdout", tmp_path / "holdout.vcf.gz", "--pop", tmp_path / "labels.tsv", "-o",
+                             tmp_path / "r", "--ld-window", 10, "--frontier", tmp_path / "m.pt", "--temperatures",
+                             "1", "--shrinks", "none", "--quiet")
+    assert code == 0, err
+    points = json.loads((tmp_path / "r.json").read_text())["frontier"]["points"]
+    assert [p["name"] for p in points] == ["evaluated set", "temperature 1", FREQUENCY_GENERATOR]
+    assert points[0]["accuracy"] is None and points[1]["accuracy"] is not None and points[2]["accuracy"] is not None

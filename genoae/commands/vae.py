@@ -116,11 +116,15 @@ def sample_admixed_file(model_path, output, n: int, mixture: str, generations: f
     return cohort, written
 
 
+def report_prefix(output) -> Path:
+    """REPORT for ``-o REPORT`` or ``-o REPORT.json``: where REPORT.json and its companions go."""
+    prefix = Path(output)
+    return prefix.with_suffix("") if prefix.suffix.lower() == ".json" else prefix
+
+
 def write_report(report: dict, arrays: dict, prefix) -> list:
     """Write PREFIX.json and the PNG plots PREFIX_<name>.png (atomically).  Returns the paths written."""
-    prefix = Path(prefix)
-    if prefix.suffix.lower() == ".json":
-        prefix = prefix.with_suffix("")
+    prefix = report_prefix(prefix)
     json_path = prefix.parent / f"{prefix.name}.json"
     write_json(report, json_path)
     return [json_path] + write_evaluation_plots(arrays, prefix)
@@ -130,34 +134,29 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
                    max_rows: int | None = 5000, seed: int = 0, reference_repeats: int = 5, pop_column=None,
                    progress: bool = False, frontier_model=None, temperatures=None, shrinks=None,
                    shrink_groups=None) -> dict:
-    """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots.
+    """``genoae vae evaluate``: read the sets, compute the report, write PREFIX.json + PNG plots (as one set).
 
     ``labels`` labels the real and holdout individuals; synthetic individuals are labelled from their names
     (``synth_<pop>_<i>``).  The classifier metric needs labels and a holdout.
 
     ``frontier_model`` (model file(s) trained on ``real_path``): also score that model's sampling settings
-    (``temperatures``, ``shrinks`` toward the groups of ``shrink_groups`` or all populations) and the
-    per-population-frequency generator beside SYNTHETIC (:func:`genoae.simulate.frontier.privacy_frontier`),
-    written as PREFIX.frontier.tsv and PREFIX_frontier.png and under ``frontier`` in PREFIX.json.
+    (``temperatures``, ``shrinks`` toward the groups of ``shrink_groups`` or all populations; None: the defaults of
+    :mod:`genoae.simulate.frontier`) and the per-population-frequency generator beside SYNTHETIC
+    (:func:`genoae.simulate.frontier.privacy_frontier`), written as PREFIX.frontier.tsv and PREFIX_frontier.png and
+    under ``frontier`` in PREFIX.json.  The settings, labels and groups are checked before any work.
     """
-    if frontier_model is not None and holdout_path is None:
+    from genoae.io.atomic import OutputSet
+
+    frontier = None
+    if frontier_model is None:
+        if any(option is not None for option in (temperatures, shrinks, shrink_groups)):
+            raise UsageError("--temperatures, --shrinks and --shrink-groups set the frontier's settings: give "
+                             "--frontier MODEL too")
+    elif holdout_path is None:
         raise UsageError("--frontier needs --holdout: the privacy loss compares the training genomes with real "
                          "genomes the model never saw")
-    frontier_options = {}
-    if frontier_model is not None:
-        from genoae.io.labels import read_label_groups
-
-        groups = None
-        if shrink_groups is not None:
-            groups = read_label_groups(shrink_groups)
-            if groups is None:
-                raise InputError(shrink_groups, "expected a header with a population column (pop, population, "
-                                                "...) and a super-population column (super_pop, continent, region)")
-        frontier_options = {"model": load_models(frontier_model), "groups": groups}
-        if temperatures is not None:
-            frontier_options["temperatures"] = temperatures
-        if shrinks is not None:
-            frontier_options["shrinks"] = shrinks
+    else:
+        frontier = _frontier_options(frontier_model, temperatures, shrinks, shrink_groups)
     real = read_genotypes(real_path)
     synthetic = read_genotypes(synthetic_path)
     holdout = read_genotypes(holdout_path) if holdout_path else None
@@ -169,39 +168,72 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
         real_pops = read_labels(labels, real.samples, column=pop_column)
         hold_pops = read_labels(labels, holdout.samples, column=pop_column)
         synth_pops = synthetic_populations(synthetic.samples.iid)
-        if not all(synth_pops):
-            real_pops = None  # synthetic individuals without a population in their name: no classifier
-            warnings.warn(InputWarning("synthetic individuals are not named synth_<pop>_<i>: no train-on-synthetic "
-                                       "accuracy row"))
-    report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops, synth_pops, hold_pops, ld_window,
-                                        max_rows, seed, reference_repeats, progress=progress)
+    if frontier is not None and real_pops is not None and frontier["model"].populations_:
+        from genoae.simulate.frontier import check_labels
+
+        check_labels(frontier["model"], real_pops, frontier["groups"])
+    classify = real_pops is not None and all(synth_pops)
+    if real_pops is not None and not classify:  # SYNTH's own classifier row only; the frontier keeps the labels
+        warnings.warn(InputWarning("synthetic individuals are not named synth_<pop>_<i>: no train-on-synthetic "
+                                   "accuracy row for them"))
+    report, arrays = evaluate_synthetic(real, synthetic, holdout, real_pops if classify else None, synth_pops,
+                                        hold_pops, ld_window, max_rows, seed, reference_repeats, progress=progress)
     report["inputs"] = {"training": str(real_path), "synthetic": str(synthetic_path),
                         "holdout": None if holdout_path is None else str(holdout_path)}
-    extra = []
-    if frontier_options:
-        extra = _write_frontier(report, real, holdout, real_pops, hold_pops, frontier_options, output, seed,
-                                ld_window, max_rows, progress)
-    report["files"] = [str(p) for p in write_report(report, arrays, output)] + [str(p) for p in extra]
+    if frontier is not None:
+        points = _frontier_points(report, real, holdout, real_pops, hold_pops, frontier, seed, ld_window,
+                                  max_rows, progress)
+    prefix = report_prefix(output)
+    with OutputSet(prefix) as files:
+        staged = files.path(prefix)
+        written = _write_frontier(points, report, staged) if frontier is not None else []
+        written = write_report(report, arrays, staged) + written
+        report["files"] = [str(files.final(path)) for path in written]
     return report
 
 
-def _write_frontier(report, real, holdout, real_pops, hold_pops, options, output, seed, ld_window, max_rows,
-                    progress) -> list:
-    """Score the frontier into ``report["frontier"]``; write PREFIX.frontier.tsv and PREFIX_frontier.png."""
-    from genoae.io.atomic import atomic_open
-    from genoae.plot import write_frontier_plot
-    from genoae.simulate.frontier import frontier_table, point_from_report, privacy_frontier, summarise
+def _frontier_options(model_paths, temperatures, shrinks, shrink_groups) -> dict:
+    """The model(s), the settings (checked) and the shrinkage groups of ``vae evaluate --frontier``."""
+    from genoae.io.labels import read_label_groups
+    from genoae.simulate.frontier import DEFAULT_SHRINKS, DEFAULT_TEMPERATURES, settings
 
-    model = options.pop("model")
+    groups = None
+    if shrink_groups is not None:
+        groups = read_label_groups(shrink_groups)
+        if groups is None:
+            raise InputError(shrink_groups, "expected a header with a population column (pop, population, ...) and "
+                                            "a super-population column (super_pop, continent, region)")
+    model = load_models(model_paths)
+    options = {"model": model, "groups": groups,
+               "temperatures": DEFAULT_TEMPERATURES if temperatures is None else tuple(temperatures),
+               "shrinks": DEFAULT_SHRINKS if shrinks is None else tuple(shrinks)}
+    settings(model, options["temperatures"], options["shrinks"])
+    return options
+
+
+def _frontier_points(report, real, holdout, real_pops, hold_pops, options, seed, ld_window, max_rows,
+                     progress) -> list:
+    """SYNTH's point and those of :func:`genoae.simulate.frontier.privacy_frontier`; sets ``report["frontier"]``."""
+    from genoae.simulate.frontier import point_from_report, privacy_frontier, summarise
+
     points = [point_from_report("evaluated set", "evaluated", None, report)]
-    points += privacy_frontier(model, real, holdout, real_pops, hold_pops, seed=seed, ld_window=ld_window,
-                               max_rows=max_rows, progress=progress, **options)
+    points += privacy_frontier(options["model"], real, holdout, real_pops, hold_pops,
+                               temperatures=options["temperatures"], shrinks=options["shrinks"],
+                               groups=options["groups"], seed=seed, ld_window=ld_window, max_rows=max_rows,
+                               progress=progress)
     fresh = report["privacy_loss"].get("fresh_real_reference")
     report["frontier"] = {"points": [p.as_dict() for p in points], **summarise(points, fresh)}
-    prefix = Path(output)
-    if prefix.suffix.lower() == ".json":
-        prefix = prefix.with_suffix("")
+    return points
+
+
+def _write_frontier(points, report, prefix) -> list:
+    """PREFIX.frontier.tsv and PREFIX_frontier.png."""
+    from genoae.io.atomic import atomic_open
+    from genoae.plot import write_frontier_plot
+    from genoae.simulate.frontier import frontier_table
+
     table = prefix.parent / f"{prefix.name}.frontier.tsv"
     with atomic_open(table, "w") as handle:
         handle.write(frontier_table(points))
+    fresh = report["privacy_loss"].get("fresh_real_reference")
     return [table, write_frontier_plot(points, fresh, prefix.parent / f"{prefix.name}_frontier.png")]

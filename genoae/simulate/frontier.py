@@ -59,14 +59,16 @@ def point_from_report(name: str, knob: str, value, report: dict) -> FrontierPoin
 def frequency_generator(training: Genotypes, populations=None, seed: int = 0) -> Genotypes:
     """As many individuals as ``training``, each allele drawn on its own from its population's A2 frequency in
     ``training`` (over observed calls; all individuals when ``populations`` is None): no linkage, no network.
-    Individuals are named ``synth_<pop>_<i>`` like sampled ones and are phased (two independent haplotypes).
+    Individuals are named ``synth_<pop>_<i>`` like sampled ones, grouped by population in sorted order, with their
+    populations in ``info["populations"]``, and are phased (two independent haplotypes).
     """
     rng = np.random.default_rng(seed)
     counts = training.counts()
     labels = np.full(training.n_samples, "", dtype=object) if populations is None else np.asarray(populations)
-    haplotypes, names = [], []
+    haplotypes, names, sizes = [], [], []
     for pop in sorted(set(labels.tolist())):
         members = np.flatnonzero(labels == pop)
+        sizes.append((pop, len(members)))
         observed = counts[members] >= 0
         alleles = np.where(observed, counts[members], 0).sum(axis=0)
         freq = np.divide(alleles, 2.0 * observed.sum(axis=0), out=np.zeros(training.n_variants),
@@ -74,16 +76,19 @@ def frequency_generator(training: Genotypes, populations=None, seed: int = 0) ->
         haplotypes.append((rng.random((len(members), 2, training.n_variants)) < freq).astype(np.int8))
         prefix = f"synth_{pop}_" if pop else "synth_"
         names += [f"{prefix}{i + 1}" for i in range(len(members))]
-    return Genotypes.from_haplotypes(np.concatenate(haplotypes), Samples(np.array(names)), training.variants,
-                                     source="per-population frequencies")
+    drawn = Genotypes.from_haplotypes(np.concatenate(haplotypes), Samples(np.array(names)), training.variants,
+                                      source="per-population frequencies")
+    drawn.info["populations"] = np.concatenate([np.full(n, pop, dtype=object) for pop, n in sizes]).astype(str)
+    return drawn
 
 
 def settings(model, temperatures=DEFAULT_TEMPERATURES, shrinks=DEFAULT_SHRINKS) -> list[tuple[str, str, float]]:
     """``(name, knob, value)`` of each setting: every temperature (no shrinkage), then every shrinkage at
-    temperature 1 (only for a model trained with populations: an unconditional one has nothing to shrink)."""
+    temperature 1 (only for a model trained with populations: an unconditional one has nothing to shrink, so its
+    shrinkages are left out).  Temperatures must be > 0 and shrinkages in (0, 1]; give none to leave a knob out."""
     out = [(f"temperature {t:g}", "temperature", float(t)) for t in temperatures]
     if model.populations_:
-        out += [(f"shrink {s:g}", "shrink", float(s)) for s in shrinks if s > 0]
+        out += [(f"shrink {s:g}", "shrink", float(s)) for s in shrinks]
     if not out:
         raise UsageError("the frontier needs at least one temperature or shrinkage")
     for _, knob, value in out:
@@ -116,13 +121,11 @@ def privacy_frontier(model, training: Genotypes, holdout: Genotypes, training_po
     """
     chosen = settings(model, temperatures, shrinks)
     labelled = training_populations is not None and holdout_populations is not None
-    if labelled and model.populations_:
+    # the model's sets carry populations only when it was trained with them: an unconditional model's have none
+    conditional = labelled and bool(model.populations_)
+    if conditional:
         training_populations = np.asarray(training_populations, dtype=str)
-        unknown = sorted(set(training_populations.tolist()) - set(model.populations_))
-        if unknown:
-            raise UsageError(f"the labels name population(s) the model does not know ({', '.join(unknown[:5])}): "
-                             f"label the individuals as the model was trained (it knows "
-                             f"{', '.join(model.populations_[:8])})")
+        check_labels(model, training_populations, groups if any(k == "shrink" for _, k, _ in chosen) else None)
         counts = {pop: int(np.sum(training_populations == pop)) for pop in model.populations_}
         plan = {"counts": {pop: k for pop, k in counts.items() if k}}
     else:
@@ -132,17 +135,34 @@ def privacy_frontier(model, training: Genotypes, holdout: Genotypes, training_po
     for index, (name, knob, value) in enumerate(chosen):
         options = {"temperature": value} if knob == "temperature" else {"shrink": value, "groups": groups}
         synthetic = model.sample(seed=seed + 1 + index, **plan, **options)
-        synthetic_labels = synthetic.info["populations"] if labelled else None
-        points.append(_score(name, knob, value, training, synthetic, holdout, training_populations,
-                             synthetic_labels, holdout_populations, seed, ld_window, max_rows))
+        synthetic_labels = synthetic.info["populations"] if conditional else None
+        # unlabelled sets get no accuracy: without the model's populations their classifier row would be made up
+        points.append(_score(name, knob, value, training, synthetic, holdout,
+                             training_populations if conditional else None, synthetic_labels, holdout_populations,
+                             seed, ld_window, max_rows))
         bar.update(1)
     floor = frequency_generator(training, training_populations if labelled else None, seed=seed)
-    floor_labels = np.array([n.rsplit("_", 1)[0][len("synth_"):] for n in floor.samples.iid]) if labelled else None
+    floor_labels = floor.info["populations"] if labelled else None
     points.append(_score(FREQUENCY_GENERATOR, "frequencies", None, training, floor, holdout, training_populations,
                          floor_labels, holdout_populations, seed, ld_window, max_rows))
     bar.update(1)
     bar.close()
     return points
+
+
+def check_labels(model, training_populations, groups: dict | None = None) -> None:
+    """Refuse training labels that name populations the model does not know (the frontier's sets are drawn with
+    the training counts of the model's populations), and shrinkage groups that leave a population out."""
+    labels = sorted(set(np.asarray(training_populations, dtype=str).tolist()))
+    unknown = [pop for pop in labels if pop not in model.populations_]
+    if unknown:
+        raise UsageError(f"the labels name population(s) the model does not know ({', '.join(unknown[:5])}): "
+                         f"label the individuals as the model was trained (it knows "
+                         f"{', '.join(list(model.populations_)[:8])})")
+    if groups is not None:
+        missing = [pop for pop in model.populations_ if pop not in groups]
+        if missing:
+            raise UsageError(f"--shrink-groups names no group for population(s) {', '.join(missing[:5])}")
 
 
 def _score(name, knob, value, training, synthetic, holdout, training_populations, synthetic_labels,
@@ -157,7 +177,7 @@ def summarise(points: list[FrontierPoint], fresh_real: dict | None) -> dict:
     closer to 0.5 where there is no accuracy), and which are within fresh real genomes' privacy loss
     (mean + 2 sd of ``fresh_real``, the report's ``fresh_real_reference``)."""
     floor = next((p for p in points if p.knob == "frequencies"), None)
-    settings_ = [p for p in points if p.knob != "frequencies"]
+    candidates = [p for p in points if p.knob != "frequencies"]
     limit = None
     if fresh_real and fresh_real.get("sd") is not None:
         limit = fresh_real["mean"] + 2 * fresh_real["sd"]
@@ -169,10 +189,10 @@ def summarise(points: list[FrontierPoint], fresh_real: dict | None) -> dict:
             return p.accuracy > floor.accuracy
         return abs(p.aats - 0.5) < abs(floor.aats - 0.5)
 
-    return {"beats_frequency_generator": [p.name for p in settings_ if better(p)],
+    return {"beats_frequency_generator": [p.name for p in candidates if better(p)],
             "privacy_limit": limit,
             "within_fresh_real_privacy": [] if limit is None else
-            [p.name for p in settings_ if p.privacy_loss <= limit]}
+            [p.name for p in candidates if p.privacy_loss <= limit]}
 
 
 def frontier_table(points: list[FrontierPoint]) -> str:
