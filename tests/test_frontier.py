@@ -143,17 +143,24 @@ def test_summary_names_the_dominating_and_private_settings():
     assert table[-1].split("\t")[2] == "" and table[1].split("\t")[3] == "0.050000"
 
 
+def write_inputs(folder, model, halves):
+    """train.vcf.gz, holdout.vcf.gz, labels.tsv (pop and super_pop columns) and the model m.pt in ``folder``."""
+    from genoae.io import write_genotypes
+
+    training, holdout, train_pops, hold_pops = halves
+    write_genotypes(training, folder / "train.vcf.gz")
+    write_genotypes(holdout, folder / "holdout.vcf.gz")
+    ids = list(training.samples.iid) + list(holdout.samples.iid)
+    (folder / "labels.tsv").write_text("sample\tpop\tsuper_pop\n" + "".join(
+        f"{i}\t{p}\tALL\n" for i, p in zip(ids, list(train_pops) + list(hold_pops))))
+    model.save(folder / "m.pt")
+
+
 def test_cli_evaluate_frontier(tmp_path, capsys, model, halves):
     from genoae.io import write_genotypes
     from tests.test_vae import run_cli
 
-    training, holdout, train_pops, hold_pops = halves
-    write_genotypes(training, tmp_path / "train.vcf.gz")
-    write_genotypes(holdout, tmp_path / "holdout.vcf.gz")
-    ids = list(training.samples.iid) + list(holdout.samples.iid)
-    (tmp_path / "labels.tsv").write_text("sample\tpop\tsuper_pop\n" + "".join(
-        f"{i}\t{p}\tALL\n" for i, p in zip(ids, list(train_pops) + list(hold_pops))))
-    model.save(tmp_path / "m.pt")
+    write_inputs(tmp_path, model, halves)
     write_genotypes(model.sample(n=40, seed=1), tmp_path / "synth.vcf.gz")
     base = ["vae", "evaluate", tmp_path / "train.vcf.gz", tmp_path / "synth.vcf.gz", "--pop", tmp_path / "labels.tsv",
             "--ld-window", 10, "--quiet"]
@@ -192,13 +199,7 @@ def test_cli_frontier_keeps_the_labels_for_a_set_named_otherwise(tmp_path, capsy
     from genoae.io import write_genotypes
     from tests.test_vae import run_cli
 
-    training, holdout, train_pops, hold_pops = halves
-    write_genotypes(training, tmp_path / "train.vcf.gz")
-    write_genotypes(holdout, tmp_path / "holdout.vcf.gz")
-    ids = list(training.samples.iid) + list(holdout.samples.iid)
-    (tmp_path / "labels.tsv").write_text("sample\tpop\n" + "".join(
-        f"{i}\t{p}\n" for i, p in zip(ids, list(train_pops) + list(hold_pops))))
-    model.save(tmp_path / "m.pt")
+    write_inputs(tmp_path, model, halves)
     other = model.sample(n=40, seed=1)
     other.samples.iid[:] = [f"other{i}" for i in range(40)]
     write_genotypes(other, tmp_path / "other.vcf.gz")

@@ -60,22 +60,28 @@ def sample_file(model_path, output, n: int | None = None, populations: str | Non
     """``genoae vae sample``: load a model (or several, one per chromosome or region: sampled as one genome),
     draw synthetic individuals, write them (format by extension).  ``shrink`` pulls each population toward its
     group in ``shrink_groups`` (a labels table with population and super-population columns), else toward all."""
-    from genoae.io.labels import read_label_groups
-
     set_threads(threads)
     output_format(output)  # refuse an unknown extension before the work
     check_outputs(output_files(output), _model_list(model_path) + ([shrink_groups] if shrink_groups else []))
-    groups = None
-    if shrink_groups is not None:
-        groups = read_label_groups(shrink_groups)
-        if groups is None:
-            raise InputError(shrink_groups, "expected a header with a population column (pop, population, ...) and "
-                                            "a super-population column (super_pop, continent, region)")
+    groups = read_shrink_groups(shrink_groups)
     estimator = load_models(model_path, device=device)
     genotypes = estimator.sample(n=n, counts=parse_population_counts(populations), seed=seed,
                                  temperature=temperature, shrink=shrink, groups=groups)
     write_genotypes(genotypes, output)
     return genotypes
+
+
+def read_shrink_groups(path) -> dict | None:
+    """Population -> super-population from ``--shrink-groups`` (None without one)."""
+    from genoae.io.labels import read_label_groups
+
+    if path is None:
+        return None
+    groups = read_label_groups(path)
+    if groups is None:
+        raise InputError(path, "expected a header with a population column (pop, population, ...) and a "
+                               "super-population column (super_pop, continent, region)")
+    return groups
 
 
 def output_prefix(output) -> str:
@@ -194,15 +200,9 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
 
 def _frontier_options(model_paths, temperatures, shrinks, shrink_groups) -> dict:
     """The model(s), the settings (checked) and the shrinkage groups of ``vae evaluate --frontier``."""
-    from genoae.io.labels import read_label_groups
     from genoae.simulate.frontier import DEFAULT_SHRINKS, DEFAULT_TEMPERATURES, settings
 
-    groups = None
-    if shrink_groups is not None:
-        groups = read_label_groups(shrink_groups)
-        if groups is None:
-            raise InputError(shrink_groups, "expected a header with a population column (pop, population, ...) and "
-                                            "a super-population column (super_pop, continent, region)")
+    groups = read_shrink_groups(shrink_groups)
     model = load_models(model_paths)
     options = {"model": model, "groups": groups,
                "temperatures": DEFAULT_TEMPERATURES if temperatures is None else tuple(temperatures),
