@@ -177,7 +177,7 @@ def evaluate_files(real_path, synthetic_path, output, holdout_path=None, labels=
     if frontier is not None and real_pops is not None and frontier["model"].populations_:
         from genoae.simulate.frontier import check_labels
 
-        check_labels(frontier["model"], real_pops, frontier["groups"])
+        check_labels(frontier["model"], real_pops, frontier["groups"] if frontier["shrinks"] else None)
     classify = real_pops is not None and all(synth_pops)
     if real_pops is not None and not classify:  # SYNTH's own classifier row only; the frontier keeps the labels
         warnings.warn(InputWarning("synthetic individuals are not named synth_<pop>_<i>: no train-on-synthetic "

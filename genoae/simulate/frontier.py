@@ -63,22 +63,18 @@ def frequency_generator(training: Genotypes, populations=None, seed: int = 0) ->
     populations in ``info["populations"]``, and are phased (two independent haplotypes).
     """
     rng = np.random.default_rng(seed)
-    counts = training.counts()
-    labels = np.full(training.n_samples, "", dtype=object) if populations is None else np.asarray(populations)
-    haplotypes, names, sizes = [], [], []
+    labels = np.full(training.n_samples, "") if populations is None else np.asarray(populations, dtype=str)
+    haplotypes, names, drawn_labels = [], [], []
     for pop in sorted(set(labels.tolist())):
         members = np.flatnonzero(labels == pop)
-        sizes.append((pop, len(members)))
-        observed = counts[members] >= 0
-        alleles = np.where(observed, counts[members], 0).sum(axis=0)
-        freq = np.divide(alleles, 2.0 * observed.sum(axis=0), out=np.zeros(training.n_variants),
-                         where=observed.any(axis=0))
+        freq = np.nan_to_num(training.subset(samples=members).allele_freqs(), nan=0.0)  # 0 where none observed
         haplotypes.append((rng.random((len(members), 2, training.n_variants)) < freq).astype(np.int8))
         prefix = f"synth_{pop}_" if pop else "synth_"
         names += [f"{prefix}{i + 1}" for i in range(len(members))]
+        drawn_labels += [pop] * len(members)
     drawn = Genotypes.from_haplotypes(np.concatenate(haplotypes), Samples(np.array(names)), training.variants,
                                       source="per-population frequencies")
-    drawn.info["populations"] = np.concatenate([np.full(n, pop, dtype=object) for pop, n in sizes]).astype(str)
+    drawn.info["populations"] = np.array(drawn_labels, dtype=str)
     return drawn
 
 
