@@ -30,10 +30,22 @@ def seed_everything(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+_kernel_threads: int | None = None  # set_threads's; None: NUMBA_NUM_THREADS, else the CPUs
+
+
 def set_threads(threads: int | None) -> None:
     """Limit torch's intra-op CPU threads and the numba kernels' threads (None keeps the defaults)."""
+    global _kernel_threads
     if threads:
-        import numba
-
         torch.set_num_threads(int(threads))
-        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        _kernel_threads = max(1, int(threads))
+
+
+def kernel_threads() -> int:
+    """Threads the CPU kernels (:mod:`genoae.kernels`) run on, and so how many ranges their passes are split into
+    (the float rounding follows this number)."""
+    if _kernel_threads:
+        return _kernel_threads
+    import numba
+
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))

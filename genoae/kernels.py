@@ -6,9 +6,12 @@ Each kernel reads SNP-major rows of a ``.bed`` (4 calls per byte, PLINK codes 00
 N × M is ever formed: the memory beyond the packed calls is a few rows per thread plus one N × K accumulator per
 thread for the Q update's sums.
 
-Rows are split into ``len(bounds) − 1`` fixed ranges, one per ``prange`` iteration; each writes its own partial
-result and the caller adds them in range order, so a result depends on the number of ranges (the thread count)
-only, never on scheduling: same inputs and thread count → the same bits.
+Rows are split into ``len(bounds) − 1`` fixed ranges, one per thread; each writes its own partial result and the
+caller adds them in range order, so a result depends on the number of ranges (the thread count) only, never on
+scheduling: same inputs and thread count → the same bits.  The kernels are serial numba functions that release
+the GIL, run on a pool of Python threads (as many as :func:`genoae.device.kernel_threads`) rather than numba's
+``parallel=True``: the same speed, while compiling them on a first run takes under half the time (37 s against
+84 s for a first ``genoae admix`` on hapmap3) and no threading layer is started.
 
 Cross-validation needs held-out calls without an N × M mask: :func:`fold_of` maps (seed, SNP, individual) to a
 fold by a SplitMix64 hash, so any pass can tell a held-out call from a training one as it decodes it.  Kernels take
@@ -17,8 +20,13 @@ fold by a SplitMix64 hash, so any pass can tell a held-out call from a training 
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from genoae.device import kernel_threads
 
 # ADMIXTURE's bounds on P and h = Q Pᵀ (genoae.likelihood takes them from here)
 FREQ_MIN = 1e-5
@@ -33,6 +41,45 @@ BYTE_TO_R = np.ascontiguousarray(_CODE_R[(np.arange(256)[:, None] >> _SHIFTS) & 
 
 _OPTIONS = dict(cache=True, nogil=True, fastmath={"contract", "reassoc", "nsz"}, error_model="numpy")
 _LOG_GROUP = 16  # calls whose likelihood factors are multiplied before one log: each factor ≥ 1e-10, 16 ≥ 1e-160
+
+
+# ------------------------------------------------------------------------------------------------- the threads
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_in_worker = threading.local()
+
+
+def _mark_worker():
+    _in_worker.active = True
+
+
+def _pool_of(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="genoae-kernel", initializer=_mark_worker)
+        return _pool
+
+
+def _each(kernel, n_tasks: int, *args) -> None:
+    """``kernel(*args, task)`` for task = 0 … n_tasks − 1, on the pool (serially inside a pool thread, or with
+    one thread or one task).  An exception in any task is raised here."""
+    threads = kernel_threads()
+    if n_tasks <= 1 or threads <= 1 or getattr(_in_worker, "active", False):
+        for task in range(n_tasks):
+            kernel(*args, task)
+        return
+    for _ in _pool_of(min(threads, n_tasks)).map(lambda task: kernel(*args, task), range(n_tasks)):
+        pass
+
+
+def _each_share(kernel, n_rows: int, *args) -> None:
+    """``kernel(*args, n_tasks, task)`` over n_tasks = min(rows, threads) contiguous shares of ``n_rows``
+    independent rows (the split does not change any row's result)."""
+    n_tasks = max(1, min(n_rows, kernel_threads()))
+    _each(kernel, n_tasks, *args, n_tasks)
 
 
 @njit(inline="always", cache=True)
@@ -160,39 +207,87 @@ def _product_logs(products, exponents, out, n_samples):
         out[i] = np.log(products[i]) + exponents[i] * _LN2
 
 
-@njit(parallel=True, **_OPTIONS)
+@njit(**_OPTIONS)
+def _individual_loglik_pass_range(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r,
+                                  t):
+    """Range ``t`` of :func:`individual_loglik_pass`."""
+    width = packed.shape[1] * 4
+    n_candidates = QT.shape[0]
+    g = np.empty(width)
+    r = np.empty(width)
+    h = np.empty(width)
+    products = np.ones((n_candidates, width))
+    exponents = np.zeros((n_candidates, width), np.int64)
+    count = 0
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+        for c in range(n_candidates):
+            _expected_freqs(P, j, QT[c], h, n_samples)
+            running = products[c]
+            for i in range(n_samples):
+                running[i] *= _factor(g[i], r[i], h[i])
+        count += 1
+        if count == _LOG_GROUP:
+            for c in range(n_candidates):
+                _renormalise(products[c], exponents[c], n_samples)
+            count = 0
+    for c in range(n_candidates):
+        _product_logs(products[c], exponents[c], loglik_parts[t, c], n_samples)
+
+
 def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r):
     """loglik_parts[t, c, i] = individual i's ℓ over range t's SNPs at candidate c's Q (products of likelihood
     factors, one log each).  QT (C, K, N): several candidate Q per individual scored in one pass over the calls
     (a line search costs one decode)."""
+    _each(_individual_loglik_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, loglik_parts, bounds, holdout,
+          keep_fold, lut_g, lut_r)
+
+
+@njit(**_OPTIONS)
+def _em_pass_range(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, update_q, update_p, with_loglik,
+                   holdout, keep_fold, lut_g, lut_r, t):
+    """Range ``t`` of :func:`em_pass`."""
+    K = QT.shape[0]
     width = packed.shape[1] * 4
-    n_candidates = QT.shape[0]
-    for t in prange(bounds.shape[0] - 1):
-        g = np.empty(width)
-        r = np.empty(width)
-        h = np.empty(width)
-        products = np.ones((n_candidates, width))
-        exponents = np.zeros((n_candidates, width), np.int64)
-        count = 0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            for c in range(n_candidates):
-                _expected_freqs(P, j, QT[c], h, n_samples)
-                running = products[c]
+    q_sum = q_parts[t]
+    if update_q:
+        q_sum[:, :] = 0.0
+    g = np.empty(width)
+    r = np.empty(width)
+    h = np.empty(width)
+    total = 0.0
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+        _expected_freqs(P, j, QT, h, n_samples)
+        if with_loglik:
+            total += _row_loglik(g, r, h, n_samples)
+        for i in range(n_samples):
+            g[i] = g[i] / h[i]
+            r[i] = r[i] / (1.0 - h[i])
+        for k in range(K):
+            p = P[j, k]
+            sum_a = 0.0
+            sum_b = 0.0
+            q_k = QT[k]
+            if update_q:
+                q_row = q_sum[k]
                 for i in range(n_samples):
-                    running[i] *= _factor(g[i], r[i], h[i])
-            count += 1
-            if count == _LOG_GROUP:
-                for c in range(n_candidates):
-                    _renormalise(products[c], exponents[c], n_samples)
-                count = 0
-        for c in range(n_candidates):
-            _product_logs(products[c], exponents[c], loglik_parts[t, c], n_samples)
+                    sum_a += g[i] * q_k[i]
+                    sum_b += r[i] * q_k[i]
+                    q_row[i] += p * (g[i] - r[i]) + r[i]
+            else:  # P alone: no N-long sums to add to
+                for i in range(n_samples):
+                    sum_a += g[i] * q_k[i]
+                    sum_b += r[i] * q_k[i]
+            if update_p:
+                A = p * sum_a
+                B = (1.0 - p) * sum_b
+                P_new[j, k] = A / (A + B) if A + B > 0.0 else p
+    loglik_parts[t] = total
 
 
-@njit(parallel=True, **_OPTIONS)
-def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, update_q, update_p, with_loglik,
-            holdout, keep_fold, lut_g, lut_r):
+def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, update_q, update_p, with_loglik, holdout,
+            keep_fold, lut_g, lut_r):
     """One pass of ADMIXTURE's EM over rows ``bounds[0] … bounds[-1]`` of ``packed``.
 
     With a = g / h and b = r / (1 − h):
@@ -204,101 +299,80 @@ def em_pass(packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds, upda
     Shapes: packed (M, ceil(N/4)) uint8; QT (K, N); P, P_new (M, K) indexed by global row; q_parts (T, K, N);
     loglik_parts (T,); bounds (T + 1,) int64.
     """
-    K = QT.shape[0]
+    _each(_em_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, P_new, q_parts, loglik_parts, bounds,
+          update_q, update_p, with_loglik, holdout, keep_fold, lut_g, lut_r)
+
+
+@njit(**_OPTIONS)
+def _loglik_pass_range(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r, t):
+    """Range ``t`` of :func:`loglik_pass`."""
     width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        q_sum = q_parts[t]
-        if update_q:
-            q_sum[:, :] = 0.0
-        g = np.empty(width)
-        r = np.empty(width)
-        h = np.empty(width)
-        total = 0.0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
-            if with_loglik:
-                total += _row_loglik(g, r, h, n_samples)
-            for i in range(n_samples):
-                g[i] = g[i] / h[i]
-                r[i] = r[i] / (1.0 - h[i])
-            for k in range(K):
-                p = P[j, k]
-                sum_a = 0.0
-                sum_b = 0.0
-                q_k = QT[k]
-                if update_q:
-                    q_row = q_sum[k]
-                    for i in range(n_samples):
-                        sum_a += g[i] * q_k[i]
-                        sum_b += r[i] * q_k[i]
-                        q_row[i] += p * (g[i] - r[i]) + r[i]
-                else:  # P alone: no N-long sums to add to
-                    for i in range(n_samples):
-                        sum_a += g[i] * q_k[i]
-                        sum_b += r[i] * q_k[i]
-                if update_p:
-                    A = p * sum_a
-                    B = (1.0 - p) * sum_b
-                    P_new[j, k] = A / (A + B) if A + B > 0.0 else p
-        loglik_parts[t] = total
+    g = np.empty(width)
+    r = np.empty(width)
+    h = np.empty(width)
+    total = 0.0
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+        _expected_freqs(P, j, QT, h, n_samples)
+        total += _row_loglik(g, r, h, n_samples)
+    loglik_parts[t] = total
 
 
-@njit(parallel=True, **_OPTIONS)
 def loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r):
     """ℓ at (Q, P) over each range of rows."""
+    _each(_loglik_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold,
+          lut_g, lut_r)
+
+
+@njit(**_OPTIONS)
+def _observed_pass_range(packed, n_samples, count_parts, bounds, holdout, keep_fold, lut_g, lut_r, t):
+    """Range ``t`` of :func:`observed_pass`."""
     width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        g = np.empty(width)
-        r = np.empty(width)
-        h = np.empty(width)
-        total = 0.0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
-            total += _row_loglik(g, r, h, n_samples)
-        loglik_parts[t] = total
+    counts = count_parts[t]
+    counts[:] = 0.0
+    g = np.empty(width)
+    r = np.empty(width)
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+        for i in range(n_samples):
+            counts[i] += g[i] + r[i]
 
 
-@njit(parallel=True, **_OPTIONS)
 def observed_pass(packed, n_samples, count_parts, bounds, holdout, keep_fold, lut_g, lut_r):
     """count_parts[t, i] = the alleles observed for individual i over range t's rows (2 per observed call)."""
+    _each(_observed_pass_range, bounds.shape[0] - 1, packed, n_samples, count_parts, bounds, holdout, keep_fold,
+          lut_g, lut_r)
+
+
+@njit(**_OPTIONS)
+def _deviance_pass_range(packed, n_samples, QT, P, deviance_parts, count_parts, bounds, holdout, lut_g, lut_r, t):
+    """Range ``t`` of :func:`deviance_pass`."""
     width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        counts = count_parts[t]
-        counts[:] = 0.0
-        g = np.empty(width)
-        r = np.empty(width)
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            for i in range(n_samples):
-                counts[i] += g[i] + r[i]
+    g = np.empty(width)
+    r = np.empty(width)
+    h = np.empty(width)
+    total = 0.0
+    calls = 0
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, True)
+        _expected_freqs(P, j, QT, h, n_samples)
+        for i in range(n_samples):
+            gi, ri = g[i], r[i]
+            if gi + ri > 0.5:
+                calls += 1
+                if gi > 0.5:
+                    total += gi * np.log(gi / (2.0 * h[i]))
+                if ri > 0.5:
+                    total += ri * np.log(ri / (2.0 - 2.0 * h[i]))
+    deviance_parts[t] = total
+    count_parts[t] = calls
 
 
-@njit(parallel=True, **_OPTIONS)
 def deviance_pass(packed, n_samples, QT, P, deviance_parts, count_parts, bounds, holdout, lut_g, lut_r):
     """ADMIXTURE's CV deviance of the calls of fold ``holdout[1]``:
     d = g log(g / 2h) + r log(r / (2 − 2h)), 0 log 0 = 0; and the number of those calls, per range of rows."""
-    width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        g = np.empty(width)
-        r = np.empty(width)
-        h = np.empty(width)
-        total = 0.0
-        calls = 0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, True)
-            _expected_freqs(P, j, QT, h, n_samples)
-            for i in range(n_samples):
-                gi, ri = g[i], r[i]
-                if gi + ri > 0.5:
-                    calls += 1
-                    if gi > 0.5:
-                        total += gi * np.log(gi / (2.0 * h[i]))
-                    if ri > 0.5:
-                        total += ri * np.log(ri / (2.0 - 2.0 * h[i]))
-        deviance_parts[t] = total
-        count_parts[t] = calls
+    _each(_deviance_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, deviance_parts, count_parts, bounds,
+          holdout, lut_g, lut_r)
 
 
 @njit(inline="always", cache=True)
@@ -317,31 +391,41 @@ def _decode_centred_row(row, n_samples, m_j, s_j, target):
         target[i] = values[(row[i // 4] >> (2 * (i % 4))) & 3]
 
 
-@njit(parallel=True, **_OPTIONS)
-def decode_centred(packed, start, stop, n_samples, mean, inv_scale, out):
-    """out[j − start, i] = (g_ij − mean_j) · inv_scale_j for rows start … stop − 1, 0 where a call is missing
-    (mean-filled): the block of a PCA or SVD pass, decoded straight from the packed bytes."""
-    for j in prange(start, stop):
+@njit(**_OPTIONS)
+def _decode_centred_rows(packed, start, stop, n_samples, mean, inv_scale, out, n_tasks, task):
+    """Share ``task`` of ``n_tasks`` of :func:`decode_centred`."""
+    rows = stop - start
+    for j in range(start + task * rows // n_tasks, start + (task + 1) * rows // n_tasks):
         _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], out[j - start])
 
 
-@njit(parallel=True, **_OPTIONS)
+def decode_centred(packed, start, stop, n_samples, mean, inv_scale, out):
+    """out[j − start, i] = (g_ij − mean_j) · inv_scale_j for rows start … stop − 1, 0 where a call is missing
+    (mean-filled): the block of a PCA or SVD pass, decoded straight from the packed bytes."""
+    _each_share(_decode_centred_rows, stop - start, packed, start, stop, n_samples, mean, inv_scale, out)
+
+
+@njit(**_OPTIONS)
+def _centred_product_pass_range(packed, n_samples, mean, inv_scale, W, parts, bounds, t):
+    """Range ``t`` of :func:`centred_product_pass`."""
+    K = W.shape[0]
+    width = packed.shape[1] * 4
+    x = np.empty(width)
+    total = parts[t]
+    total[:, :] = 0.0
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], x)
+        for k in range(K):
+            weight = W[k, j]
+            row = total[k]
+            for i in range(n_samples):
+                row[i] += weight * x[i]
+
+
 def centred_product_pass(packed, n_samples, mean, inv_scale, W, parts, bounds):
     """parts[t, k, i] = Σ over range t's rows j of W[k, j] · (g_ij − mean_j) · inv_scale_j, missing calls 0: a
     linear layer over the centred calls (the encoder's), one decoded row per thread, nothing of size N × M."""
-    K = W.shape[0]
-    width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        x = np.empty(width)
-        total = parts[t]
-        total[:, :] = 0.0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], x)
-            for k in range(K):
-                weight = W[k, j]
-                row = total[k]
-                for i in range(n_samples):
-                    row[i] += weight * x[i]
+    _each(_centred_product_pass_range, bounds.shape[0] - 1, packed, n_samples, mean, inv_scale, W, parts, bounds)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -364,64 +448,70 @@ def _row_weights(g, r, h, n_samples):
 _ROWS = 4  # SNPs whose Q-step sums are added together: each accumulator is loaded and stored once per 4 SNPs
 
 
-@njit(parallel=True, **_OPTIONS)
-def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
-                  keep_fold, lut_g, lut_r):
+@njit(**_OPTIONS)
+def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
+                         keep_fold, lut_g, lut_r, t):
+    """Range ``t`` of :func:`q_newton_pass`."""
+    K = QT.shape[0]
+    width = packed.shape[1] * 4
+    grad = grad_parts[t]
+    hess = hess_parts[t]
+    b_sum = b_parts[t]
+    grad[:, :] = 0.0
+    hess[:, :, :] = 0.0
+    b_sum[:] = 0.0
+    g = np.empty((_ROWS, width))
+    r = np.empty((_ROWS, width))
+    h = np.empty(width)
+    coefficient = np.zeros(_ROWS)
+    products = np.ones(width)
+    exponents = np.zeros(width, np.int64)
+    count = 0
+    for first in range(bounds[t], bounds[t + 1], _ROWS):
+        rows = min(_ROWS, bounds[t + 1] - first)
+        for a in range(_ROWS):
+            if a >= rows:  # a short last group: rows of zero weight
+                for i in range(n_samples):
+                    g[a, i] = 0.0
+                    r[a, i] = 0.0
+                continue
+            j = first + a
+            g_a = g[a]
+            r_a = r[a]
+            _decode_row(packed[j], n_samples, g_a, r_a, lut_g, lut_r, j, holdout, keep_fold)
+            _expected_freqs(P, j, QT, h, n_samples)
+            for i in range(n_samples):
+                products[i] *= _factor(g_a[i], r_a[i], h[i])
+                b_sum[i] += r_a[i] / (1.0 - h[i])
+            count = _count_row(products, exponents, count, n_samples)
+            _row_weights(g_a, r_a, h, n_samples)
+        g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+        r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
+        for k in range(K):
+            for a in range(_ROWS):
+                coefficient[a] = P[first + a, k] if a < rows else 0.0
+            c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
+            grad_k = grad[k]
+            for i in range(n_samples):
+                grad_k[i] += g0[i] * c0 + g1[i] * c1 + g2[i] * c2 + g3[i] * c3
+            for l in range(k + 1):
+                for a in range(_ROWS):
+                    coefficient[a] = P[first + a, k] * P[first + a, l] if a < rows else 0.0
+                c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
+                hess_kl = hess[k, l]
+                for i in range(n_samples):
+                    hess_kl[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2 + r3[i] * c3
+    _product_logs(products, exponents, loglik_parts[t], n_samples)
+
+
+def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout, keep_fold,
+                  lut_g, lut_r):
     """Sums for the Q rows' Newton and EM steps over each range t of SNPs:
     grad_parts[t, k, i] = Σ_j w1_ij P_jk, hess_parts[t, k, l, i] = Σ_j w2_ij P_jk P_jl (l ≤ k),
     b_parts[t, i] = Σ_j r_ij / (1 − h_ij) (the EM numerator is grad + b), loglik_parts[t, i] = ℓ_i at the input.
     SNPs are taken ``_ROWS`` at a time so that the N-long accumulators are touched once per group."""
-    K = QT.shape[0]
-    width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        grad = grad_parts[t]
-        hess = hess_parts[t]
-        b_sum = b_parts[t]
-        grad[:, :] = 0.0
-        hess[:, :, :] = 0.0
-        b_sum[:] = 0.0
-        g = np.empty((_ROWS, width))
-        r = np.empty((_ROWS, width))
-        h = np.empty(width)
-        coefficient = np.zeros(_ROWS)
-        products = np.ones(width)
-        exponents = np.zeros(width, np.int64)
-        count = 0
-        for first in range(bounds[t], bounds[t + 1], _ROWS):
-            rows = min(_ROWS, bounds[t + 1] - first)
-            for a in range(_ROWS):
-                if a >= rows:  # a short last group: rows of zero weight
-                    for i in range(n_samples):
-                        g[a, i] = 0.0
-                        r[a, i] = 0.0
-                    continue
-                j = first + a
-                g_a = g[a]
-                r_a = r[a]
-                _decode_row(packed[j], n_samples, g_a, r_a, lut_g, lut_r, j, holdout, keep_fold)
-                _expected_freqs(P, j, QT, h, n_samples)
-                for i in range(n_samples):
-                    products[i] *= _factor(g_a[i], r_a[i], h[i])
-                    b_sum[i] += r_a[i] / (1.0 - h[i])
-                count = _count_row(products, exponents, count, n_samples)
-                _row_weights(g_a, r_a, h, n_samples)
-            g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
-            r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
-            for k in range(K):
-                for a in range(_ROWS):
-                    coefficient[a] = P[first + a, k] if a < rows else 0.0
-                c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
-                grad_k = grad[k]
-                for i in range(n_samples):
-                    grad_k[i] += g0[i] * c0 + g1[i] * c1 + g2[i] * c2 + g3[i] * c3
-                for l in range(k + 1):
-                    for a in range(_ROWS):
-                        coefficient[a] = P[first + a, k] * P[first + a, l] if a < rows else 0.0
-                    c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
-                    hess_kl = hess[k, l]
-                    for i in range(n_samples):
-                        hess_kl[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2 + r3[i] * c3
-        _product_logs(products, exponents, loglik_parts[t], n_samples)
+    _each(_q_newton_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, grad_parts, hess_parts, b_parts,
+          loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r)
 
 
 @njit(inline="always", cache=True)
@@ -557,30 +647,115 @@ def _newton_row(x, H, G, K, lower, upper, simplex, out, work):
         out[k] = min(max(x[k] + d[k], lower), upper)
 
 
-@njit(parallel=True, **_OPTIONS)
+@njit(**_OPTIONS)
+def _q_newton_solve_rows(Q, grad, hess, Q_new, fixed_rows, q_min, n_tasks, task):
+    """Share ``task`` of ``n_tasks`` of :func:`q_newton_solve`."""
+    N, K = Q.shape
+    H = np.empty((K, K))
+    G = np.empty(K)
+    work = _workspace(K)
+    for i in range(task * N // n_tasks, (task + 1) * N // n_tasks):
+        if fixed_rows[i]:
+            for k in range(K):
+                Q_new[i, k] = Q[i, k]
+            continue
+        for k in range(K):
+            G[k] = grad[k, i]
+            for l in range(k + 1):
+                H[k, l] = hess[k, l, i]
+                H[l, k] = hess[k, l, i]
+        _newton_row(Q[i], H, G, K, q_min, 1.0 - q_min, True, Q_new[i], work)
+
+
 def q_newton_solve(Q, grad, hess, Q_new, fixed_rows, q_min):
     """Q_new[i] = the simplex-constrained Newton step of row i from the summed gradient (K, N) and curvature
     (K, K, N, lower triangle); rows in ``fixed_rows`` are copied."""
-    N, K = Q.shape
-    chunks = min(N, 64)
-    for chunk in prange(chunks):
-        H = np.empty((K, K))
-        G = np.empty(K)
-        work = _workspace(K)
-        for i in range(chunk * N // chunks, (chunk + 1) * N // chunks):
-            if fixed_rows[i]:
-                for k in range(K):
-                    Q_new[i, k] = Q[i, k]
-                continue
+    _each_share(_q_newton_solve_rows, Q.shape[0], Q, grad, hess, Q_new, fixed_rows, q_min)
+
+
+@njit(**_OPTIONS)
+def _p_newton_pass_range(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout,
+                         keep_fold, lut_g, lut_r, t):
+    """Range ``t`` of :func:`p_newton_pass`."""
+    K = QT.shape[0]
+    width = packed.shape[1] * 4
+    g = np.empty(width)
+    r = np.empty(width)
+    h = np.empty(width)
+    w1 = np.empty(width)
+    w2 = np.empty(width)
+    products = np.ones(width)
+    exponents = np.zeros(width, np.int64)
+    count = 0
+    H = np.empty((K, K))
+    G = np.empty(K)
+    candidate = np.empty(K)
+    work = _workspace(K)
+    total = 0.0
+    for j in range(bounds[t], bounds[t + 1]):
+        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+        _expected_freqs(P, j, QT, h, n_samples)
+        for i in range(n_samples):
+            factor = _factor(g[i], r[i], h[i])
+            products[i] *= factor
+            w1[i] = factor  # the row's factors, for its ℓ
+        count = _count_row(products, exponents, count, n_samples)
+        before = _log_product(w1, n_samples)
+        total += before
+        for i in range(n_samples):
+            w1[i] = g[i]
+            w2[i] = r[i]
+        _row_weights(w1, w2, h, n_samples)
+        observed = False
+        for k in range(K):
+            q_k = QT[k]
+            s = 0.0
+            for i in range(n_samples):
+                s += w1[i] * q_k[i]
+            G[k] = s
+            for l in range(k + 1):
+                qq = QQ[k * (k + 1) // 2 + l]
+                s = 0.0
+                for i in range(n_samples):
+                    s += w2[i] * qq[i]
+                H[k, l] = s
+                H[l, k] = s
+            observed |= H[k, k] > 0.0
+        if not observed:
             for k in range(K):
-                G[k] = grad[k, i]
-                for l in range(k + 1):
-                    H[k, l] = hess[k, l, i]
-                    H[l, k] = hess[k, l, i]
-            _newton_row(Q[i], H, G, K, q_min, 1.0 - q_min, True, Q_new[i], work)
+                P_new[j, k] = P[j, k]
+            continue
+        _newton_row(P[j], H, G, K, FREQ_MIN, FREQ_MAX, False, candidate, work)
+        # ℓ of the row at the candidate (h recomputed into w1)
+        for i in range(n_samples):
+            w1[i] = 0.0
+        for k in range(K):
+            c = candidate[k]
+            q_k = QT[k]
+            for i in range(n_samples):
+                w1[i] += c * q_k[i]
+        for i in range(n_samples):
+            w1[i] = min(max(w1[i], FREQ_MIN), FREQ_MAX)
+        if _row_loglik(g, r, w1, n_samples) >= before:
+            for k in range(K):
+                P_new[j, k] = candidate[k]
+            continue
+        # the EM update of the row: A / (A + B), A = P Σ a q, B = (1 − P) Σ b q
+        for k in range(K):
+            p = P[j, k]
+            q_k = QT[k]
+            sum_a = 0.0
+            sum_b = 0.0
+            for i in range(n_samples):
+                sum_a += g[i] / h[i] * q_k[i]
+                sum_b += r[i] / (1.0 - h[i]) * q_k[i]
+            A = p * sum_a
+            B = (1.0 - p) * sum_b
+            P_new[j, k] = A / (A + B) if A + B > 0.0 else p
+    loglik_parts[t] = total
+    _product_logs(products, exponents, individual_parts[t], n_samples)
 
 
-@njit(parallel=True, **_OPTIONS)
 def p_newton_pass(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
                   lut_g, lut_r):
     """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q fixed), kept only where it raises that
@@ -588,99 +763,26 @@ def p_newton_pass(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_
     which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]: individual
     i's share of it (so that the Q step just taken can be checked row by row without another pass).
     QQ[k (k + 1) / 2 + l, i] = Q_ik Q_il (l ≤ k): the products every SNP's curvature needs, formed once."""
-    K = QT.shape[0]
-    width = packed.shape[1] * 4
-    for t in prange(bounds.shape[0] - 1):
-        g = np.empty(width)
-        r = np.empty(width)
-        h = np.empty(width)
-        w1 = np.empty(width)
-        w2 = np.empty(width)
-        products = np.ones(width)
-        exponents = np.zeros(width, np.int64)
-        count = 0
-        H = np.empty((K, K))
-        G = np.empty(K)
-        candidate = np.empty(K)
-        work = _workspace(K)
-        total = 0.0
-        for j in range(bounds[t], bounds[t + 1]):
-            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
-            for i in range(n_samples):
-                factor = _factor(g[i], r[i], h[i])
-                products[i] *= factor
-                w1[i] = factor  # the row's factors, for its ℓ
-            count = _count_row(products, exponents, count, n_samples)
-            before = _log_product(w1, n_samples)
-            total += before
-            for i in range(n_samples):
-                w1[i] = g[i]
-                w2[i] = r[i]
-            _row_weights(w1, w2, h, n_samples)
-            observed = False
-            for k in range(K):
-                q_k = QT[k]
-                s = 0.0
-                for i in range(n_samples):
-                    s += w1[i] * q_k[i]
-                G[k] = s
-                for l in range(k + 1):
-                    qq = QQ[k * (k + 1) // 2 + l]
-                    s = 0.0
-                    for i in range(n_samples):
-                        s += w2[i] * qq[i]
-                    H[k, l] = s
-                    H[l, k] = s
-                observed |= H[k, k] > 0.0
-            if not observed:
-                for k in range(K):
-                    P_new[j, k] = P[j, k]
-                continue
-            _newton_row(P[j], H, G, K, FREQ_MIN, FREQ_MAX, False, candidate, work)
-            # ℓ of the row at the candidate (h recomputed into w1)
-            for i in range(n_samples):
-                w1[i] = 0.0
-            for k in range(K):
-                c = candidate[k]
-                q_k = QT[k]
-                for i in range(n_samples):
-                    w1[i] += c * q_k[i]
-            for i in range(n_samples):
-                w1[i] = min(max(w1[i], FREQ_MIN), FREQ_MAX)
-            if _row_loglik(g, r, w1, n_samples) >= before:
-                for k in range(K):
-                    P_new[j, k] = candidate[k]
-                continue
-            # the EM update of the row: A / (A + B), A = P Σ a q, B = (1 − P) Σ b q
-            for k in range(K):
-                p = P[j, k]
-                q_k = QT[k]
-                sum_a = 0.0
-                sum_b = 0.0
-                for i in range(n_samples):
-                    sum_a += g[i] / h[i] * q_k[i]
-                    sum_b += r[i] / (1.0 - h[i]) * q_k[i]
-                A = p * sum_a
-                B = (1.0 - p) * sum_b
-                P_new[j, k] = A / (A + B) if A + B > 0.0 else p
-        loglik_parts[t] = total
-        _product_logs(products, exponents, individual_parts[t], n_samples)
+    _each(_p_newton_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, QQ, P, P_new, loglik_parts,
+          individual_parts, bounds, holdout, keep_fold, lut_g, lut_r)
 
 
-@njit(parallel=True, **_OPTIONS)
+@njit(**_OPTIONS)
+def _constrained_least_squares_rows(X, A, B, lower, upper, simplex, out, n_tasks, task):
+    """Share ``task`` of ``n_tasks`` of :func:`constrained_least_squares`."""
+    R, K = X.shape
+    G = np.empty(K)
+    work = _workspace(K)
+    for row in range(task * R // n_tasks, (task + 1) * R // n_tasks):
+        for k in range(K):
+            value = B[row, k]
+            for l in range(K):
+                value -= A[k, l] * X[row, l]
+            G[k] = value
+        _newton_row(X[row], A, G, K, lower, upper, simplex, out[row], work)
+
+
 def constrained_least_squares(X, A, B, lower, upper, simplex, out):
     """out[r] = argmin_x ½ xᵀ A x − B[r]ᵀ x subject to lower ≤ x ≤ upper (and Σ x = 1 when ``simplex``), each row
     by the active-set QP of :func:`_newton_row` started from X[r] (the ALS start's bounded least squares)."""
-    R, K = X.shape
-    chunks = min(R, 64)
-    for chunk in prange(chunks):
-        G = np.empty(K)
-        work = _workspace(K)
-        for row in range(chunk * R // chunks, (chunk + 1) * R // chunks):
-            for k in range(K):
-                value = B[row, k]
-                for l in range(K):
-                    value -= A[k, l] * X[row, l]
-                G[k] = value
-            _newton_row(X[row], A, G, K, lower, upper, simplex, out[row], work)
+    _each_share(_constrained_least_squares_rows, X.shape[0], X, A, B, lower, upper, simplex, out)

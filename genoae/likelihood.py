@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from genoae import kernels
+from genoae.device import kernel_threads
 from genoae.genotypes import pack_calls, unpack_calls
 from genoae.shard import LOCAL, Shard
 
@@ -226,10 +227,8 @@ class PackedCalls:
 
     # ----------------------------------------------------------------- helpers
     def _bounds(self) -> np.ndarray:
-        """Row ranges, one per numba thread (fixed: the result depends on the thread count only)."""
-        import numba
-
-        parts = max(1, min(numba.get_num_threads(), self.n_variants))
+        """Row ranges, one per kernel thread (fixed: the result depends on the thread count only)."""
+        parts = max(1, min(kernel_threads(), self.n_variants))
         return np.linspace(0, self.n_variants, parts + 1).round().astype(np.int64)
 
     @property

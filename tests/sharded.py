@@ -85,12 +85,12 @@ def _part(path, rank, size):
 def steps_task(rank, size, path, Q, P, folds, fold, seed, threads, backend="auto"):
     """ℓ, one EM step, one block-relaxation step, the observed counts and a fold's deviance, on this rank's SNPs
     at the given (whole) Q and P."""
-    import numba
     import torch
 
+    from genoae.device import set_threads
     from genoae.likelihood import PackedCalls
 
-    numba.set_num_threads(threads)
+    set_threads(threads)
     part, shard = _part(path, rank, size)
     calls = PackedCalls.from_genotypes(part.genotypes, "cpu", shard=shard, backend=backend)
     Q = torch.from_numpy(Q)

@@ -262,30 +262,69 @@ def test_float32_refinement_agrees_with_float64():
 
 
 def test_em_pass_split_over_threads_matches_the_single_thread_pass():
-    """With several numba threads the CPU EM pass splits the SNPs into one fixed range per thread; the update and
+    """With several kernel threads the CPU EM pass splits the SNPs into one fixed range per thread; the update and
     ℓ must be the single-threaded ones up to float rounding (float64 here), missing calls included, and a repeat
     with the same thread count must give the same bits."""
-    import numba
+    from genoae import device
 
     g, Q, P = simulate(n=60, m=900, K=3, seed=11, missing=0.05)
     calls = PackedCalls.from_genotypes(Genotypes.from_counts(g))
     Q0, P0 = torch.from_numpy(Q), torch.from_numpy(P)
-    previous = numba.get_num_threads()
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba allows one thread here (NUMBA_NUM_THREADS=1): nothing to split")
+    previous, previous_torch = device.kernel_threads(), torch.get_num_threads()
     try:
-        numba.set_num_threads(1)
+        device.set_threads(1)
         single = calls.em_step(Q0, P0, with_loglik=True)
         single_loglik = calls.loglik(Q0, P0)
-        numba.set_num_threads(2)
+        device.set_threads(2)
         assert len(calls._bounds()) == 3
         split = calls.em_step(Q0, P0, with_loglik=True)
         again = calls.em_step(Q0, P0, with_loglik=True)
         split_loglik = calls.loglik(Q0, P0)
     finally:
-        numba.set_num_threads(previous)
+        device.set_threads(previous)
+        torch.set_num_threads(previous_torch)
     np.testing.assert_allclose(split[0].numpy(), single[0].numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(split[1].numpy(), single[1].numpy(), rtol=1e-12, atol=1e-14)
     assert split[2] == pytest.approx(single[2], rel=1e-12)
     assert split_loglik == pytest.approx(single_loglik, rel=1e-12) and single_loglik == pytest.approx(single[2])
     assert torch.equal(again[0], split[0]) and torch.equal(again[1], split[1]) and again[2] == split[2]
+
+
+def test_kernel_tasks_run_once_each_on_the_threads_and_raise_their_errors():
+    """The CPU kernels' passes run one task per range on a thread pool: every task exactly once, an error in any
+    task reaches the caller, and a pass started inside a pool thread runs its tasks there (no deadlock)."""
+    import threading
+
+    from genoae import device, kernels
+
+    previous, previous_torch = device.kernel_threads(), torch.get_num_threads()
+    seen, threads = [], set()
+
+    def task(out, index):
+        threads.add(threading.get_ident())
+        out.append(index)
+
+    def failing(index):
+        if index == 2:
+            raise ValueError("task 2")
+
+    def nested(out, index):
+        kernels._each(task, 3, out)
+
+    try:
+        device.set_threads(2)
+        kernels._each(task, 5, seen)
+        assert sorted(seen) == [0, 1, 2, 3, 4]
+        assert threading.get_ident() not in threads
+        with pytest.raises(ValueError, match="task 2"):
+            kernels._each(failing, 4)
+        inner = []
+        kernels._each(nested, 2, inner)
+        assert sorted(inner) == [0, 0, 1, 1, 2, 2]
+        device.set_threads(1)
+        threads.clear()
+        kernels._each(task, 3, [])
+        assert threads == {threading.get_ident()}
+    finally:
+        device.set_threads(previous)
+        torch.set_num_threads(previous_torch)
