@@ -220,6 +220,10 @@ def _device_options(function):
 @click.option("--init", "init", type=click.Choice(["als", "kmeans"]), default="als", show_default=True,
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
+@click.option("--starts", type=POSITIVE, default=1, show_default=True,
+              help="Refine from this many starts, each drawn afresh (the first is a one-start run's), and keep the "
+                   "highest likelihood: what running several seeds does, in one run, at this many times the fit's "
+                   "time; each start's log-likelihood is logged.  Unsupervised runs.")
 @click.option("--cv", type=OffOrAtLeastTwo("folds", "ADMIXTURE users take 5 or 10"), default=0, is_flag=False, flag_value=5,
               help="N-fold cross-validation error as ADMIXTURE's --cv / --cv=N (bare --cv: 5 folds; 0: off).")
 @click.option("-B", "--bootstrap", type=OffOrAtLeastTwo("replicates", "ADMIXTURE's default is 200"), default=0, is_flag=False, flag_value=200,
@@ -235,7 +239,7 @@ def _device_options(function):
                    "others onto that fit, then refine on all from there (unsupervised runs).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_loglik_tol,
-          max_iter, init, cv, bootstrap, supervised, precision, region, reference_fraction, quiet):
+          max_iter, init, starts, cv, bootstrap, supervised, precision, region, reference_fraction, quiet):
     """Estimate ancestry proportions Q and allele frequencies P by maximum likelihood (ADMIXTURE's model).
 
     Q and P maximise the likelihood by block relaxation (a Newton step per row of Q and of P, as ADMIXTURE;
@@ -258,7 +262,7 @@ def admix(input_path, ks, prefix, seed, device, threads, tol, loglik_tol, minor_
                     tol=tol, max_iter=max_iter, init=init, cv=cv,
                     supervised=supervised, precision=precision, progress=not quiet, echo=click.echo,
                     loglik_tol=loglik_tol, minor_loglik_tol=minor_loglik_tol, bootstrap=bootstrap, region=region,
-                    reference_fraction=reference_fraction)
+                    reference_fraction=reference_fraction, starts=starts)
     if run.files:  # a sharded run: rank 0 wrote them
         click.echo(f"wrote {', '.join(str(path) for path in run.files)}")
 

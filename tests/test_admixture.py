@@ -328,3 +328,35 @@ def test_kernel_tasks_run_once_each_on_the_threads_and_raise_their_errors():
     finally:
         device.set_threads(previous)
         torch.set_num_threads(previous_torch)
+
+
+def test_several_starts_keep_the_highest_refined_loglik():
+    """--starts N: N starts, each drawn afresh and refined; the fit kept is the one with the highest ℓ, the first
+    start is the single-start run's, and every start is reported."""
+    g, _, _ = simulate(n=50, m=300, K=4, seed=5, missing=0.02)
+    genotypes = Genotypes.from_counts(g)
+    single = Admixture(4, seed=3, progress=False).fit(genotypes)
+    several = Admixture(4, seed=3, progress=False, starts=3).fit(genotypes)
+    report = several.report_
+    assert len(report.starts) == 3 and len(single.report_.starts) == 1
+    refined = [value for _, value, _ in report.starts]
+    assert report.best_start == int(np.argmax(refined))
+    assert several.loglik_ == pytest.approx(max(refined), rel=1e-12)
+    assert several.loglik_ >= single.loglik_ - 1e-6 * abs(single.loglik_)
+    assert report.starts[0][1] == pytest.approx(single.loglik_, rel=1e-12)  # the first start is one-start's
+    assert len({round(start, 3) for start, _, _ in report.starts}) == 3      # three different starts
+    kept = PackedCalls.from_genotypes(genotypes).loglik(torch.from_numpy(several.Q_), torch.from_numpy(several.P_))
+    assert kept == pytest.approx(several.loglik_, rel=1e-9)
+
+
+def test_no_start_is_refused():
+    g, _, _ = simulate(n=30, m=100, K=2, seed=1)
+    with pytest.raises(UsageError, match="starts 0"):
+        Admixture(2, progress=False, starts=0).fit(Genotypes.from_counts(g))
+
+
+def test_starts_are_refused_for_supervised_runs():
+    g, _, _ = simulate(n=30, m=100, K=2, seed=1)
+    labels = np.array(["a", "b"] * 15)
+    with pytest.raises(UsageError, match="supervised"):
+        Admixture(2, progress=False, starts=2).fit(Genotypes.from_counts(g), populations=labels)

@@ -223,3 +223,27 @@ def test_reference_fraction_reaches_the_plain_fit(tmp_path, capsys):
     for bad in (0, 1, "nan"):
         assert run_cli(["admix", f"{prefix}.bed", "-o", tmp_path / "bad", "--reference-fraction", bad, *common]) == 2
     assert not list(tmp_path.glob("sup*")) and not list(tmp_path.glob("bad*"))
+
+
+def test_admix_starts_logs_every_start_and_writes_the_highest(tmp_path):
+    """--starts 3 through the command line: the log lists three refined starts and the kept one, whose ℓ is the
+    K line's and the written Q and P's; --starts with --supervised is refused before any work."""
+    from genoae.io.qp import read_p, read_q
+
+    prefix, geno, _, labels = simulated_plink(tmp_path, n=60, m=300)
+    out = tmp_path / "run"
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "3", "-o", out, "--starts", "3", "--quiet"]) == 0
+    log = (tmp_path / "run.log").read_text()
+    line = next(text for text in log.splitlines() if "starts, each drawn afresh" in text)
+    refined = [float(part.split(" (")[0]) for part in line.split("iterations): ")[1].split("; kept")[0].split("; ")]
+    assert len(refined) == 3
+    assert logged_logliks(tmp_path / "run.log")[3] == pytest.approx(max(refined), abs=1e-3)
+    kept = int(line.split("kept start ")[1].split(",")[0])
+    assert refined[kept - 1] == pytest.approx(max(refined), abs=1e-3)
+    written = naive_loglik(geno.counts(), read_q(f"{out}.3.Q"), read_p(f"{out}.3.P"))
+    assert written == pytest.approx(max(refined), rel=1e-6)  # Q and P are written with 6 decimals
+    pop = tmp_path / "sim.pop"
+    pop.write_text("\n".join(f"pop{label}" for label in labels) + "\n")
+    assert run_cli(["admix", f"{prefix}.bed", "-k", "3", "-o", tmp_path / "sup", "--starts", "2",
+                    "--supervised", pop, "--quiet"]) == 2
+    assert not (tmp_path / "sup.3.Q").exists()

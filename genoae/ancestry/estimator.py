@@ -27,6 +27,8 @@ class FitReport:
     reference_size: int = 0                   # reference_fraction runs: the individuals of the first fit
     em_trace: list = field(default_factory=list)
     em_iterations: int = 0
+    starts: list = field(default_factory=list)  # per start: (ℓ at the start, ℓ refined, iterations)
+    best_start: int = 0                          # the start whose fit is kept (the highest refined ℓ)
     seconds: dict = field(default_factory=dict)
 
 
@@ -59,6 +61,12 @@ class Admixture:
     init : str
         Where the refinement starts: ``als`` (alternating least squares on the truncated SVD, as fastmixture and
         ADAMIXTURE start) or ``kmeans`` (k-means on principal components).
+    starts : int
+        Refine from this many starts, each drawn afresh (its own randomized SVD and factorisation, or PCA and
+        k-means), and keep the fit with the highest ℓ: ADMIXTURE's likelihood has several local maxima on some
+        data (hapmap3 at K = 4: one ALS start reached the highest in 2 of 12 seeds, ADAMIXTURE in 2 of 5), so
+        users run several seeds; this costs ``starts`` starts and refinements.  The first start is a one-start
+        run's.  Unsupervised runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum).
     reference_fraction : float, optional
         For large N: fit (start, refinement, encoder) on this fraction of the individuals drawn at random, project
         every other individual onto that fit (:func:`genoae.ancestry.projection.project`), and start the
@@ -78,8 +86,9 @@ class Admixture:
 
     def __init__(self, K: int, tol: float = 1e-9, max_iter: int = 1000, seed: int = 42, device: str = "auto",
                  threads: int | None = None, precision: str = "auto", progress: bool = True, init: str = "als",
-                 minor_tol: float | None = None, reference_fraction: float | None = None):
+                 minor_tol: float | None = None, reference_fraction: float | None = None, starts: int = 1):
         self.K = int(K)
+        self.starts = int(starts)
         self.reference_fraction = reference_fraction
         self.minor_tol = minor_tol
         self.tol = tol
@@ -94,7 +103,7 @@ class Admixture:
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in ("K", "tol",
                                                        "minor_tol", "max_iter", "seed", "device", "threads",
-                                                       "precision", "init", "reference_fraction")}
+                                                       "precision", "init", "reference_fraction", "starts")}
 
     # ---------------------------------------------------------------------------------------------- fit
     def check(self, genotypes: Genotypes, populations: np.ndarray | None = None):
@@ -103,6 +112,11 @@ class Admixture:
         None) and the population of each Q column (``[]`` when unsupervised)."""
         check_k(self.K, genotypes.n_samples)
         _refinement_dtype(self.precision, 0)
+        if self.starts < 1:
+            raise UsageError(f"--starts {self.starts}: expected at least 1")
+        if self.starts > 1 and populations is not None:
+            raise UsageError(f"--starts {self.starts}: a supervised run starts from its labels, so every start would "
+                             "be the same")
         if self.reference_fraction is not None:
             if not 0.0 < self.reference_fraction < 1.0:
                 raise UsageError(f"reference fraction {self.reference_fraction}: expected a number between 0 and 1")
@@ -152,28 +166,24 @@ class Admixture:
         freqs = genotypes.allele_freqs()
         if self.reference_fraction is not None:
             Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
-            Q0, P0 = Q0.to(device), P0.to(device)
-        else:
-            Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
-        report.init_loglik = calls.loglik(Q0, P0)
+            starts = [(Q0.to(device), P0.to(device))]
+        else:  # each start draws its own SVD (or PCA) and factorisation; the first is a one-start run's
+            starts = [initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
+                      for _ in range(self.starts if self.K > 1 else 1)]
+        start_logliks = [calls.loglik(Q0, P0) for Q0, P0 in starts]
         report.seconds["init"] = time.perf_counter() - tick
 
-        # 2. refinement to the maximum likelihood: block relaxation (Newton steps per row, CPU; EM on CUDA),
-        # accelerated by quasi-Newton extrapolation
+        # 2. refinement to the maximum likelihood from each start: block relaxation (Newton steps per row, CPU; EM
+        # on CUDA), accelerated by quasi-Newton extrapolation; the highest ℓ is kept
         tick = time.perf_counter()
-        bar = progress_bar(self.max_iter, f"K={self.K} refinement", enabled=self.progress)
-        last_iteration = [0]
-
-        def on_check(iteration, loglik):
-            bar.update(iteration - last_iteration[0])
-            bar.set_postfix_str(f"ℓ={loglik:,.2f}")
-            last_iteration[0] = iteration
-
-        Q, P, trace = quasi_newton(calls, Q0.to(dtype), P0.to(dtype), tol=self.tol, max_iter=self.max_iter,
-                                   q_fixed_rows=fixed_rows, callback=on_check)
-        bar.close()
-        Q, P = Q.to(torch.float64), P.to(torch.float64)
-        report.em_trace, report.em_iterations = trace, last_iteration[0]
+        fits = [self._refine(calls, Q0, P0, dtype, fixed_rows, index, len(starts))
+                for index, (Q0, P0) in enumerate(starts)]
+        best = int(np.argmax([fit[3] for fit in fits]))
+        Q, P, trace, _, iterations = fits[best]
+        report.init_loglik = start_logliks[best]
+        report.starts = [(start_logliks[index], fit[3], fit[4]) for index, fit in enumerate(fits)]
+        report.best_start = best
+        report.em_trace, report.em_iterations = trace, iterations
         report.seconds["refinement"] = time.perf_counter() - tick
 
         # 3. the network: the decoder holds the refined P; the encoder, set from it in closed form, gives new
@@ -192,11 +202,28 @@ class Admixture:
         self.model_ = model
         self.Q_ = Q.cpu().numpy()
         self.P_ = P.cpu().numpy()
-        self.loglik_ = calls.loglik(Q, P)
+        self.loglik_ = fits[best][3]
         self.loglik_trace_ = np.array(list(trace) + [self.loglik_])
         self.report_ = report
         self.device_ = device
         return self
+
+    def _refine(self, calls: PackedCalls, Q0, P0, dtype, fixed_rows, index: int, n_starts: int):
+        """One refinement from (Q0, P0): (Q, P float64, ℓ trace, ℓ at the end, iterations)."""
+        what = f"K={self.K} refinement" + (f", start {index + 1} of {n_starts}" if n_starts > 1 else "")
+        bar = progress_bar(self.max_iter, what, enabled=self.progress)
+        last_iteration = [0]
+
+        def on_check(iteration, loglik):
+            bar.update(iteration - last_iteration[0])
+            bar.set_postfix_str(f"ℓ={loglik:,.2f}")
+            last_iteration[0] = iteration
+
+        Q, P, trace = quasi_newton(calls, Q0.to(dtype), P0.to(dtype), tol=self.tol, max_iter=self.max_iter,
+                                   q_fixed_rows=fixed_rows, callback=on_check)
+        bar.close()
+        Q, P = Q.to(torch.float64), P.to(torch.float64)
+        return Q, P, trace, calls.loglik(Q, P), last_iteration[0]
 
     def _reference_size(self, n: int) -> int:
         return int(round(self.reference_fraction * n))

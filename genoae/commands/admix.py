@@ -38,7 +38,8 @@ class AdmixRun:
 def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
               tol: float = 1e-9, max_iter: int = 1000, cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
               init: str = "als", loglik_tol: float | None = None, minor_loglik_tol: float | None = None,
-              bootstrap: int = 0, region: str | None = None, reference_fraction: float | None = None) -> AdmixRun:
+              bootstrap: int = 0, region: str | None = None, reference_fraction: float | None = None,
+              starts: int = 1) -> AdmixRun:
     """``genoae admix``: fit every K, write PREFIX.K.Q / PREFIX.K.P / PREFIX.K.model.pt+json, PREFIX.h5, PREFIX.log.
 
     Parameters
@@ -58,6 +59,8 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
         ADMIXTURE's ``-B``: this many moving-block bootstrap replicates; writes PREFIX.K.Q_se and PREFIX.K.Q_bias.
     region : str, optional
         Indexed VCF/BCF input only: fit on the records of ``chr:start-end``.
+    starts : int
+        Refine from this many starts and keep the highest likelihood (:class:`genoae.ancestry.Admixture`).
     reference_fraction : float, optional
         Fit first on this fraction of the individuals, project the rest onto that fit, then refine on all
         (:class:`~genoae.ancestry.Admixture`'s ``reference_fraction``).
@@ -98,7 +101,7 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
             as output:
         return _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, threads, tol, max_iter,
                               cv, supervised, precision, progress, echo, init, loglik_tol, minor_loglik_tol,
-                              bootstrap, region, reference_fraction)
+                              bootstrap, region, reference_fraction, starts)
 
 
 def _read_and_check(input_path, ks, launch, torch_device, supervised, cv, region, estimator_options):
@@ -133,9 +136,9 @@ def _read_and_check(input_path, ks, launch, torch_device, supervised, cv, region
 
 def _fit_and_write(input_path, ks, prefix, output, launch, torch_device, seed, threads, tol, max_iter, cv,
                    supervised, precision, progress, echo, init, loglik_tol, minor_loglik_tol, bootstrap, region,
-                   reference_fraction) -> AdmixRun:
+                   reference_fraction, starts) -> AdmixRun:
     options = dict(tol=tol, max_iter=max_iter, seed=seed, threads=threads, precision=precision, progress=progress,
-                   init=init, reference_fraction=reference_fraction)
+                   init=init, reference_fraction=reference_fraction, starts=starts)
     genotypes, variants, shard, populations, estimators = _read_and_check(input_path, ks, launch, torch_device,
                                                                           supervised, cv, region, options)
     calls = PackedCalls.from_genotypes(genotypes, torch_device, shard=shard)  # decoded once, shared by every K
@@ -234,6 +237,11 @@ def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
              f"{encoder.n_synthetic} new individuals drawn from the fit, Q RMSE {encoder.heldout_rmse:.4f} from "
              f"their converged projection (reached in {encoder.iterations} iterations from the encoder's Q)",
              "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
+    if len(report.starts) > 1:
+        lines.insert(1, f"#   {len(report.starts)} starts, each drawn afresh and refined; loglik refined "
+                        "(at the start, iterations): " + "; ".join(
+                            f"{refined:.3f} ({start:.3f}, {iterations})" for start, refined, iterations in report.starts)
+                     + f"; kept start {report.best_start + 1}, the highest")
     trace = np.asarray(estimator.loglik_trace_, dtype=np.float64)
     lines.append("#   loglik per iteration (from the start): " + " ".join(f"{value:.3f}" for value in trace))
     if estimator.populations_:
