@@ -20,6 +20,7 @@ fold by a SplitMix64 hash, so any pass can tell a held-out call from a training 
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,8 +46,36 @@ _LOG_GROUP = 16  # calls whose likelihood factors are multiplied before one log:
 
 # ------------------------------------------------------------------------------------------------- the threads
 _pool: ThreadPoolExecutor | None = None
+_blas_limited = False
 _pool_lock = threading.Lock()
 _in_worker = threading.local()
+
+
+def block_rows(n_samples: int) -> int:
+    """SNPs a blocked kernel decodes together: up to 32, with each of its (rows, N) buffers at most 512 KB (the
+    P pass holds six per thread), so that the block budget does not grow with N."""
+    return max(1, min(32, (1 << 16) // max(n_samples, 1)))
+
+
+def _one_blas_thread() -> None:
+    """Set the BLAS that numba's np.dot calls (SciPy's own, in the blocked kernels) to one thread, once: the
+    kernels' threads call it at once, and under them a threaded BLAS, whose idle threads also spin, ran the P
+    pass of a 2,000 × 20,000 set in 0.33–0.43 s against 0.14 s.  Only a BLAS loaded from SciPy's folders is
+    touched (NumPy's and torch's keep their threads); elsewhere (e.g. a shared MKL) nothing is changed."""
+    global _blas_limited
+    if _blas_limited:
+        return
+    _blas_limited = True
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401 -- loads the BLAS numba's np.dot calls, to find it below
+    from threadpoolctl import ThreadpoolController
+
+    scipy_folder = os.path.dirname(scipy.__file__)  # .../scipy and the wheel's .../scipy.libs
+    controller = ThreadpoolController()
+    own = [info["filepath"] for info in controller.info()
+           if info["user_api"] == "blas" and info["filepath"].startswith(scipy_folder)]
+    if own:
+        controller.select(filepath=own).limit(limits=1)
 
 
 def _mark_worker():
@@ -66,6 +95,7 @@ def _pool_of(threads: int) -> ThreadPoolExecutor:
 def _each(kernel, n_tasks: int, *args) -> None:
     """``kernel(*args, task)`` for task = 0 … n_tasks − 1, on the pool (serially inside a pool thread, or with
     one thread or one task).  An exception in any task is raised here."""
+    _one_blas_thread()
     threads = kernel_threads()
     if n_tasks <= 1 or threads <= 1 or getattr(_in_worker, "active", False):
         for task in range(n_tasks):
@@ -445,73 +475,81 @@ def _row_weights(g, r, h, n_samples):
         r[i] = a * inverse_h + b * inverse_lo
 
 
-_ROWS = 4  # SNPs whose Q-step sums are added together: each accumulator is loaded and stored once per 4 SNPs
 
 
 @njit(**_OPTIONS)
 def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
-                         keep_fold, lut_g, lut_r, t):
-    """Range ``t`` of :func:`q_newton_pass`."""
+                         keep_fold, lut_g, lut_r, block, t):
+    """Range ``t`` of :func:`q_newton_pass`, ``block`` SNPs at a time: their expected frequencies and their shares
+    of the sums are matrix products (BLAS), each adding to the N-long sums once per block."""
     K = QT.shape[0]
+    KK = K * (K + 1) // 2
     width = packed.shape[1] * 4
     grad = grad_parts[t]
     hess = hess_parts[t]
     b_sum = b_parts[t]
     grad[:, :] = 0.0
-    hess[:, :, :] = 0.0
+    hess[:, :] = 0.0
     b_sum[:] = 0.0
-    g = np.empty((_ROWS, width))
-    r = np.empty((_ROWS, width))
-    h = np.empty(width)
-    coefficient = np.zeros(_ROWS)
+    g = np.empty(width)
+    r = np.empty(width)
+    w1 = np.empty((block, n_samples))
+    w2 = np.empty((block, n_samples))
+    P_block = np.empty((K, block))      # P of the block's SNPs, transposed
+    PP_block = np.empty((KK, block))    # P_jk P_jl (l ≤ k) of each
+    grad_block = np.empty((K, n_samples))
+    hess_block = np.empty((KK, n_samples))
     products = np.ones(width)
     exponents = np.zeros(width, np.int64)
     count = 0
-    for first in range(bounds[t], bounds[t + 1], _ROWS):
-        rows = min(_ROWS, bounds[t + 1] - first)
-        for a in range(_ROWS):
-            if a >= rows:  # a short last group: rows of zero weight
-                for i in range(n_samples):
-                    g[a, i] = 0.0
-                    r[a, i] = 0.0
-                continue
+    for first in range(bounds[t], bounds[t + 1], block):
+        rows = min(block, bounds[t + 1] - first)
+        h = np.dot(P[first:first + rows], QT)  # (rows, N)
+        for a in range(rows):
             j = first + a
-            g_a = g[a]
-            r_a = r[a]
-            _decode_row(packed[j], n_samples, g_a, r_a, lut_g, lut_r, j, holdout, keep_fold)
-            _expected_freqs(P, j, QT, h, n_samples)
+            _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+            h_a, w1_a, w2_a = h[a], w1[a], w2[a]
             for i in range(n_samples):
-                products[i] *= _factor(g_a[i], r_a[i], h[i])
-                b_sum[i] += r_a[i] / (1.0 - h[i])
+                h_a[i] = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
+                products[i] *= _factor(g[i], r[i], h_a[i])
+                b_sum[i] += r[i] / (1.0 - h_a[i])
+                w1_a[i] = g[i]
+                w2_a[i] = r[i]
             count = _count_row(products, exponents, count, n_samples)
-            _row_weights(g_a, r_a, h, n_samples)
-        g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
-        r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
-        for k in range(K):
-            for a in range(_ROWS):
-                coefficient[a] = P[first + a, k] if a < rows else 0.0
-            c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
-            grad_k = grad[k]
-            for i in range(n_samples):
-                grad_k[i] += g0[i] * c0 + g1[i] * c1 + g2[i] * c2 + g3[i] * c3
-            for l in range(k + 1):
-                for a in range(_ROWS):
-                    coefficient[a] = P[first + a, k] * P[first + a, l] if a < rows else 0.0
-                c0, c1, c2, c3 = coefficient[0], coefficient[1], coefficient[2], coefficient[3]
-                hess_kl = hess[k, l]
+            _row_weights(w1_a, w2_a, h_a, n_samples)
+            for k in range(K):
+                P_block[k, a] = P[j, k]
+                for l in range(k + 1):
+                    PP_block[k * (k + 1) // 2 + l, a] = P[j, k] * P[j, l]
+        if rows < block:  # the last, short block: the missing SNPs weigh nothing
+            for a in range(rows, block):
                 for i in range(n_samples):
-                    hess_kl[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2 + r3[i] * c3
+                    w1[a, i] = 0.0
+                    w2[a, i] = 0.0
+                for k in range(K):
+                    P_block[k, a] = 0.0
+                for c in range(KK):
+                    PP_block[c, a] = 0.0
+        np.dot(P_block, w1, grad_block)
+        np.dot(PP_block, w2, hess_block)
+        for k in range(K):
+            grad_k, block_k = grad[k], grad_block[k]
+            for i in range(n_samples):
+                grad_k[i] += block_k[i]
+        for c in range(KK):
+            hess_c, block_c = hess[c], hess_block[c]
+            for i in range(n_samples):
+                hess_c[i] += block_c[i]
     _product_logs(products, exponents, loglik_parts[t], n_samples)
 
 
-def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout, keep_fold,
-                  lut_g, lut_r):
+def q_newton_pass(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
+                  keep_fold, lut_g, lut_r):
     """Sums for the Q rows' Newton and EM steps over each range t of SNPs:
-    grad_parts[t, k, i] = Σ_j w1_ij P_jk, hess_parts[t, k, l, i] = Σ_j w2_ij P_jk P_jl (l ≤ k),
-    b_parts[t, i] = Σ_j r_ij / (1 − h_ij) (the EM numerator is grad + b), loglik_parts[t, i] = ℓ_i at the input.
-    SNPs are taken ``_ROWS`` at a time so that the N-long accumulators are touched once per group."""
+    grad_parts[t, k, i] = Σ_j w1_ij P_jk, hess_parts[t, k (k + 1) / 2 + l, i] = Σ_j w2_ij P_jk P_jl (l ≤ k),
+    b_parts[t, i] = Σ_j r_ij / (1 − h_ij) (the EM numerator is grad + b), loglik_parts[t, i] = ℓ_i at the input."""
     _each(_q_newton_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, grad_parts, hess_parts, b_parts,
-          loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r)
+          loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r, block_rows(n_samples))
 
 
 @njit(inline="always", cache=True)
@@ -662,109 +700,119 @@ def _q_newton_solve_rows(Q, grad, hess, Q_new, fixed_rows, q_min, n_tasks, task)
         for k in range(K):
             G[k] = grad[k, i]
             for l in range(k + 1):
-                H[k, l] = hess[k, l, i]
-                H[l, k] = hess[k, l, i]
+                H[k, l] = hess[k * (k + 1) // 2 + l, i]
+                H[l, k] = hess[k * (k + 1) // 2 + l, i]
         _newton_row(Q[i], H, G, K, q_min, 1.0 - q_min, True, Q_new[i], work)
 
 
 def q_newton_solve(Q, grad, hess, Q_new, fixed_rows, q_min):
     """Q_new[i] = the simplex-constrained Newton step of row i from the summed gradient (K, N) and curvature
-    (K, K, N, lower triangle); rows in ``fixed_rows`` are copied."""
+    (K (K + 1) / 2, N: row k (k + 1) / 2 + l holds entry (k, l ≤ k)); rows in ``fixed_rows`` are copied."""
     _each_share(_q_newton_solve_rows, Q.shape[0], Q, grad, hess, Q_new, fixed_rows, q_min)
 
 
 @njit(**_OPTIONS)
-def _p_newton_pass_range(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout,
-                         keep_fold, lut_g, lut_r, t):
-    """Range ``t`` of :func:`p_newton_pass`."""
+def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout,
+                         keep_fold, lut_g, lut_r, block, t):
+    """Range ``t`` of :func:`p_newton_pass`, ``block`` SNPs at a time: their expected frequencies, gradients and
+    curvatures are matrix products (BLAS), each reading Q once for the whole block."""
     K = QT.shape[0]
     width = packed.shape[1] * 4
-    g = np.empty(width)
-    r = np.empty(width)
-    h = np.empty(width)
-    w1 = np.empty(width)
-    w2 = np.empty(width)
+    g = np.empty((block, width))
+    r = np.empty((block, width))
+    w1 = np.empty((block, n_samples))
+    w2 = np.empty((block, n_samples))
+    factors = np.empty(n_samples)
+    before = np.empty(block)
     products = np.ones(width)
     exponents = np.zeros(width, np.int64)
     count = 0
     H = np.empty((K, K))
     G = np.empty(K)
-    candidate = np.empty(K)
+    candidates = np.empty((block, K))
+    stepped = np.zeros(block, np.bool_)
     work = _workspace(K)
     total = 0.0
-    for j in range(bounds[t], bounds[t + 1]):
-        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
-        _expected_freqs(P, j, QT, h, n_samples)
-        for i in range(n_samples):
-            factor = _factor(g[i], r[i], h[i])
-            products[i] *= factor
-            w1[i] = factor  # the row's factors, for its ℓ
-        count = _count_row(products, exponents, count, n_samples)
-        before = _log_product(w1, n_samples)
-        total += before
-        for i in range(n_samples):
-            w1[i] = g[i]
-            w2[i] = r[i]
-        _row_weights(w1, w2, h, n_samples)
-        observed = False
-        for k in range(K):
-            q_k = QT[k]
-            s = 0.0
+    for first in range(bounds[t], bounds[t + 1], block):
+        rows = min(block, bounds[t + 1] - first)
+        for a in range(rows):
+            _decode_row(packed[first + a], n_samples, g[a], r[a], lut_g, lut_r, first + a, holdout, keep_fold)
+        h = np.dot(P[first:first + rows], QT)  # (rows, N)
+        for a in range(rows):
+            h_a, g_a, r_a, w1_a, w2_a = h[a], g[a], r[a], w1[a], w2[a]
             for i in range(n_samples):
-                s += w1[i] * q_k[i]
-            G[k] = s
-            for l in range(k + 1):
-                qq = QQ[k * (k + 1) // 2 + l]
-                s = 0.0
+                h_a[i] = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
+                factor = _factor(g_a[i], r_a[i], h_a[i])
+                products[i] *= factor
+                factors[i] = factor  # the row's factors, for its ℓ
+            count = _count_row(products, exponents, count, n_samples)
+            before[a] = _log_product(factors, n_samples)
+            total += before[a]
+            for i in range(n_samples):
+                w1_a[i] = g_a[i]
+                w2_a[i] = r_a[i]
+            _row_weights(w1_a, w2_a, h_a, n_samples)
+        gradients = np.dot(w1[:rows], Q)     # (rows, K)
+        curvatures = np.dot(w2[:rows], QQ)  # (rows, K (K + 1) / 2)
+        for a in range(rows):
+            j = first + a
+            observed = False
+            for k in range(K):
+                G[k] = gradients[a, k]
+                for l in range(k + 1):
+                    H[k, l] = curvatures[a, k * (k + 1) // 2 + l]
+                    H[l, k] = H[k, l]
+                observed |= H[k, k] > 0.0
+            stepped[a] = observed
+            if observed:
+                _newton_row(P[j], H, G, K, FREQ_MIN, FREQ_MAX, False, candidates[a], work)
+            else:
+                for k in range(K):
+                    candidates[a, k] = P[j, k]
+        # ℓ of each row at its candidate: kept where it is not lower, else the row's EM update
+        h_candidates = np.dot(candidates[:rows], QT)
+        for a in range(rows):
+            j = first + a
+            if not stepped[a]:
+                for k in range(K):
+                    P_new[j, k] = P[j, k]
+                continue
+            hc_a = h_candidates[a]
+            for i in range(n_samples):
+                hc_a[i] = min(max(hc_a[i], FREQ_MIN), FREQ_MAX)
+            if _row_loglik(g[a], r[a], hc_a, n_samples) >= before[a]:
+                for k in range(K):
+                    P_new[j, k] = candidates[a, k]
+                continue
+            # the EM update of the row: A / (A + B), A = P Σ a q, B = (1 − P) Σ b q
+            h_a, g_a, r_a = h[a], g[a], r[a]
+            for k in range(K):
+                p = P[j, k]
+                q_k = QT[k]
+                sum_a = 0.0
+                sum_b = 0.0
                 for i in range(n_samples):
-                    s += w2[i] * qq[i]
-                H[k, l] = s
-                H[l, k] = s
-            observed |= H[k, k] > 0.0
-        if not observed:
-            for k in range(K):
-                P_new[j, k] = P[j, k]
-            continue
-        _newton_row(P[j], H, G, K, FREQ_MIN, FREQ_MAX, False, candidate, work)
-        # ℓ of the row at the candidate (h recomputed into w1)
-        for i in range(n_samples):
-            w1[i] = 0.0
-        for k in range(K):
-            c = candidate[k]
-            q_k = QT[k]
-            for i in range(n_samples):
-                w1[i] += c * q_k[i]
-        for i in range(n_samples):
-            w1[i] = min(max(w1[i], FREQ_MIN), FREQ_MAX)
-        if _row_loglik(g, r, w1, n_samples) >= before:
-            for k in range(K):
-                P_new[j, k] = candidate[k]
-            continue
-        # the EM update of the row: A / (A + B), A = P Σ a q, B = (1 − P) Σ b q
-        for k in range(K):
-            p = P[j, k]
-            q_k = QT[k]
-            sum_a = 0.0
-            sum_b = 0.0
-            for i in range(n_samples):
-                sum_a += g[i] / h[i] * q_k[i]
-                sum_b += r[i] / (1.0 - h[i]) * q_k[i]
-            A = p * sum_a
-            B = (1.0 - p) * sum_b
-            P_new[j, k] = A / (A + B) if A + B > 0.0 else p
+                    sum_a += g_a[i] / h_a[i] * q_k[i]
+                    sum_b += r_a[i] / (1.0 - h_a[i]) * q_k[i]
+                A = p * sum_a
+                B = (1.0 - p) * sum_b
+                P_new[j, k] = A / (A + B) if A + B > 0.0 else p
     loglik_parts[t] = total
     _product_logs(products, exponents, individual_parts[t], n_samples)
 
 
-def p_newton_pass(packed, n_samples, QT, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
+def p_newton_pass(packed, n_samples, Q, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
                   lut_g, lut_r):
-    """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q fixed), kept only where it raises that
-    SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1); elsewhere the row's EM update,
-    which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]: individual
-    i's share of it (so that the Q step just taken can be checked row by row without another pass).
-    QQ[k (k + 1) / 2 + l, i] = Q_ik Q_il (l ≤ k): the products every SNP's curvature needs, formed once."""
-    _each(_p_newton_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, QQ, P, P_new, loglik_parts,
-          individual_parts, bounds, holdout, keep_fold, lut_g, lut_r)
+    """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q (N, K) fixed, float64), kept only where it
+    raises that SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1); elsewhere the row's
+    EM update, which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]:
+    individual i's share of it (so that the Q step just taken can be checked row by row without another pass)."""
+    K = Q.shape[1]
+    # QQ[i, k (k + 1) / 2 + l] = Q_ik Q_il (l ≤ k): the products every SNP's curvature needs, formed once
+    QQ = np.ascontiguousarray(np.stack([Q[:, k] * Q[:, l] for k in range(K) for l in range(k + 1)], axis=1))
+    _each(_p_newton_pass_range, bounds.shape[0] - 1, packed, n_samples, np.ascontiguousarray(Q.T),
+          np.ascontiguousarray(Q), QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold, lut_g,
+          lut_r, block_rows(n_samples))
 
 
 @njit(**_OPTIONS)

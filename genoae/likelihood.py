@@ -446,12 +446,8 @@ class PackedCalls:
         parts = np.zeros(len(bounds) - 1)
         individual = np.empty((len(bounds) - 1, self.n_samples))
         P_next = np.empty_like(P64)
-        K = Q64.shape[1]
-        lower = [(k, l) for k in range(K) for l in range(k + 1)]
-        QQ = np.ascontiguousarray(np.stack([Q64[:, k] * Q64[:, l] for k, l in lower]))
-        kernels.p_newton_pass(self.packed, self.n_samples, np.ascontiguousarray(Q64.T), QQ, P64, P_next, parts,
-                              individual, bounds, self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
-                              kernels.BYTE_TO_R)
+        kernels.p_newton_pass(self.packed, self.n_samples, Q64, P64, P_next, parts, individual, bounds,
+                              self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
         loglik, individual = self.shard.sum(float(parts.sum()), individual.sum(axis=0))
         return P_next, loglik, individual
 
@@ -461,7 +457,7 @@ class PackedCalls:
         bounds = self._bounds()
         n, K = Q64.shape
         T = len(bounds) - 1
-        grad, hess = np.empty((T, K, n)), np.empty((T, K, K, n))
+        grad, hess = np.empty((T, K, n)), np.empty((T, K * (K + 1) // 2, n))
         b_sum, before = np.empty((T, n)), np.empty((T, n))
         kernels.q_newton_pass(self.packed, n, np.ascontiguousarray(Q64.T), P64, grad, hess, b_sum, before, bounds,
                               self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
@@ -548,17 +544,11 @@ class PackedCalls:
 
 
 def _sum_q_statistics(shard: Shard, grad, hess, b_sum, before):
-    """The Q pass's sums over variants, over the ranks too: one all-reduce, carrying only the lower triangle of
-    each individual's K × K curvature (it is symmetric)."""
+    """The Q pass's sums over variants, over the ranks too: one all-reduce (the curvature is already its lower
+    triangle, K (K + 1) / 2 rows)."""
     if not shard.sharded:
         return grad, hess, b_sum, before
-    K = hess.shape[0]
-    lower = np.tril_indices(K)
-    grad, triangle, b_sum, before = shard.sum(grad, hess[lower], b_sum, before)
-    hess = np.empty_like(hess)
-    hess[lower] = triangle
-    hess[lower[1], lower[0]] = triangle
-    return grad, hess, b_sum, before
+    return shard.sum(grad, hess, b_sum, before)
 
 
 def _numpy64(tensor) -> np.ndarray:
