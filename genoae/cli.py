@@ -194,7 +194,7 @@ def _quiet_openmp():
 
 def _device_options(function):
     function = click.option("-j", "--threads", type=POSITIVE, default=None,
-                            help="CPU threads (default: torch's); -j as ADMIXTURE's.")(function)
+                            help="CPU threads (default: every CPU, or NUMBA_NUM_THREADS); -j as ADMIXTURE's.")(function)
     function = click.option("--device", default="auto", show_default=True,
                             help="auto (CUDA when available), cpu or cuda.")(function)
     return function

@@ -30,7 +30,7 @@ def seed_everything(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-_kernel_threads: int | None = None  # set_threads's; None: NUMBA_NUM_THREADS, else the CPUs
+_kernel_threads: int | None = None  # the last set_threads; None: kernel_threads() takes NUMBA_NUM_THREADS
 
 
 def set_threads(threads: int | None) -> None:
@@ -43,7 +43,8 @@ def set_threads(threads: int | None) -> None:
 
 def kernel_threads() -> int:
     """Threads the CPU kernels (:mod:`genoae.kernels`) run on, and so how many ranges their passes are split into
-    (the float rounding follows this number)."""
+    (the float rounding follows this number): the last :func:`set_threads`, else numba's NUMBA_NUM_THREADS (the
+    environment variable, or every CPU).  Not capped: ``-j 8`` on 2 cores runs 8 threads."""
     if _kernel_threads:
         return _kernel_threads
     import numba

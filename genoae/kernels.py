@@ -2,16 +2,18 @@
 
 Each kernel reads SNP-major rows of a ``.bed`` (4 calls per byte, PLINK codes 00 = A1/A1, 01 = missing,
 10 = A1/A2, 11 = A2/A2), decodes one row at a time into per-thread buffers of ``n_samples`` floats through a
-256-entry table, and works along the row with contiguous loops the compiler vectorises.  Nothing of size
-N × M is ever formed: the memory beyond the packed calls is a few rows per thread plus one N × K accumulator per
-thread for the Q update's sums.
+256-entry table, and works along the row with contiguous loops the compiler vectorises.  The Newton passes of Q
+and P take a block of up to 32 SNPs at a time (:func:`block_rows`) and form their expected frequencies, gradients
+and curvatures as matrix products (np.dot, i.e. BLAS), which read Q once per block instead of once per SNP.
+Nothing of size N × M is ever formed: the memory beyond the packed calls is a few rows (or one block) per thread
+plus the N × K (and N × K(K + 1)/2) accumulators of the Q step's sums per thread.
 
 Rows are split into ``len(bounds) − 1`` fixed ranges, one per thread; each writes its own partial result and the
 caller adds them in range order, so a result depends on the number of ranges (the thread count) only, never on
 scheduling: same inputs and thread count → the same bits.  The kernels are serial numba functions that release
 the GIL, run on a pool of Python threads (as many as :func:`genoae.device.kernel_threads`) rather than numba's
-``parallel=True``: the same speed, while compiling them on a first run takes under half the time (37 s against
-84 s for a first ``genoae admix`` on hapmap3) and no threading layer is started.
+``parallel=True``: the same speed, while compiling them on a first run takes under half the time (34–37 s
+against 84 s for a first ``genoae admix`` on hapmap3) and no threading layer is started.
 
 Cross-validation needs held-out calls without an N × M mask: :func:`fold_of` maps (seed, SNP, individual) to a
 fold by a SplitMix64 hash, so any pass can tell a held-out call from a training one as it decodes it.  Kernels take
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from numba import njit
@@ -46,15 +48,26 @@ _LOG_GROUP = 16  # calls whose likelihood factors are multiplied before one log:
 
 # ------------------------------------------------------------------------------------------------- the threads
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _blas_limited = False
 _pool_lock = threading.Lock()
 _in_worker = threading.local()
 
 
+def _forget_pool_in_child() -> None:
+    """A forked child inherits the pool object but not its threads: it starts its own."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def block_rows(n_samples: int) -> int:
-    """SNPs a blocked kernel decodes together: up to 32, with each of its (rows, N) buffers at most 512 KB (the
-    P pass holds six per thread), so that the block budget does not grow with N."""
-    return max(1, min(32, (1 << 16) // max(n_samples, 1)))
+    """SNPs a blocked kernel decodes together: 32, fewer from N = 2,048 on so that each of its (rows, N) buffers
+    stays at 512 KB (the P pass holds six per thread), and never fewer than 4 (from N = 16,384 on the buffers grow
+    as 32 bytes × N, like the Q step's N-long sums)."""
+    return max(4, min(32, (1 << 16) // max(n_samples, 1)))
 
 
 def _one_blas_thread() -> None:
@@ -65,7 +78,6 @@ def _one_blas_thread() -> None:
     global _blas_limited
     if _blas_limited:
         return
-    _blas_limited = True
     import scipy
     import scipy.linalg.cython_blas  # noqa: F401 -- loads the BLAS numba's np.dot calls, to find it below
     from threadpoolctl import ThreadpoolController
@@ -76,6 +88,7 @@ def _one_blas_thread() -> None:
            if info["user_api"] == "blas" and info["filepath"].startswith(scipy_folder)]
     if own:
         controller.select(filepath=own).limit(limits=1)
+    _blas_limited = True
 
 
 def _mark_worker():
@@ -83,26 +96,31 @@ def _mark_worker():
 
 
 def _pool_of(threads: int) -> ThreadPoolExecutor:
-    global _pool
+    """The pool of ``threads`` workers (made anew only when the thread count changes)."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers != threads:
+        if _pool is None or _pool_size != threads:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(threads, thread_name_prefix="genoae-kernel", initializer=_mark_worker)
+            _pool_size = threads
         return _pool
 
 
 def _each(kernel, n_tasks: int, *args) -> None:
     """``kernel(*args, task)`` for task = 0 … n_tasks − 1, on the pool (serially inside a pool thread, or with
-    one thread or one task).  An exception in any task is raised here."""
+    one thread or one task).  Every task has ended when this returns; an exception in any is then raised here."""
     _one_blas_thread()
     threads = kernel_threads()
     if n_tasks <= 1 or threads <= 1 or getattr(_in_worker, "active", False):
         for task in range(n_tasks):
             kernel(*args, task)
         return
-    for _ in _pool_of(min(threads, n_tasks)).map(lambda task: kernel(*args, task), range(n_tasks)):
-        pass
+    pool = _pool_of(threads)
+    tasks = [pool.submit(kernel, *args, task) for task in range(n_tasks)]
+    wait(tasks)  # no task still writes into the caller's arrays once an error is raised
+    for task in tasks:
+        task.result()
 
 
 def _each_share(kernel, n_rows: int, *args) -> None:
@@ -499,12 +517,14 @@ def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_par
     PP_block = np.empty((KK, block))    # P_jk P_jl (l ≤ k) of each
     grad_block = np.empty((K, n_samples))
     hess_block = np.empty((KK, n_samples))
+    h_buffer = np.empty((block, n_samples))
     products = np.ones(width)
     exponents = np.zeros(width, np.int64)
     count = 0
     for first in range(bounds[t], bounds[t + 1], block):
         rows = min(block, bounds[t + 1] - first)
-        h = np.dot(P[first:first + rows], QT)  # (rows, N)
+        h = h_buffer[:rows]
+        np.dot(P[first:first + rows], QT, h)
         for a in range(rows):
             j = first + a
             _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
@@ -730,6 +750,8 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
     H = np.empty((K, K))
     G = np.empty(K)
     candidates = np.empty((block, K))
+    h_buffer = np.empty((block, n_samples))
+    h_candidates_buffer = np.empty((block, n_samples))
     stepped = np.zeros(block, np.bool_)
     work = _workspace(K)
     total = 0.0
@@ -737,7 +759,8 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
         rows = min(block, bounds[t + 1] - first)
         for a in range(rows):
             _decode_row(packed[first + a], n_samples, g[a], r[a], lut_g, lut_r, first + a, holdout, keep_fold)
-        h = np.dot(P[first:first + rows], QT)  # (rows, N)
+        h = h_buffer[:rows]
+        np.dot(P[first:first + rows], QT, h)
         for a in range(rows):
             h_a, g_a, r_a, w1_a, w2_a = h[a], g[a], r[a], w1[a], w2[a]
             for i in range(n_samples):
@@ -770,7 +793,8 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
                 for k in range(K):
                     candidates[a, k] = P[j, k]
         # ℓ of each row at its candidate: kept where it is not lower, else the row's EM update
-        h_candidates = np.dot(candidates[:rows], QT)
+        h_candidates = h_candidates_buffer[:rows]
+        np.dot(candidates[:rows], QT, h_candidates)
         for a in range(rows):
             j = first + a
             if not stepped[a]:

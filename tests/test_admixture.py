@@ -360,3 +360,39 @@ def test_starts_are_refused_for_supervised_runs():
     labels = np.array(["a", "b"] * 15)
     with pytest.raises(UsageError, match="supervised"):
         Admixture(2, progress=False, starts=2).fit(Genotypes.from_counts(g), populations=labels)
+
+
+def test_starts_are_refused_with_a_reference_fraction():
+    g, _, _ = simulate(n=40, m=100, K=2, seed=1)
+    with pytest.raises(UsageError, match="reference-fraction"):
+        Admixture(2, progress=False, starts=2, reference_fraction=0.5).fit(Genotypes.from_counts(g))
+
+
+def test_kernel_pool_works_in_a_forked_child():
+    """A child forked after the kernels have run inherits the pool object without its threads: it must start its
+    own instead of waiting forever on the parent's."""
+    import os
+    import signal
+    import time
+
+    from genoae import device, kernels
+
+    previous, previous_torch = device.kernel_threads(), torch.get_num_threads()
+    try:
+        device.set_threads(2)
+        for _ in range(5):  # both workers started and idle: a child reusing them would wait forever
+            kernels._each(lambda out, task: time.sleep(0.01), 2, [])
+        child = os.fork()
+        if child == 0:  # the child: a hang ends by SIGALRM, an error by exit code 3
+            signal.alarm(30)
+            try:
+                done = []
+                kernels._each(lambda out, task: out.append(task), 2, done)
+                os._exit(0 if sorted(done) == [0, 1] else 3)
+            except BaseException:
+                os._exit(3)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        device.set_threads(previous)
+        torch.set_num_threads(previous_torch)

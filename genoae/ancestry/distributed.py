@@ -37,7 +37,7 @@ class Launch:
 
     def threads(self) -> int:
         """CPU threads per process when none are asked for: this machine's cores shared by its processes
-        (torchrun sets OMP_NUM_THREADS=1, and numba would start one thread per core in every process)."""
+        (torchrun sets OMP_NUM_THREADS=1, and the kernels would run one thread per core in every process)."""
         return max(1, (os.cpu_count() or 1) // max(self.local_size, 1))
 
 

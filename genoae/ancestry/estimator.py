@@ -51,7 +51,8 @@ class Admixture:
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     threads : int, optional
-        CPU threads for torch.
+        CPU threads, for torch and for the CPU kernels (default: all CPUs, or NUMBA_NUM_THREADS); the kernels'
+        float rounding follows this number.
     precision : str
         ``float64`` or ``float32`` for the refinement's arithmetic (ℓ is always summed in float64); ``auto`` picks
         float64 when the data are small (≤ 2·10⁷ calls) and float32 otherwise, where it is faster and its rounding
@@ -66,7 +67,8 @@ class Admixture:
         k-means), and keep the fit with the highest ℓ: ADMIXTURE's likelihood has several local maxima on some
         data (hapmap3 at K = 4: one ALS start reached the highest in 2 of 12 seeds, ADAMIXTURE in 2 of 5), so
         users run several seeds; this costs ``starts`` starts and refinements.  The first start is a one-start
-        run's.  Unsupervised runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum).
+        run's.  Unsupervised runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum, so it takes
+        one start), not with ``reference_fraction``.
     reference_fraction : float, optional
         For large N: fit (start, refinement, encoder) on this fraction of the individuals drawn at random, project
         every other individual onto that fit (:func:`genoae.ancestry.projection.project`), and start the
@@ -117,6 +119,9 @@ class Admixture:
         if self.starts > 1 and populations is not None:
             raise UsageError(f"--starts {self.starts}: a supervised run starts from its labels, so every start would "
                              "be the same")
+        if self.starts > 1 and self.reference_fraction is not None:
+            raise UsageError(f"--starts {self.starts} with --reference-fraction: the refinement on all individuals "
+                             "starts from the reference fit; use one of the two")
         if self.reference_fraction is not None:
             if not 0.0 < self.reference_fraction < 1.0:
                 raise UsageError(f"reference fraction {self.reference_fraction}: expected a number between 0 and 1")
@@ -162,29 +167,32 @@ class Admixture:
         dtype = _refinement_dtype(self.precision, n * m_all)
         fixed_rows = None if labels is None else torch.from_numpy(labels >= 0).to(device)
 
-        # 1. initialisation
+        # 1. and 2. each start (its own SVD or PCA and factorisation; the first is a one-start run's), refined to
+        # the maximum likelihood by block relaxation (Newton steps per row, CPU; EM on CUDA) accelerated by
+        # quasi-Newton extrapolation; the highest ℓ is kept, one start and the best fit in memory at a time
         freqs = genotypes.allele_freqs()
-        if self.reference_fraction is not None:
-            Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
-            starts = [(Q0.to(device), P0.to(device))]
-        else:  # each start draws its own SVD (or PCA) and factorisation; the first is a one-start run's
-            starts = [initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
-                      for _ in range(self.starts if self.K > 1 else 1)]
-        start_logliks = [calls.loglik(Q0, P0) for Q0, P0 in starts]
-        report.seconds["init"] = time.perf_counter() - tick
-
-        # 2. refinement to the maximum likelihood from each start: block relaxation (Newton steps per row, CPU; EM
-        # on CUDA), accelerated by quasi-Newton extrapolation; the highest ℓ is kept
-        tick = time.perf_counter()
-        fits = [self._refine(calls, Q0, P0, dtype, fixed_rows, index, len(starts))
-                for index, (Q0, P0) in enumerate(starts)]
-        best = int(np.argmax([fit[3] for fit in fits]))
-        Q, P, trace, _, iterations = fits[best]
-        report.init_loglik = start_logliks[best]
-        report.starts = [(start_logliks[index], fit[3], fit[4]) for index, fit in enumerate(fits)]
-        report.best_start = best
+        n_starts = self.starts if self.K > 1 else 1
+        best = None
+        for index in range(n_starts):
+            if self.reference_fraction is not None:
+                Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
+                Q0, P0 = Q0.to(device), P0.to(device)
+            else:
+                Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
+            start_loglik = calls.loglik(Q0, P0)
+            report.seconds["init"] = report.seconds.get("init", 0.0) + time.perf_counter() - tick
+            tick = time.perf_counter()
+            fit = self._refine(calls, Q0, P0, dtype, fixed_rows, index, n_starts)
+            del Q0, P0
+            report.seconds["refinement"] = report.seconds.get("refinement", 0.0) + time.perf_counter() - tick
+            tick = time.perf_counter()
+            report.starts.append((start_loglik, fit[3], fit[4]))
+            if best is None or fit[3] > best[1][3]:  # a NaN ℓ never replaces a fit
+                best = (index, fit)
+                report.init_loglik = start_loglik
+            fit = None  # a fit not kept is freed before the next start is drawn
+        report.best_start, (Q, P, trace, loglik, iterations) = best
         report.em_trace, report.em_iterations = trace, iterations
-        report.seconds["refinement"] = time.perf_counter() - tick
 
         # 3. the network: the decoder holds the refined P; the encoder, set from it in closed form, gives new
         # individuals their starting Q in genoae project; it changes neither Q nor P
@@ -202,7 +210,7 @@ class Admixture:
         self.model_ = model
         self.Q_ = Q.cpu().numpy()
         self.P_ = P.cpu().numpy()
-        self.loglik_ = fits[best][3]
+        self.loglik_ = loglik
         self.loglik_trace_ = np.array(list(trace) + [self.loglik_])
         self.report_ = report
         self.device_ = device

@@ -224,8 +224,9 @@ def _peak_rss_mib() -> float:
 
 
 def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
-    """The log's lines under one K's summary line: start, refinement with ℓ per iteration, encoder, timings,
-    supervised columns, F_ST between the clusters (as ADMIXTURE's log prints it), bootstrap."""
+    """The log's lines under one K's summary line: start, every start's ℓ (``--starts``), refinement with ℓ per
+    iteration, encoder, timings, supervised columns, F_ST between the clusters (as ADMIXTURE's log prints it),
+    bootstrap."""
     report = estimator.report_
     encoder = report.encoder
     start = (f"a fit on {report.reference_size} individuals drawn at random, the others projected onto it"
