@@ -257,28 +257,35 @@ def _product_logs(products, exponents, out, n_samples):
 
 @njit(**_OPTIONS)
 def _individual_loglik_pass_range(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r,
-                                  t):
-    """Range ``t`` of :func:`individual_loglik_pass`."""
+                                  block, t):
+    """Range ``t`` of :func:`individual_loglik_pass`, ``block`` SNPs at a time (each candidate's expected
+    frequencies for the block by one matrix product)."""
     width = packed.shape[1] * 4
     n_candidates = QT.shape[0]
-    g = np.empty(width)
-    r = np.empty(width)
-    h = np.empty(width)
+    g = np.empty((block, width))
+    r = np.empty((block, width))
+    h_buffer = np.empty((n_candidates, block, n_samples))
     products = np.ones((n_candidates, width))
     exponents = np.zeros((n_candidates, width), np.int64)
     count = 0
-    for j in range(bounds[t], bounds[t + 1]):
-        _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
+    for first in range(bounds[t], bounds[t + 1], block):
+        rows = min(block, bounds[t + 1] - first)
+        for a in range(rows):
+            _decode_row(packed[first + a], n_samples, g[a], r[a], lut_g, lut_r, first + a, holdout, keep_fold)
         for c in range(n_candidates):
-            _expected_freqs(P, j, QT[c], h, n_samples)
-            running = products[c]
-            for i in range(n_samples):
-                running[i] *= _factor(g[i], r[i], h[i])
-        count += 1
-        if count == _LOG_GROUP:
+            np.dot(P[first:first + rows], QT[c], h_buffer[c, :rows])
+        for a in range(rows):
+            g_a, r_a = g[a], r[a]
             for c in range(n_candidates):
-                _renormalise(products[c], exponents[c], n_samples)
-            count = 0
+                h_a = h_buffer[c, a]
+                running = products[c]
+                for i in range(n_samples):
+                    running[i] *= _factor(g_a[i], r_a[i], min(max(h_a[i], FREQ_MIN), FREQ_MAX))
+            count += 1
+            if count == _LOG_GROUP:
+                for c in range(n_candidates):
+                    _renormalise(products[c], exponents[c], n_samples)
+                count = 0
     for c in range(n_candidates):
         _product_logs(products[c], exponents[c], loglik_parts[t, c], n_samples)
 
@@ -288,7 +295,7 @@ def individual_loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdo
     factors, one log each).  QT (C, K, N): several candidate Q per individual scored in one pass over the calls
     (a line search costs one decode)."""
     _each(_individual_loglik_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, loglik_parts, bounds, holdout,
-          keep_fold, lut_g, lut_r)
+          keep_fold, lut_g, lut_r, block_rows(n_samples * QT.shape[0]))
 
 
 @njit(**_OPTIONS)
@@ -367,7 +374,8 @@ def _loglik_pass_range(packed, n_samples, QT, P, loglik_parts, bounds, holdout, 
 
 
 def loglik_pass(packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold, lut_g, lut_r):
-    """ℓ at (Q, P) over each range of rows."""
+    """ℓ at (Q, P) over each range of rows (row by row: a block's matrix product measured slower here, 0.044
+    against 0.039 s at 2,000 × 20,000, K = 6, since one log per row dominates)."""
     _each(_loglik_pass_range, bounds.shape[0] - 1, packed, n_samples, QT, P, loglik_parts, bounds, holdout, keep_fold,
           lut_g, lut_r)
 
