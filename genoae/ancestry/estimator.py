@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +31,16 @@ class FitReport:
     starts: list = field(default_factory=list)  # per start: (ℓ at the start, ℓ refined, iterations)
     best_start: int = 0                          # the start whose fit is kept (the highest refined ℓ)
     seconds: dict = field(default_factory=dict)
+
+
+class Refined(NamedTuple):
+    """One refinement's end (:meth:`Admixture._refine`)."""
+
+    Q: torch.Tensor      # float64
+    P: torch.Tensor      # float64
+    trace: list          # ℓ at each check
+    loglik: float        # ℓ at (Q, P)
+    iterations: int
 
 
 class Admixture:
@@ -172,7 +183,7 @@ class Admixture:
         # quasi-Newton extrapolation; the highest ℓ is kept, one start and the best fit in memory at a time
         freqs = genotypes.allele_freqs()
         n_starts = self.starts if self.K > 1 else 1
-        best = None
+        best, best_index = None, 0
         for index in range(n_starts):
             if self.reference_fraction is not None:
                 Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
@@ -186,13 +197,12 @@ class Admixture:
             del Q0, P0
             report.seconds["refinement"] = report.seconds.get("refinement", 0.0) + time.perf_counter() - tick
             tick = time.perf_counter()
-            report.starts.append((start_loglik, fit[3], fit[4]))
-            if best is None or fit[3] > best[1][3]:  # a NaN ℓ never replaces a fit
-                best = (index, fit)
-                report.init_loglik = start_loglik
+            report.starts.append((start_loglik, fit.loglik, fit.iterations))
+            if best is None or fit.loglik > best.loglik:  # a NaN ℓ never replaces a fit
+                best, best_index, report.init_loglik = fit, index, start_loglik
             fit = None  # a fit not kept is freed before the next start is drawn
-        report.best_start, (Q, P, trace, loglik, iterations) = best
-        report.em_trace, report.em_iterations = trace, iterations
+        Q, P = best.Q, best.P
+        report.best_start, report.em_trace, report.em_iterations = best_index, best.trace, best.iterations
 
         # 3. the network: the decoder holds the refined P; the encoder, set from it in closed form, gives new
         # individuals their starting Q in genoae project; it changes neither Q nor P
@@ -210,14 +220,14 @@ class Admixture:
         self.model_ = model
         self.Q_ = Q.cpu().numpy()
         self.P_ = P.cpu().numpy()
-        self.loglik_ = loglik
-        self.loglik_trace_ = np.array(list(trace) + [self.loglik_])
+        self.loglik_ = best.loglik
+        self.loglik_trace_ = np.array(list(best.trace) + [self.loglik_])
         self.report_ = report
         self.device_ = device
         return self
 
-    def _refine(self, calls: PackedCalls, Q0, P0, dtype, fixed_rows, index: int, n_starts: int):
-        """One refinement from (Q0, P0): (Q, P float64, ℓ trace, ℓ at the end, iterations)."""
+    def _refine(self, calls: PackedCalls, Q0, P0, dtype, fixed_rows, index: int, n_starts: int) -> Refined:
+        """One refinement from (Q0, P0), start ``index`` of ``n_starts`` (for the progress bar)."""
         what = f"K={self.K} refinement" + (f", start {index + 1} of {n_starts}" if n_starts > 1 else "")
         bar = progress_bar(self.max_iter, what, enabled=self.progress)
         last_iteration = [0]
@@ -231,7 +241,7 @@ class Admixture:
                                    q_fixed_rows=fixed_rows, callback=on_check)
         bar.close()
         Q, P = Q.to(torch.float64), P.to(torch.float64)
-        return Q, P, trace, calls.loglik(Q, P), last_iteration[0]
+        return Refined(Q, P, trace, calls.loglik(Q, P), last_iteration[0])
 
     def _reference_size(self, n: int) -> int:
         return int(round(self.reference_fraction * n))

@@ -239,10 +239,9 @@ def _log_details(estimator: Admixture, bootstrap: int = 0) -> list:
              f"their converged projection (reached in {encoder.iterations} iterations from the encoder's Q)",
              "#   seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())]
     if len(report.starts) > 1:
-        lines.insert(1, f"#   {len(report.starts)} starts, each drawn afresh and refined; loglik refined "
-                        "(at the start, iterations): " + "; ".join(
-                            f"{refined:.3f} ({start:.3f}, {iterations})" for start, refined, iterations in report.starts)
-                     + f"; kept start {report.best_start + 1}, the highest")
+        each = "; ".join(f"{refined:.3f} ({start:.3f}, {iterations})" for start, refined, iterations in report.starts)
+        lines.insert(1, f"#   {len(report.starts)} starts, each drawn afresh and refined; loglik refined (at the "
+                        f"start, iterations): {each}; kept start {report.best_start + 1}, the highest")
     trace = np.asarray(estimator.loglik_trace_, dtype=np.float64)
     lines.append("#   loglik per iteration (from the start): " + " ".join(f"{value:.3f}" for value in trace))
     if estimator.populations_:
