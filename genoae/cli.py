@@ -428,7 +428,8 @@ def vae():
 @click.option("-o", "--output", required=True, type=click.Path(), help="Model file to write (e.g. model.pt).")
 @click.option("--mode", type=click.Choice(["auto", "haplotype", "genotype"]), default="auto", show_default=True,
               help="haplotype = Bernoulli per SNP on phased haplotypes; genotype = categorical 0/1/2.")
-@click.option("--epochs", type=POSITIVE, default=150, show_default=True)
+@click.option("--epochs", type=POSITIVE, default=None, help="Training epochs at most (default 150; with --privacy "
+              "30, all run).")
 @click.option("--latent-dim", "latent_channels", type=POSITIVE, default=8, show_default=True, help="Local latent channels per SNP block.")
 @click.option("--global-dim", type=POSITIVE, default=16, show_default=True, help="Global latent dimension.")
 @click.option("--hidden", type=POSITIVE, default=32, show_default=True, help="Channels of the convolutions.")
@@ -441,11 +442,22 @@ def vae():
               "--hidden).")
 @click.option("--beta", type=FiniteFloat(min=0), default=1.0, show_default=True, help="KL weight after warm-up.")
 @click.option("--warmup", "warmup_epochs", type=COUNT, default=5, show_default=True, help="KL warm-up epochs.")
-@click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
-@click.option("--lr", "learning_rate", type=POSITIVE_FLOAT, default=2e-3, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=None, help="Rows a step (default 64); with --privacy the "
+              "expected people a step (default 256).")
+@click.option("--lr", "learning_rate", type=POSITIVE_FLOAT, default=None, help="AdamW learning rate (default 0.002; "
+              "0.01 with --privacy).")
 @click.option("--patience", type=POSITIVE, default=10, show_default=True, help="Early-stopping patience (epochs).")
-@click.option("--validation", "validation_fraction", type=FiniteFloat(min=0, max=1, max_open=True), default=0.1, show_default=True,
-              help="Share of individuals held out for early stopping.")
+@click.option("--validation", "validation_fraction", type=FiniteFloat(min=0, max=1, max_open=True), default=None,
+              help="Share of individuals held out for early stopping (default 0.1; 0 with --privacy, whose "
+              "held-out people are only monitored).")
+@click.option("--privacy", "privacy_epsilon", type=POSITIVE_FLOAT, default=None, metavar="EPSILON",
+              help="Train with DP-SGD to an (EPSILON, --delta) differential-privacy guarantee per person (Opacus's "
+              "accountant): per-person gradients clipped to --clip-norm plus calibrated Gaussian noise, all --epochs "
+              "run (no early stopping).  Smaller is more private.")
+@click.option("--delta", "privacy_delta", type=POSITIVE_FLOAT, default=None,
+              help="--privacy: the guarantee's delta (default min(1e-5, 1 / (10 people)); below 1 / people).")
+@click.option("--clip-norm", type=POSITIVE_FLOAT, default=1.0, show_default=True,
+              help="--privacy: bound on one person's gradient (L2 norm).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=POSITIVE, default=None, help="CPU threads for torch.")
@@ -456,10 +468,19 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
     """Train a VAE on INPUT (VCF, PLINK, HDF5, .hapt ...) and save it to MODEL."""
     from genoae.commands.vae import train_file
 
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    dp_options = [f"--{name.replace('privacy_', '').replace('_', '-')}" for name in ("privacy_delta", "clip_norm")
+                  if context.get_parameter_source(name) != ParameterSource.DEFAULT]
+    if params["privacy_epsilon"] is None and dp_options:
+        raise click.UsageError(f"{' and '.join(dp_options)} set DP-SGD: give --privacy EPSILON with them")
     estimator = train_file(input_path, output, labels=labels, progress=not quiet, pop_column=pop_column, **params)
     history = estimator.history_
     pops = f"{len(estimator.populations_)} populations" if estimator.populations_ else "unconditional"
-    if history.best_epoch:
+    if estimator.privacy_ is not None:
+        kept = f"all run (private: no early stopping); {estimator.privacy_.summary()}"
+    elif history.best_epoch:
         kept = f"best held-out loss {history.validation[history.best_epoch - 1]:.2f} at epoch {history.best_epoch}"
     else:  # early stopping only starts once the KL weight is final
         kept = (f"all within the KL warm-up, so the last epoch is kept (held-out loss "

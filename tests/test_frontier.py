@@ -191,6 +191,7 @@ def test_cli_evaluate_frontier(tmp_path, capsys, model, halves):
     assert len(rows) == 6 and rows[1].startswith("evaluated set\tevaluated")
     assert (tmp_path / "report_frontier.png").stat().st_size > 1000
     assert "frontier (privacy loss" in out and "report.frontier.tsv" in out
+    assert report["frontier"]["model_privacy"] == [None] and "without a differential-privacy guarantee" in out
 
 
 def test_cli_frontier_keeps_the_labels_for_a_set_named_otherwise(tmp_path, capsys, model, halves):

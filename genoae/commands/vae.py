@@ -222,7 +222,10 @@ def _frontier_points(report, real, holdout, real_pops, hold_pops, options, seed,
                                groups=options["groups"], seed=seed, ld_window=ld_window, max_rows=max_rows,
                                progress=progress)
     fresh = report["privacy_loss"].get("fresh_real_reference")
-    report["frontier"] = {"points": [p.as_dict() for p in points], **summarise(points, fresh)}
+    model = options["model"]
+    accounts = [getattr(m, "privacy_", None) for m in getattr(model, "models", [model])]
+    report["frontier"] = {"points": [p.as_dict() for p in points], **summarise(points, fresh),
+                          "model_privacy": [None if a is None else a.as_dict() for a in accounts]}
     return points
 
 

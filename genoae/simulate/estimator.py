@@ -17,6 +17,12 @@ from genoae.io.vae_model import load_vae, save_vae
 from genoae.progress import progress_bar
 from genoae.simulate.network import GenomeVAE
 
+# the training schedule by default; DP-SGD's has larger batches over fewer epochs: the noise in a step's mean
+# gradient shrinks as the batch grows, while the accountant charges for every step
+PLAIN_SCHEDULE = {"epochs": 150, "batch_size": 64, "learning_rate": 2e-3}
+PRIVATE_SCHEDULE = {"epochs": 30, "batch_size": 256, "learning_rate": 1e-2}
+
+
 @dataclass
 class TrainingHistory:
     """Per-epoch means per row: reconstruction NLL, KL, beta used, held-out loss (recon + KL at full beta)."""
@@ -49,11 +55,24 @@ class SyntheticGenomes:
         Weight of the KL term once warm-up is over.
     warmup_epochs : int
         KL weight rises linearly from 0 to ``beta`` over these epochs.
-    epochs, batch_size, learning_rate : training schedule (AdamW).
-    validation_fraction : float
-        Share of *individuals* held out for early stopping (both haplotypes of a person stay together).
+    epochs, batch_size, learning_rate : int, int, float, or None
+        The training schedule (AdamW; the batch is rows, or people under DP-SGD).  None: 150 epochs of batches of
+        64 at 2e-3, or with ``privacy_epsilon`` 30 epochs of 256 people at 1e-2 (:data:`PRIVATE_SCHEDULE`).
+    validation_fraction : float or None
+        Share of *individuals* held out for early stopping (both haplotypes of a person stay together); None: 0.1,
+        or 0 with ``privacy_epsilon`` (a private model trains on everyone, for its fixed number of epochs).
     patience : int
         Stop when the held-out loss has not improved for this many epochs (after warm-up).
+    privacy_epsilon : float or None
+        Train with DP-SGD (:mod:`genoae.simulate.privacy`) to an (ε, δ) guarantee per person: every step draws
+        each person with chance ``batch_size`` / people, clips each person's gradient to ``clip_norm`` and adds
+        Gaussian noise calibrated by Opacus's accountant to ε after ``epochs`` epochs.  A private model runs all
+        its epochs (no early stopping: the choice of epoch would look at the data), starts its output layer at
+        frequency 0.5 instead of the training frequencies, and keeps no loss history in its file.
+    privacy_delta : float or None
+        δ of the guarantee (default: min(1e-5, 1 / (10 people))); must be below 1 / people.
+    clip_norm : float
+        The bound C on one person's gradient (L2 norm) under DP-SGD.
     seed : int or None
     device : str   ``auto``, ``cpu`` or ``cuda``.
 
@@ -69,9 +88,11 @@ class SyntheticGenomes:
     def __init__(self, mode: str = "auto", latent_channels: int = 8, global_dim: int = 16, hidden: int = 32,
                  block_size: int = 64, n_layers: int = 2, kernel_size: int = 5, prior_window: int = 16,
                  prior_components: int = 4, prior_hidden: int | None = None, beta: float = 1.0,
-                 warmup_epochs: int = 5, epochs: int = 150, batch_size: int = 64, learning_rate: float = 2e-3,
-                 weight_decay: float = 0.0, validation_fraction: float = 0.1, patience: int = 10,
-                 seed: int | None = 0, device: str = "auto", progress: bool = True):
+                 warmup_epochs: int = 5, epochs: int | None = None, batch_size: int | None = None,
+                 learning_rate: float | None = None,
+                 weight_decay: float = 0.0, validation_fraction: float | None = None, patience: int = 10,
+                 seed: int | None = 0, device: str = "auto", progress: bool = True,
+                 privacy_epsilon: float | None = None, privacy_delta: float | None = None, clip_norm: float = 1.0):
         self.mode = mode
         self.latent_channels = latent_channels
         self.global_dim = global_dim
@@ -93,6 +114,9 @@ class SyntheticGenomes:
         self.seed = seed
         self.device = device
         self.progress = progress
+        self.privacy_epsilon = privacy_epsilon
+        self.privacy_delta = privacy_delta
+        self.clip_norm = clip_norm
 
     # ------------------------------------------------------------------ settings
     def _architecture(self) -> dict:
@@ -101,12 +125,18 @@ class SyntheticGenomes:
                     prior_window=self.prior_window, prior_components=self.prior_components,
                     prior_hidden=self.prior_hidden)
 
+    def schedule(self) -> dict:
+        """``epochs``, ``batch_size`` and ``learning_rate`` as training uses them (None resolved to the default of a
+        plain or a private training)."""
+        defaults = PRIVATE_SCHEDULE if self.privacy_epsilon is not None else PLAIN_SCHEDULE
+        return {name: value if getattr(self, name) is None else getattr(self, name) for name, value in defaults.items()}
+
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in (
             "mode", "latent_channels", "global_dim", "hidden", "block_size", "n_layers", "kernel_size",
             "prior_window", "prior_components", "prior_hidden", "beta",
             "warmup_epochs", "epochs", "batch_size", "learning_rate", "weight_decay", "validation_fraction",
-            "patience", "seed", "device")}
+            "patience", "seed", "device", "privacy_epsilon", "privacy_delta", "clip_norm")}
 
     # ------------------------------------------------------------------ fitting
     def fit(self, genotypes: Genotypes, populations=None) -> "SyntheticGenomes":
@@ -150,63 +180,67 @@ class SyntheticGenomes:
         row_pop = person_pop[row_person]
 
         # ---- split by PERSON, so a held-out haplotype never has its partner in training
+        private = self.privacy_epsilon is not None
         n_people = genotypes.n_samples
-        n_valid = int(round(self.validation_fraction * n_people)) if self.validation_fraction > 0 else 0
+        validation_fraction = self.validation_fraction
+        if validation_fraction is None:
+            validation_fraction = 0.0 if private else 0.1
+        n_valid = int(round(validation_fraction * n_people)) if validation_fraction > 0 else 0
         order = rng.permutation(n_people)
         valid_people = np.zeros(n_people, bool)
         valid_people[order[:n_valid]] = True
         is_valid = valid_people[row_person]
         train_rows = np.flatnonzero(~is_valid)
+        schedule = self.schedule()
+        epochs, batch_size = schedule["epochs"], schedule["batch_size"]
+        account = self._privacy_plan(int(n_people - n_valid), epochs, batch_size) if private else None
 
         self.variants_ = genotypes.variants
         n_pops = len(self.populations_)
         model = GenomeVAE(genotypes.n_variants, mode=mode, n_pops=n_pops, **self._architecture()).to(device)
-        overall = _frequencies(rows[train_rows], mode)
-        model.init_output_bias(overall)
-        if n_pops:
-            model.init_population_bias(np.stack([
-                _frequencies(rows[train_rows[row_pop[train_rows] == k]], mode) if np.any(row_pop[train_rows] == k)
-                else overall for k in range(n_pops)]), overall)
+        if not private:  # the training frequencies would be released unprotected in the starting weights
+            overall = _frequencies(rows[train_rows], mode)
+            model.init_output_bias(overall)
+            if n_pops:
+                model.init_population_bias(np.stack([
+                    _frequencies(rows[train_rows[row_pop[train_rows] == k]], mode)
+                    if np.any(row_pop[train_rows] == k) else overall for k in range(n_pops)]), overall)
         self.model_ = model
 
         states = torch.as_tensor(rows, dtype=torch.int8, device=device)
         pop_codes = torch.as_tensor(row_pop, dtype=torch.long, device=device)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=schedule["learning_rate"], weight_decay=self.weight_decay)
         history = TrainingHistory()
         best_loss, best_state, stale = math.inf, None, 0
         start_time = time.time()
         generator = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
+        valid_rows = np.flatnonzero(is_valid)
 
-        bar = progress_bar(self.epochs, "vae train", unit="epoch", enabled=self.progress)
-        for epoch in range(self.epochs):
+        bar = progress_bar(epochs, "vae train" + (" (DP-SGD)" if private else ""), unit="epoch",
+                           enabled=self.progress)
+        for epoch in range(epochs):
             beta = self.beta * min(1.0, (epoch + 1) / max(1, self.warmup_epochs))
             model.train()
-            permutation = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=generator)]
-            total_recon = total_kl = 0.0
-            for batch in permutation.split(self.batch_size):
-                batch = batch.to(device)
-                x = states[batch]
-                logits, kl = model(x, self._one_hot(pop_codes[batch]))
-                recon = model.reconstruction_nll(logits, x)
-                loss = (recon + beta * kl).mean()
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total_recon += recon.sum().item()
-                total_kl += kl.sum().item()
-            history.reconstruction.append(total_recon / len(train_rows))
-            history.kl.append(total_kl / len(train_rows))
+            if private:
+                recon, kl = self._private_epoch(states, pop_codes, train_rows, len(row_person) // n_people, beta,
+                                                optimiser, generator, account, account.steps // epochs)
+            else:
+                recon, kl = self._epoch(states, pop_codes, train_rows, beta, optimiser, generator, batch_size)
+            history.reconstruction.append(recon)
+            history.kl.append(kl)
             history.beta.append(beta)
-
-            valid_rows = np.flatnonzero(is_valid)
-            monitor_rows = valid_rows if len(valid_rows) else train_rows
-            held_out = self._mean_loss(states, pop_codes, monitor_rows)
-            history.validation.append(held_out)
-            bar.set_postfix(recon=f"{history.reconstruction[-1]:.1f}", kl=f"{history.kl[-1]:.1f}",
-                            held_out=f"{held_out:.1f}")
+            postfix = {"recon": f"{recon:.1f}", "kl": f"{kl:.1f}"}
+            # a private model is not selected on any loss: it is checked on held-out people only when there are
+            # some (they are not trained on), never on the training people
+            monitor_rows = valid_rows if len(valid_rows) or private else train_rows
+            if len(monitor_rows):
+                held_out = self._mean_loss(states, pop_codes, monitor_rows)
+                history.validation.append(held_out)
+                postfix["held_out"] = f"{held_out:.1f}"
+            bar.set_postfix(**postfix)
             bar.update()
             # early stopping counts only once the KL weight is at its final value (earlier losses are not comparable)
-            if epoch + 1 >= self.warmup_epochs:
+            if not private and epoch + 1 >= self.warmup_epochs:
                 if held_out < best_loss - 1e-3:
                     best_loss, stale, history.best_epoch = held_out, 0, epoch + 1
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -220,7 +254,79 @@ class SyntheticGenomes:
         model.eval()
         history.seconds = time.time() - start_time
         self.history_ = history
+        self.privacy_ = account
         return self
+
+    def _epoch(self, states, pop_codes, train_rows, beta, optimiser, generator, batch_size: int) -> tuple[float, float]:
+        """One pass over the training rows in shuffled batches; mean reconstruction NLL and KL per row."""
+        model = self.model_
+        permutation = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=generator)]
+        total_recon = total_kl = 0.0
+        for batch in permutation.split(batch_size):
+            batch = batch.to(states.device)
+            x = states[batch]
+            logits, kl = model(x, self._one_hot(pop_codes[batch]))
+            recon = model.reconstruction_nll(logits, x)
+            loss = (recon + beta * kl).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total_recon += recon.sum().item()
+            total_kl += kl.sum().item()
+        return total_recon / len(train_rows), total_kl / len(train_rows)
+
+    def _privacy_plan(self, n_people: int, epochs: int, batch_size: int):
+        """The DP-SGD settings for ``n_people`` training people: the sample rate (an expected ``batch_size``
+        people a step), steps and noise that spend the asked ε in ``epochs`` epochs
+        (:class:`genoae.simulate.privacy.PrivacyAccount`)."""
+        from genoae.simulate.privacy import (PrivacyAccount, check_budget, default_delta, epsilon_spent,
+                                             noise_multiplier, opacus_version)
+
+        delta = default_delta(n_people) if self.privacy_delta is None else float(self.privacy_delta)
+        check_budget(float(self.privacy_epsilon), delta, float(self.clip_norm), n_people)
+        sample_rate = min(1.0, batch_size / n_people)
+        steps = epochs * math.ceil(n_people / batch_size)
+        noise = noise_multiplier(float(self.privacy_epsilon), delta, sample_rate, steps)
+        return PrivacyAccount(
+            epsilon=float(self.privacy_epsilon), delta=delta, clip_norm=float(self.clip_norm),
+            noise_multiplier=noise, sample_rate=sample_rate, steps=steps,
+            epsilon_spent=epsilon_spent(noise, sample_rate, steps, delta), people=n_people,
+            library=opacus_version())
+
+    def _private_epoch(self, states, pop_codes, train_rows, rows_per_person: int, beta, optimiser, generator,
+                       account, steps: int) -> tuple[float, float]:
+        """One epoch of ``steps`` DP-SGD steps; mean reconstruction NLL and KL per row of the people drawn.  A
+        person is ``rows_per_person`` consecutive rows (their two haplotypes)."""
+        from torch.func import functional_call
+
+        from genoae.simulate.privacy import draw_people, private_gradients
+
+        model = self.model_
+        people_rows = torch.as_tensor(train_rows.reshape(-1, rows_per_person), device=states.device)
+        n_people = len(people_rows)
+
+        def person_loss(params, buffers, x, *pop):
+            logits, kl = functional_call(model, (params, buffers), (x, pop[0] if pop else None))
+            recon = model.reconstruction_nll(logits, x)
+            return (recon + beta * kl).mean(), (recon.sum(), kl.sum())
+
+        total_recon = total_kl = 0.0
+        rows_seen = 0
+        for _ in range(steps):
+            drawn = people_rows[draw_people(n_people, account.sample_rate, generator).to(states.device)]
+            people = (states[drawn],)  # (b, rows_per_person, n_variants)
+            if self.populations_:
+                people += (self._one_hot(pop_codes[drawn]),)
+            optimiser.zero_grad(set_to_none=True)
+            step = private_gradients(model, person_loss, people, account.clip_norm,
+                                     account.noise_multiplier * account.clip_norm,
+                                     account.sample_rate * n_people, generator)
+            optimiser.step()
+            if step["people"]:
+                total_recon += step["aux"][0]
+                total_kl += step["aux"][1]
+                rows_seen += step["people"] * rows_per_person
+        return total_recon / max(rows_seen, 1), total_kl / max(rows_seen, 1)
 
     def _one_hot(self, pop_codes):
         if not self.populations_:
@@ -365,8 +471,19 @@ class SyntheticGenomes:
             "population_counts": [int(c) for c in self.population_counts_],
             "variants": {"chrom": v.chrom.tolist(), "pos": v.pos.tolist(), "id": v.id.tolist(),
                          "a1": v.a1.tolist(), "a2": v.a2.tolist(), "cm": v.cm.tolist()},
-            "history": asdict(self.history_) if hasattr(self, "history_") else None,
+            "history": self._history_record(),
+            "privacy": None if getattr(self, "privacy_", None) is None else self.privacy_.as_dict(),
         }
+
+    def _history_record(self) -> dict | None:
+        """The training history for the model file; a private model's without its losses (computed on the
+        training people, they are not covered by the guarantee)."""
+        if not hasattr(self, "history_"):
+            return None
+        record = asdict(self.history_)
+        if getattr(self, "privacy_", None) is not None:
+            record.update(reconstruction=[], kl=[], validation=[])
+        return record
 
     def save(self, path) -> None:
         """One file (``genoae.io.vae_model``): the state dict plus the JSON metadata; written atomically."""
@@ -385,6 +502,11 @@ class SyntheticGenomes:
             estimator.variants_ = Variants(**metadata["variants"])
             if metadata.get("history"):
                 estimator.history_ = TrainingHistory(**metadata["history"])
+            estimator.privacy_ = None
+            if metadata.get("privacy"):
+                from genoae.simulate.privacy import PrivacyAccount
+
+                estimator.privacy_ = PrivacyAccount(**metadata["privacy"])
             model = GenomeVAE(metadata["n_variants"], mode=metadata["mode"], n_pops=len(estimator.populations_),
                               **metadata["architecture"])
             model.load_state_dict(state_dict)

@@ -560,6 +560,11 @@ def format_summary(report: dict) -> str:
                      f"train-on-real {c['train_real_test_real']:.4f} ({c['n_classes']} classes, {c['n_test']} test)")
     if "frontier" in report:
         lines.append("frontier (privacy loss / train-on-synthetic accuracy / AATS):")
+        for index, account in enumerate(report["frontier"].get("model_privacy", [])):
+            which = f"model {index + 1}" if len(report["frontier"]["model_privacy"]) > 1 else "model"
+            lines.append(f"  {which}: " + ("trained without a differential-privacy guarantee" if account is None
+                                           else f"DP-SGD, (ε = {account['epsilon_spent']:.3g}, δ = "
+                                                f"{account['delta']:.2g}) per person"))
         for point in report["frontier"]["points"]:
             accuracy = "" if point["accuracy"] is None else f"{point['accuracy']:.4f}"
             lines.append(f"  {point['name']:30s}{point['privacy_loss']:10.4f}{accuracy:>10s}{point['aats']:10.4f}")

@@ -150,7 +150,10 @@ class GenomeVAE(nn.Module):
         """(B, M) int states (-1 missing) -> (B, L, S * n_states) float one-hot, zeros where missing or padded."""
         B, M = states.shape
         padded = F.pad(states.long(), (0, self.n_blocks * self.block_size - M), value=-1)
-        one_hot = F.one_hot(padded.clamp(min=0), self.n_states).float() * (padded >= 0).unsqueeze(-1)
+        # a comparison, not F.one_hot: it needs no check of the values (so it runs under torch.func.vmap, the
+        # per-person gradients of DP-SGD), and a missing or padded state (-1) matches no column
+        states_range = torch.arange(self.n_states, device=states.device)
+        one_hot = (padded.unsqueeze(-1) == states_range).float()
         return one_hot.reshape(B, self.n_blocks, self.block_size * self.n_states)
 
     def encode(self, states, pop_one_hot=None):
