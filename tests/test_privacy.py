@@ -1,4 +1,6 @@
 """DP-SGD training of the VAE (genoae.simulate.privacy): per-person clipping, the noise, the accounting, the fit."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -163,9 +165,10 @@ def test_private_fit_refuses_a_delta_that_protects_nobody(phased):
 def test_cli_private_training(tmp_path, capsys):
     from genoae.io import write_genotypes
 
-    rows = mosaic_haplotypes(120, n_variants=32, seed=6)
-    write_genotypes(Genotypes.from_haplotypes(rows.reshape(-1, 2, 32), Samples([f"p{i}" for i in range(60)])),
-                    tmp_path / "train.vcf.gz")
+    rows = mosaic_haplotypes(200, n_variants=32, seed=6)
+    everyone = Genotypes.from_haplotypes(rows.reshape(-1, 2, 32), Samples([f"p{i}" for i in range(100)]))
+    write_genotypes(everyone.subset(samples=np.arange(60)), tmp_path / "train.vcf.gz")
+    write_genotypes(everyone.subset(samples=np.arange(60, 100)), tmp_path / "holdout.vcf.gz")
     common = ("--epochs", 2, "--hidden", 8, "--block-size", 8, "--latent-dim", 2, "--global-dim", 3, "--quiet",
               "--threads", 1)
     code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "m.pt",
@@ -174,6 +177,15 @@ def test_cli_private_training(tmp_path, capsys):
     assert "DP-SGD" in out and "no early stopping" in out and "clip norm 2" in out
     loaded = SyntheticGenomes.load(tmp_path / "m.pt")
     assert loaded.privacy_.clip_norm == 2.0 and loaded.privacy_.epsilon == 4.0
+    write_genotypes(loaded.sample(n=30, seed=1), tmp_path / "synth.vcf.gz")
+    code, out, err = run_cli(capsys, "vae", "evaluate", tmp_path / "train.vcf.gz", tmp_path / "synth.vcf.gz",
+                             "--holdout", tmp_path / "holdout.vcf.gz", "-o", tmp_path / "report", "--frontier",
+                             tmp_path / "m.pt", "--temperatures", "1", "--reference-repeats", 2, "--ld-window", 10,
+                             "--quiet")
+    assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["frontier"]["model_privacy"] == [loaded.privacy_.as_dict()]
+    assert f"model: DP-SGD, (ε = {loaded.privacy_.epsilon_spent:.3g}, δ = 1e-05) per person" in out
     code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "n.pt",
                              "--delta", 1e-6, *common)
     assert code == 2 and "--privacy EPSILON" in err and not (tmp_path / "n.pt").exists()
