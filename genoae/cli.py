@@ -446,7 +446,8 @@ def vae():
               "expected people a step (default 256).")
 @click.option("--lr", "learning_rate", type=POSITIVE_FLOAT, default=None, help="AdamW learning rate (default 0.002; "
               "0.01 with --privacy).")
-@click.option("--patience", type=POSITIVE, default=10, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--patience", type=POSITIVE, default=10, show_default=True, help="Early-stopping patience (epochs; "
+              "not with --privacy).")
 @click.option("--validation", "validation_fraction", type=FiniteFloat(min=0, max=1, max_open=True), default=None,
               help="Share of individuals held out for early stopping (default 0.1; 0 with --privacy, whose "
               "held-out people are only monitored).")
@@ -475,6 +476,9 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
                   if context.get_parameter_source(name) != ParameterSource.DEFAULT]
     if params["privacy_epsilon"] is None and dp_options:
         raise click.UsageError(f"{' and '.join(dp_options)} set DP-SGD: give --privacy EPSILON with them")
+    if params["privacy_epsilon"] is not None and context.get_parameter_source("patience") != ParameterSource.DEFAULT:
+        raise click.UsageError("--patience sets early stopping, which a --privacy training does not do (it runs all "
+                               "its --epochs)")
     estimator = train_file(input_path, output, labels=labels, progress=not quiet, pop_column=pop_column, **params)
     history = estimator.history_
     pops = f"{len(estimator.populations_)} populations" if estimator.populations_ else "unconditional"
@@ -486,7 +490,7 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
         kept = (f"all within the KL warm-up, so the last epoch is kept (held-out loss "
                 f"{history.validation[-1]:.2f})")
     click.echo(f"trained {estimator.mode_} VAE ({pops}, {estimator.variants_.pos.size} variants): "
-               f"{len(history.validation)} epochs, {kept}, {history.seconds:.0f} s -> {output}")
+               f"{len(history.beta)} epochs, {kept}, {history.seconds:.0f} s -> {output}")
 
 
 @vae.command("sample")

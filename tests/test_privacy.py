@@ -101,6 +101,8 @@ def test_noise_is_calibrated_to_the_budget():
 
 
 def test_budget_checks():
+    with pytest.raises(UsageError, match="no noise level reaches it"):  # Opacus gives up past σ = 1e6
+        privacy.noise_multiplier(1e-4, 1e-5, 0.5, 10_000)
     privacy.check_budget(1.0, 1e-5, 1.0, 1000)
     for epsilon, delta, clip in ((0.0, 1e-5, 1.0), (1.0, 1e-3, 1.0), (1.0, 0.0, 1.0), (1.0, 1e-5, 0.0)):
         with pytest.raises(UsageError):
@@ -123,26 +125,74 @@ def phased():
     return Genotypes.from_haplotypes(rows.reshape(-1, 2, 40), Samples([f"ind{i}" for i in range(80)])), pops
 
 
-def test_private_fit_runs_every_epoch_records_its_guarantee_and_keeps_no_losses(phased, tmp_path):
+def test_private_fit_runs_every_epoch_records_its_guarantee_and_keeps_no_losses(phased, tmp_path, monkeypatch):
     genotypes, pops = phased
-    settings = {**TINY, "epochs": 3, "batch_size": 16}
+    # patience 1 and held-out people: a plain training would stop early; a private one runs every epoch
+    settings = {**TINY, "epochs": 6, "batch_size": 15, "patience": 1, "validation_fraction": 0.25}
+    steps = []
+    real_step = privacy.private_gradients
+
+    def recording_step(model, person_loss, people, clip_norm, noise_std, expected_batch, generator, **options):
+        steps.append((people[0].clone(), expected_batch, noise_std))
+        return real_step(model, person_loss, people, clip_norm, noise_std, expected_batch, generator, **options)
+
+    monkeypatch.setattr(privacy, "private_gradients", recording_step)
     estimator = SyntheticGenomes(seed=1, privacy_epsilon=2.0, **settings).fit(genotypes, pops)
     account = estimator.privacy_
-    assert account.people == 80 and account.steps == 3 * 5 and account.sample_rate == pytest.approx(0.2)
+    assert account.people == 60 and account.steps == 6 * 4 and account.sample_rate == pytest.approx(0.25)
     assert account.delta == 1e-5 and account.unit == "person" and account.library.startswith("opacus")
     assert 1.8 <= account.epsilon_spent <= 2.0
-    assert account.noise_multiplier == pytest.approx(privacy.noise_multiplier(2.0, 1e-5, 0.2, 15))
+    assert account.noise_multiplier == pytest.approx(privacy.noise_multiplier(2.0, 1e-5, 0.25, 24))
     history = estimator.history_
-    assert len(history.beta) == 3 and history.best_epoch == 0 and history.validation == []  # all people train
+    assert len(history.beta) == 6 and history.best_epoch == 0 and len(history.validation) == 6  # only monitored
+    # every step: a fixed divisor q n and noise σ C; each item drawn is one training person's two haplotypes
+    assert len(steps) == account.steps
+    assert all(divisor == pytest.approx(15.0) and noise == pytest.approx(account.noise_multiplier)
+               for _, divisor, noise in steps)
+    haplotypes = genotypes.haplotypes()
+    people = {haplotypes[i].tobytes(): i for i in range(genotypes.n_samples)}
+    drawn = [people.get(item.numpy().tobytes()) for rows, _, _ in steps for item in rows]
+    assert None not in drawn and len(set(drawn)) == 60  # all 60 training people, no held-out one, were drawn
+    assert 0.15 * 24 * 60 < len(drawn) < 0.35 * 24 * 60
+
     estimator.save(tmp_path / "m.pt")
     loaded = SyntheticGenomes.load(tmp_path / "m.pt")
     assert loaded.privacy_ == account
-    assert loaded.history_.reconstruction == [] and loaded.history_.kl == []
+    assert loaded.history_.reconstruction == [] and loaded.history_.validation == []
     assert loaded.sample(n=6, seed=0).n_samples == 6
-    # same seed, same private model (the noise comes from the seeded generator)
-    again = SyntheticGenomes(seed=1, privacy_epsilon=2.0, **settings).fit(genotypes, pops)
-    for (name, a), b in zip(estimator.model_.state_dict().items(), again.model_.state_dict().values()):
-        assert torch.equal(a, b), name
+
+
+def test_private_noise_is_secret(phased):
+    """The same seed gives the same start but not the same private model: the noise is not drawn from the seed
+    (recorded in the model file, it would let anyone replay the noise)."""
+    genotypes, pops = phased
+    settings = {**TINY, "epochs": 1}
+    first = SyntheticGenomes(seed=1, privacy_epsilon=2.0, **settings).fit(genotypes, pops).model_.state_dict()
+    second = SyntheticGenomes(seed=1, privacy_epsilon=2.0, **settings).fit(genotypes, pops).model_.state_dict()
+    assert not all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_private_genotype_mode(phased):
+    genotypes, _ = phased
+    unphased = Genotypes.from_counts(genotypes.counts(), genotypes.samples, genotypes.variants)
+    estimator = SyntheticGenomes(seed=2, privacy_epsilon=3.0, mode="genotype", **{**TINY, "epochs": 2}).fit(unphased)
+    assert estimator.mode_ == "genotype" and estimator.privacy_.people == 80
+    assert estimator.sample(n=5, seed=0).n_samples == 5
+
+
+def test_model_files_without_a_privacy_record_still_load(phased, tmp_path):
+    from genoae.io.vae_model import load_vae, save_vae
+
+    genotypes, pops = phased
+    estimator = SyntheticGenomes(seed=1, **{**TINY, "epochs": 1}).fit(genotypes, pops)
+    state, metadata = estimator.model_.state_dict(), estimator.metadata()
+    del metadata["privacy"]
+    for name in ("privacy_epsilon", "privacy_delta", "clip_norm"):
+        del metadata["params"][name]
+    metadata["params"].update(epochs=1, batch_size=16, learning_rate=1e-2)  # as files written before
+    save_vae(tmp_path / "old.pt", state, metadata)
+    loaded = SyntheticGenomes.load(tmp_path / "old.pt")
+    assert loaded.privacy_ is None and loaded.privacy_epsilon is None and load_vae(tmp_path / "old.pt")
 
 
 def test_private_fit_starts_from_no_data(phased):
@@ -174,7 +224,7 @@ def test_cli_private_training(tmp_path, capsys):
     code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "m.pt",
                              "--privacy", 4, "--clip-norm", 2, *common)
     assert code == 0, err
-    assert "DP-SGD" in out and "no early stopping" in out and "clip norm 2" in out
+    assert "DP-SGD" in out and "no early stopping" in out and "clip norm 2" in out and ": 2 epochs," in out
     loaded = SyntheticGenomes.load(tmp_path / "m.pt")
     assert loaded.privacy_.clip_norm == 2.0 and loaded.privacy_.epsilon == 4.0
     write_genotypes(loaded.sample(n=30, seed=1), tmp_path / "synth.vcf.gz")
@@ -189,6 +239,9 @@ def test_cli_private_training(tmp_path, capsys):
     code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "n.pt",
                              "--delta", 1e-6, *common)
     assert code == 2 and "--privacy EPSILON" in err and not (tmp_path / "n.pt").exists()
+    code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "n.pt",
+                             "--privacy", 1, "--patience", 3, *common)
+    assert code == 2 and "--patience" in err and not (tmp_path / "n.pt").exists()
     code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "n.pt",
                              "--privacy", 1, "--delta", 0.1, *common)
     assert code == 2 and "δ" in err and not (tmp_path / "n.pt").exists()

@@ -68,7 +68,8 @@ class SyntheticGenomes:
         each person with chance ``batch_size`` / people, clips each person's gradient to ``clip_norm`` and adds
         Gaussian noise calibrated by Opacus's accountant to ε after ``epochs`` epochs.  A private model runs all
         its epochs (no early stopping: the choice of epoch would look at the data), starts its output layer at
-        frequency 0.5 instead of the training frequencies, and keeps no loss history in its file.
+        frequency 0.5 (genotype mode: 1/3 per genotype) instead of the training frequencies, keeps no loss
+        history in its file, and is not reproducible: its noise is secret, never drawn from ``seed``.
     privacy_delta : float or None
         δ of the guarantee (default: min(1e-5, 1 / (10 people))); must be below 1 / people.
     clip_norm : float
@@ -191,6 +192,9 @@ class SyntheticGenomes:
         valid_people[order[:n_valid]] = True
         is_valid = valid_people[row_person]
         train_rows = np.flatnonzero(~is_valid)
+        if n_valid >= n_people:
+            raise UsageError(f"validation share {validation_fraction:g} of {n_people} individuals leaves none to "
+                             f"train on")
         schedule = self.schedule()
         epochs, batch_size = schedule["epochs"], schedule["batch_size"]
         account = self._privacy_plan(int(n_people - n_valid), epochs, batch_size) if private else None
@@ -214,6 +218,10 @@ class SyntheticGenomes:
         best_loss, best_state, stale = math.inf, None, 0
         start_time = time.time()
         generator = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**31)))
+        if private:  # the noise must be secret: never from --seed, which the model file records
+            from genoae.simulate.privacy import secret_generator
+
+            generator = secret_generator()
         valid_rows = np.flatnonzero(is_valid)
 
         bar = progress_bar(epochs, "vae train" + (" (DP-SGD)" if private else ""), unit="epoch",
@@ -338,14 +346,15 @@ class SyntheticGenomes:
         """Mean negative ELBO (recon + KL, beta = 1 as the final model) per row, with the model in eval mode."""
         self.model_.eval()
         total = 0.0
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(12345)  # the same noise every epoch, so held-out losses are comparable
-        for start in range(0, len(rows), chunk):
-            batch = torch.as_tensor(rows[start:start + chunk], device=states.device)
-            x = states[batch]
-            logits, kl = self.model_(x, self._one_hot(pop_codes[batch]))
-            total += (self.model_.reconstruction_nll(logits, x) + self.beta * kl).sum().item()
-        torch.random.set_rng_state(gen_state)
+        # the same noise every epoch, so held-out losses are comparable; the training's random state (CPU and
+        # CUDA) continues afterwards where it was
+        with torch.random.fork_rng(devices=[states.device] if states.device.type == "cuda" else []):
+            torch.manual_seed(12345)
+            for start in range(0, len(rows), chunk):
+                batch = torch.as_tensor(rows[start:start + chunk], device=states.device)
+                x = states[batch]
+                logits, kl = self.model_(x, self._one_hot(pop_codes[batch]))
+                total += (self.model_.reconstruction_nll(logits, x) + self.beta * kl).sum().item()
         return total / max(1, len(rows))
 
     # ------------------------------------------------------------------ sampling

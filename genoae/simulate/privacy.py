@@ -8,16 +8,21 @@ haplotype.  Opacus's RDP accountant calibrates σ to the (ε, δ) asked for the 
 spent (:func:`noise_multiplier`, :func:`epsilon_spent`).
 
 The per-person gradients come from ``torch.func.vmap`` over people: Opacus's own per-sample gradients take one
-row of the batch as the unit and do not know the network's block-local layers.  The noise is drawn from torch's
-seeded generator (reproducible with ``--seed``), not from a cryptographic one.
+row of the batch as the unit and do not know the network's block-local layers.  The noise and the draws of people
+come from a generator seeded with 63 bits of the operating system's entropy (:func:`secret_generator`), never from
+``--seed``: the guarantee holds only against someone who cannot reproduce the noise, and the seed is written in
+the model file.  A private training is therefore not reproducible (its starting weights and split still follow
+``--seed``).  The generator is torch's, not a cryptographic one (Opacus's ``secure_mode`` would be).
 
 What the guarantee covers: every parameter of the network.  What it does not: the model file also holds the
-variants (positions and alleles) and the number of training people per population (the default sampling plan),
-both kept as they are; the training loss history is left out of a private model's file.
+variants (positions and alleles), the population labels and the number of training people in each (the default
+sampling plan; a population of one person names that person), all kept as they are; the training loss history is
+left out of a private model's file.
 """
 from __future__ import annotations
 
 import warnings
+import secrets
 from dataclasses import asdict, dataclass
 
 import torch
@@ -79,8 +84,12 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: in
 
     with warnings.catch_warnings():  # "optimal order is the largest alpha": the bound holds, only looser
         warnings.simplefilter("ignore", UserWarning)
-        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                          steps=steps, accountant=ACCOUNTANT, alphas=RDP_ORDERS))
+        try:
+            return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                              steps=steps, accountant=ACCOUNTANT, alphas=RDP_ORDERS))
+        except ValueError as error:  # Opacus: "The privacy budget is too low." (σ past 1e6)
+            raise UsageError(f"privacy ε {epsilon:g} at δ {delta:g} over {steps} steps: no noise level reaches it "
+                             f"({error}); give a larger ε, or fewer --epochs") from None
 
 
 def epsilon_spent(noise: float, sample_rate: float, steps: int, delta: float) -> float:
@@ -99,6 +108,12 @@ def opacus_version() -> str:
     import opacus
 
     return f"opacus {opacus.__version__}"
+
+
+def secret_generator(device="cpu") -> torch.Generator:
+    """A torch generator seeded from the operating system's entropy (63 bits), for the noise and the draws of
+    people: unknown to anyone, the model's owner included, and not recorded anywhere."""
+    return torch.Generator(device=device).manual_seed(secrets.randbits(63))
 
 
 def draw_people(n_people: int, sample_rate: float, generator: torch.Generator) -> torch.Tensor:
