@@ -28,8 +28,9 @@ MIN_VARIANCE = 0.01
 # The refinement's stopping tolerance in projection (per observed call), `project`'s default
 PROJECTION_TOL = 5e-9
 # Synthetic individuals drawn from the fitted model to measure the encoder for the log: about this many calls,
-# within [CHECK_MIN, CHECK_MAX] individuals
-CHECK_CALLS = 10_000_000
+# within [CHECK_MIN, CHECK_MAX] individuals (the measurement is a fixed cost of every admix run: 10 million calls
+# took 0.7-0.8 s on hapmap3, most of a small run's network step)
+CHECK_CALLS = 2_000_000
 CHECK_MIN, CHECK_MAX = 100, 500
 # The refinement starts from the encoder's Q with every entry raised to at least this (and renormalised): from an
 # entry at the boundary, a Newton step only doubles it where the individual's ℓ is log-like in that ancestry, and
