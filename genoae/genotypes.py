@@ -122,6 +122,18 @@ def pack_codes(codes: np.ndarray, axis: int = 1) -> np.ndarray:
     return packed
 
 
+def take_samples(packed: np.ndarray, n_samples: int, sample_index: np.ndarray, calls: int = 1 << 22) -> np.ndarray:
+    """The packed SNP-major calls of the individuals ``sample_index`` (in that order), uint8
+    (n_variants, ceil(len(sample_index) / 4)), decoded and packed again block by block of variants, so that the
+    temporaries stay at about ``calls`` decoded calls."""
+    chosen = np.empty((packed.shape[0], (len(sample_index) + 3) // 4), np.uint8)
+    step = max(1, calls // max(n_samples, 1))
+    for start in range(0, packed.shape[0], step):
+        block = unpack_calls(np.asarray(packed[start:start + step]), n_samples)
+        chosen[start:start + step] = pack_calls(block[:, sample_index])
+    return chosen
+
+
 def pack_calls(counts: np.ndarray, axis: int = 1) -> np.ndarray:
     """Encode A2 counts into packed calls (:func:`calls_to_codes`, then :func:`pack_codes` along ``axis``).
 
@@ -446,13 +458,7 @@ class Genotypes:
         new_variants = self.variants if variants is None else self.variants.subset(variants)
         if samples is not None:
             sample_index = np.arange(self.n_samples)[samples]
-            # block by block of variants: the temporaries stay at a fixed budget of decoded calls
-            chosen = np.empty((packed.shape[0], (len(sample_index) + 3) // 4), np.uint8)
-            step = self.variants_per_block()
-            for start in range(0, packed.shape[0], step):
-                block = unpack_calls(np.asarray(packed[start:start + step]), self.n_samples)
-                chosen[start:start + step] = pack_calls(block[:, sample_index])
-            packed = chosen
+            packed = take_samples(packed, self.n_samples, sample_index)
             new_samples = self.samples.subset(sample_index)
             if haps is not None:
                 bits = np.unpackbits(haps, axis=1, count=2 * self.n_samples, bitorder="little")

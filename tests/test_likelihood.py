@@ -195,3 +195,37 @@ def test_row_refinement_reaches_the_maximum_with_p_fixed():
     near = torch.from_numpy(0.9 * Q_rows.numpy() + 0.1 / K)
     _, trace_near = refine_rows(calls, near, Pt, tol=1e-12)
     assert len(trace_near) < len(trace)
+
+
+def test_row_refinement_walks_only_the_rows_that_still_move(monkeypatch):
+    """Once at most half the rows still gain their share of tol, the passes walk only their calls (packed apart,
+    a smaller cohort each time): same end as refining every row at every iteration, and the trace's last ℓ is
+    that of the Q returned (the rows left behind keep their ℓ)."""
+    import genoae.likelihood as likelihood
+
+    rng = np.random.default_rng(8)
+    n, m, K = 120, 1500, 3
+    P = rng.uniform(0.01, 0.99, size=(m, K))
+    Q = rng.dirichlet(np.full(K, 0.5), size=n)
+    Q[: n // 2] = rng.dirichlet(np.full(K, 20.0), size=n // 2)  # admixed rows converge later than the rest
+    g = rng.binomial(2, np.clip(Q @ P.T, 1e-5, 1 - 1e-5))
+    observed = rng.random((n, m)) > 0.05
+    calls = PackedCalls.from_counts(g, observed)
+    Pt = torch.from_numpy(P)
+    start = torch.from_numpy(np.clip(Q + rng.normal(0, 0.1, Q.shape), 0.01, None))
+    start = start / start.sum(dim=1, keepdim=True)
+    widths = []
+    real_take = likelihood.take_samples
+
+    def recording_take(packed, n_samples, index, **options):
+        widths.append((n_samples, len(index)))
+        return real_take(packed, n_samples, index, **options)
+
+    monkeypatch.setattr(likelihood, "take_samples", recording_take)
+    Q_active, trace = likelihood.refine_rows(calls, start, Pt, tol=1e-10)
+    assert widths and widths[0][0] == n and all(after <= before / 2 for before, after in widths)
+    assert all(later[0] == earlier[1] for earlier, later in zip(widths, widths[1:]))  # each from the last subset
+    Q_full, trace_full = likelihood.refine_rows(calls, start, Pt, tol=1e-10, repack=0.0)
+    assert len(widths) == len(set(widths)) and np.abs(Q_active.numpy() - Q_full.numpy()).max() < 1e-5
+    assert trace[-1] == pytest.approx(calls.loglik(Q_active, Pt), abs=1e-6)
+    assert trace[-1] == pytest.approx(trace_full[-1], abs=1e-3)
