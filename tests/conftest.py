@@ -15,6 +15,17 @@ def shared_path(*parts) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks run fastest (and most reproducibly) on one thread; the CI machine has two cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def hapmap3_bed():
     return shared_path("hapmap3_admixture", "hapmap3.bed")

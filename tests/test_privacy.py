@@ -13,12 +13,7 @@ from genoae.simulate import privacy
 from tests.test_evaluate import mosaic_haplotypes
 from tests.test_vae import TINY, run_cli
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_model(n_variants=24, n_pops=2):

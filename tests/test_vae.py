@@ -18,13 +18,7 @@ TINY = dict(latent_channels=2, global_dim=4, hidden=16, block_size=8, n_layers=1
             epochs=15, batch_size=16, progress=False, device="cpu", warmup_epochs=2, learning_rate=1e-2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest (and most reproducibly) on one thread; the CI machine has two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
