@@ -677,11 +677,13 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
     where the full one overshoots; elsewhere the full Newton step converges quadratically.  (Two candidates with a
     per-row step length halved on failure took 56 iterations where these four took 5, on held-out hapmap3.)
     Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls); that gain is known from
-    the scoring pass, so no pass is spent on the test.  A row whose own gain fell below ``tol`` × its observed
-    calls is left where it is from then on: once no more than ``repack`` of the rows still move, the calls of
-    those that do are packed apart and the passes walk only them (from a uniform start on a held-out hapmap3
-    cohort, a quarter of the rows still moved after 5 of 13 iterations).  On the torch backend (CUDA) this is
-    :func:`quasi_newton` with P fixed.
+    the scoring pass, so no pass is spent on the test.  In an iteration where at most ``repack`` of the rows
+    being refined raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they
+    are from then on, and the calls of those that did are packed apart so that the passes walk only them (from a
+    uniform start on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).
+    ``repack`` = 0 refines every row to the end.  Calls with held-out folds or SNP shards are never packed apart
+    (a call's fold hashes its individual's index).  On the torch backend (CUDA) this is :func:`quasi_newton` with P
+    fixed.
 
     Returns
     -------
@@ -691,7 +693,10 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
     if calls.backend != "numba" or Q.shape[1] == 1:
         Q_new, _, trace = quasi_newton(calls, Q, P, tol=tol, max_iter=max_iter, update_p=False, callback=callback)
         return Q_new, trace
-    n_observed = calls.n_observed.cpu().numpy().astype(np.float64)
+    if not 0.0 <= repack < 1.0:
+        raise ValueError(f"repack {repack}: expected a share in [0, 1)")
+    observed_counts = calls.n_observed.cpu().numpy()
+    n_observed = observed_counts.astype(np.float64)
     tol_abs = tol * float(n_observed.sum())
     P64 = _numpy64(P)
     current = _numpy64(Q).copy()
@@ -721,11 +726,13 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
             callback(iteration, trace[-1])
         if trace[-1] - trace[-2] < tol_abs:
             break
-        still = after - before >= tol * n_observed[moving]
+        gain = after - before
+        still = (gain > 0) & (gain >= tol * n_observed[moving])  # a row without observed calls never moves
         if can_repack and still.sum() <= repack * len(moving):
-            if not still.any():
+            if not still.any():  # (the ℓ test above stops first, up to rounding)
                 break
             moving = moving[still]
             work = PackedCalls(take_samples(work.packed, work.n_samples, np.flatnonzero(still)), len(moving),
                                calls.device)
+            work._observed = torch.from_numpy(observed_counts[moving])  # known: no pass to count them again
     return torch.from_numpy(current).to(Q.device, Q.dtype), trace

@@ -223,9 +223,16 @@ def test_row_refinement_walks_only_the_rows_that_still_move(monkeypatch):
 
     monkeypatch.setattr(likelihood, "take_samples", recording_take)
     Q_active, trace = likelihood.refine_rows(calls, start, Pt, tol=1e-10)
-    assert widths and widths[0][0] == n and all(after <= before / 2 for before, after in widths)
+    # twice at least: from the second subset on, its rows are not the cohort's
+    assert len(widths) >= 2 and widths[0][0] == n and all(after <= before / 2 for before, after in widths)
     assert all(later[0] == earlier[1] for earlier, later in zip(widths, widths[1:]))  # each from the last subset
-    Q_full, trace_full = likelihood.refine_rows(calls, start, Pt, tol=1e-10, repack=0.0)
-    assert len(widths) == len(set(widths)) and np.abs(Q_active.numpy() - Q_full.numpy()).max() < 1e-5
+    assert trace[0] == pytest.approx(calls.loglik(start, Pt), abs=1e-6)
+    assert all(b >= a - 1e-9 for a, b in zip(trace, trace[1:]))
     assert trace[-1] == pytest.approx(calls.loglik(Q_active, Pt), abs=1e-6)
+    packed_apart = len(widths)
+    Q_full, trace_full = likelihood.refine_rows(calls, start, Pt, tol=1e-10, repack=0.0)
+    assert len(widths) == packed_apart and np.abs(Q_active.numpy() - Q_full.numpy()).max() < 1e-5
     assert trace[-1] == pytest.approx(trace_full[-1], abs=1e-3)
+    # calls with held-out folds stay whole (a call's fold hashes its individual's index)
+    likelihood.refine_rows(calls.training(5, 0, 1), start, Pt, tol=1e-10)
+    assert len(widths) == packed_apart
