@@ -459,7 +459,8 @@ def vae():
               help="--privacy: the guarantee's delta (default min(1e-5, 1 / (10 people)); below 1 / people).")
 @click.option("--clip-norm", type=POSITIVE_FLOAT, default=1.0, show_default=True,
               help="--privacy: bound on one person's gradient (L2 norm).")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Starting weights, split and batches; a "
+              "--privacy run draws its noise and batches from the OS instead (secret, so not reproducible).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=POSITIVE, default=None, help="CPU threads for torch.")
 @click.option("--pop-column", default=None, help="The label column of a --pop table (e.g. super_pop of the 1000 "

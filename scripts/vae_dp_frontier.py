@@ -90,7 +90,8 @@ def main(argv=None):
             f"{'' if seconds is None else f'{seconds:.0f}'} | {report['privacy_loss']['synthetic']:.4f} | "
             f"{'' if accuracy is None else f'{accuracy:.3f}'} | {aats['aats']:.3f} | {aats['aa_truth']:.3f} | "
             f"{aats['aa_syn']:.3f} | {report['allele_frequency']['synthetic']['r']:.4f} | "
-            f"{report['ld']['synthetic']['r']:.3f} | {report['distance_to_closest_record']['synthetic']['median']:.0f} |")
+            f"{report['ld']['synthetic']['r']:.3f} | "
+            f"{report['distance_to_closest_record']['synthetic']['median']:.0f} |")
     within = [name for name, _, _, report in rows[:-1] if report["privacy_loss"]["synthetic"] <= limit]
     lines += ["", f"- Models within fresh real genomes' privacy loss (≤ {limit:.4f}): {', '.join(within) or 'none'}."]
     if counts:
