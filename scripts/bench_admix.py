@@ -314,6 +314,15 @@ def main(argv=None):
         append_notes("BENCHMARKS_ADMIX.md", "`genoae admix` benchmarks", "\n" + text)
 
 
+def publish(lines: list, write: bool, name: str = "BENCHMARKS_VAE.md", title: str = "VAE benchmarks") -> str:
+    """Print a table's lines and, unless ``write`` is false, append them to scripts/``name``; the text."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write:
+        append_notes(name, title, "\n" + text)
+    return text
+
+
 def append_notes(name: str, title: str, text: str) -> None:
     """Append ``text`` to scripts/``name`` (created with ``title`` and a line on who writes it)."""
     path = ROOT / "scripts" / name

@@ -128,12 +128,9 @@ def main(argv=None):
         panel = internal_spans(work / "admixed.lai.tsv", name)
         rows.append(f"| {name} | {expected:.1f} | {np.mean(dense):.1f} / {np.median(dense):.1f} | "
                     f"{np.mean(panel):.1f} / {np.median(panel):.1f} | {len(panel):,} |")
-    text = "\n".join(rows) + "\n"
-    print(text)
-    if not args.no_write:
-        from bench_admix import append_notes
+    from bench_admix import publish
 
-        append_notes("BENCHMARKS_VAE.md", "VAE benchmarks", "\n" + text)
+    publish(rows, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -120,12 +120,9 @@ def main(argv=None):
               f"{'(met)' if one < 10 else '(missed)'} |",
               f"| sample {args.genomes:,} genomes × {args.chromosomes * args.snps:,} SNPs ({args.chromosomes} models) "
               f"| {every:.1f} | |"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        from bench_admix import append_notes
+    from bench_admix import publish
 
-        append_notes("BENCHMARKS_VAE.md", "VAE benchmarks", "\n" + text)
+    publish(lines, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -102,12 +102,9 @@ def main(argv=None):
                  and report["population_classification"]["train_synthetic_test_real"] > floor_accuracy]
         lines.append(f"- Models that beat the per-population-frequency generator on both axes: "
                      f"{', '.join(beats) or 'none'}.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        from bench_admix import append_notes
+    from bench_admix import publish
 
-        append_notes("BENCHMARKS_VAE.md", "VAE benchmarks", "\n" + text)
+    publish(lines, write=not args.no_write)
 
 
 if __name__ == "__main__":

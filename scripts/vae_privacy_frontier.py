@@ -117,12 +117,9 @@ def main(argv=None):
               f"{', '.join(dominating) or 'none'}.",
               f"- Settings with privacy loss ≤ fresh-real mean + 2 sd and accuracy ≥ 0.57: "
               f"{', '.join(private) or 'none'}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        from bench_admix import append_notes
+    from bench_admix import publish
 
-        append_notes("BENCHMARKS_VAE.md", "VAE benchmarks", "\n" + text)
+    publish(lines, write=not args.no_write)
 
 
 if __name__ == "__main__":
