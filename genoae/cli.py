@@ -468,16 +468,19 @@ def vae():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def vae_train(input_path, labels, output, quiet, pop_column, **params):
     """Train a VAE on INPUT (VCF, PLINK, HDF5, .hapt ...) and save it to MODEL."""
-    from genoae.commands.vae import train_file
-
     from click.core import ParameterSource
 
+    from genoae.commands.vae import train_file
+
     context = click.get_current_context()
-    dp_options = [f"--{name.replace('privacy_', '').replace('_', '-')}" for name in ("privacy_delta", "clip_norm")
-                  if context.get_parameter_source(name) != ParameterSource.DEFAULT]
+
+    def given(name):
+        return context.get_parameter_source(name) != ParameterSource.DEFAULT
+
+    dp_options = [flag for name, flag in (("privacy_delta", "--delta"), ("clip_norm", "--clip-norm")) if given(name)]
     if params["privacy_epsilon"] is None and dp_options:
         raise click.UsageError(f"{' and '.join(dp_options)} set DP-SGD: give --privacy EPSILON with them")
-    if params["privacy_epsilon"] is not None and context.get_parameter_source("patience") != ParameterSource.DEFAULT:
+    if params["privacy_epsilon"] is not None and given("patience"):
         raise click.UsageError("--patience sets early stopping, which a --privacy training does not do (it runs all "
                                "its --epochs)")
     estimator = train_file(input_path, output, labels=labels, progress=not quiet, pop_column=pop_column, **params)

@@ -122,7 +122,11 @@ def pack_codes(codes: np.ndarray, axis: int = 1) -> np.ndarray:
     return packed
 
 
-def take_samples(packed: np.ndarray, n_samples: int, sample_index: np.ndarray, calls: int = 1 << 22) -> np.ndarray:
+# decoded calls a block of variants holds in the passes over packed calls (4 MB of int8 counts)
+BLOCK_CALLS = 1 << 22
+
+
+def take_samples(packed: np.ndarray, n_samples: int, sample_index: np.ndarray, calls: int = BLOCK_CALLS) -> np.ndarray:
     """The packed SNP-major calls of the individuals ``sample_index`` (in that order), uint8
     (n_variants, ceil(len(sample_index) / 4)), decoded and packed again block by block of variants, so that the
     temporaries stay at about ``calls`` decoded calls."""
@@ -385,7 +389,7 @@ class Genotypes:
         return haps if samples is None else haps[samples]
 
     # ------------------------------------------------------------------ summaries
-    def variants_per_block(self, calls: int = 1 << 22) -> int:
+    def variants_per_block(self, calls: int = BLOCK_CALLS) -> int:
         """Variants per block so that a block holds about ``calls`` calls whatever the number of individuals
         (a fixed block budget: 4,096 variants × 10⁶ individuals would be 4 GB of counts)."""
         return max(1, calls // max(self.n_samples, 1))

@@ -218,6 +218,18 @@ class PackedCalls:
         other.holdout, other._observed = holdout, None
         return other
 
+    def take_samples(self, sample_index: np.ndarray) -> "PackedCalls":
+        """The calls of the individuals ``sample_index`` (in that order), packed apart on the same device; their
+        observed counts are carried over when already known.  Local calls with no held-out fold only (a call's
+        fold hashes its individual's index, and a shard's sums join other ranks' individuals)."""
+        if self.shard.sharded or self.holdout.n_folds:
+            raise ValueError("only local calls without held-out folds can be split by individual")
+        other = PackedCalls(take_samples(self.packed, self.n_samples, sample_index), len(sample_index),
+                            self.device)
+        if self._observed is not None:
+            other._observed = self._observed[torch.as_tensor(sample_index)]
+        return other
+
     def training(self, n_folds: int, fold: int, seed: int) -> "PackedCalls":
         """The calls outside CV fold ``fold``."""
         return self.with_holdout(Holdout(n_folds, fold, seed, keep_fold=False, offset=self._fold_offset()))
@@ -695,13 +707,11 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
         return Q_new, trace
     if not 0.0 <= repack < 1.0:
         raise ValueError(f"repack {repack}: expected a share in [0, 1)")
-    observed_counts = calls.n_observed.cpu().numpy()
-    n_observed = observed_counts.astype(np.float64)
+    n_observed = calls.n_observed.cpu().numpy().astype(np.float64)
     tol_abs = tol * float(n_observed.sum())
     P64 = _numpy64(P)
     current = _numpy64(Q).copy()
-    # the rows still refined (``moving``, indices into ``current``) and their calls (``work``); sharded or
-    # held-out calls stay whole (their passes are summed over ranks, or count only some calls)
+    # the rows still refined (``moving``, indices into ``current``) and their calls (``work``)
     moving, work = np.arange(current.shape[0]), calls
     can_repack = not calls.shard.sharded and calls.holdout.n_folds == 0
     row_loglik, trace = None, []
@@ -732,7 +742,5 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
             if not still.any():  # (the ℓ test above stops first, up to rounding)
                 break
             moving = moving[still]
-            work = PackedCalls(take_samples(work.packed, work.n_samples, np.flatnonzero(still)), len(moving),
-                               calls.device)
-            work._observed = torch.from_numpy(observed_counts[moving])  # known: no pass to count them again
+            work = work.take_samples(np.flatnonzero(still))
     return torch.from_numpy(current).to(Q.device, Q.dtype), trace
