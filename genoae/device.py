@@ -1,32 +1,74 @@
-"""Device choice, seeding and thread settings, so that every command treats them the same way."""
+"""Device choice, seeding and thread settings, so that every command treats them the same way; and the two
+conversions between the CPU's NumPy arrays and a device's torch tensors.
+
+The CPU paths of ``admix`` and ``project`` compute with NumPy and the numba kernels and never import torch (its
+import alone costs ~190 MB of memory and 1.5-2 s); torch is imported where a GPU or the networks of ``vae`` are
+used.  So the device is a string (``cpu``, ``cuda``, ``cuda:1``), which torch accepts wherever it takes one.
+"""
 from __future__ import annotations
 
+import glob
+import os
 import random
+import sys
 
 import numpy as np
-import torch
 
 from genoae.errors import UsageError
 
 
-def choose_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` refuses politely when there is no GPU."""
-    name = (name or "auto").lower()
+def cuda_available() -> bool:
+    """Whether torch can use a CUDA device.  Without an NVIDIA driver on the machine (no ``/proc/driver/nvidia``
+    and no ``/dev/nvidia*``) this is False without importing torch; otherwise torch is asked."""
+    if "torch" not in sys.modules and not (os.path.exists("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia*")):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_device(name: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` refuses politely when there is no GPU.  Returns
+    the device's name (``cpu``, ``cuda``, ``cuda:N``)."""
+    name = str(name or "auto").lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA device is available (use --device cpu)")
+        return "cuda" if cuda_available() else "cpu"
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise UsageError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
+    if name.startswith("cuda") and not cuda_available():
+        raise UsageError("--device cuda was asked for but no CUDA device is available (use --device cpu)")
+    return name
+
+
+def is_cuda(device) -> bool:
+    """Whether a device (a name or a torch.device) is a GPU."""
+    return str(device).startswith("cuda")
+
+
+def to_numpy(array) -> np.ndarray:
+    """A NumPy array of a NumPy array (itself) or of a torch tensor on any device (copied to the CPU)."""
+    if isinstance(array, np.ndarray):
+        return array
+    if hasattr(array, "detach"):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def dtype_name(dtype) -> str:
+    """``float32``, ``float64``, ... of a NumPy dtype, a torch dtype or a name."""
+    return str(dtype).removeprefix("torch.") if not isinstance(dtype, np.dtype) else dtype.name
 
 
 def seed_everything(seed: int | None) -> np.random.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA); return a NumPy generator for the caller's own draws."""
+    """Seed Python, NumPy and torch (CPU and CUDA) when torch is loaded (a run that never imports torch draws
+    nothing from it: the modules that draw from it import it at their top); return a NumPy generator for the
+    caller's own draws."""
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
     random.seed(seed)
-    torch.manual_seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
 
@@ -34,10 +76,13 @@ _kernel_threads: int | None = None  # the last set_threads; None: kernel_threads
 
 
 def set_threads(threads: int | None) -> None:
-    """Limit torch's intra-op CPU threads and the numba kernels' threads (None keeps the defaults)."""
+    """Limit the numba kernels' threads, and torch's intra-op CPU threads when torch is loaded (None keeps the
+    defaults)."""
     global _kernel_threads
     if threads:
-        torch.set_num_threads(int(threads))
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(int(threads))
         _kernel_threads = max(1, int(threads))
 
 

@@ -14,16 +14,19 @@ in natural log, not averaged: the number ADMIXTURE prints.  Missing calls are ma
 Tensors: ``counts`` float (n_samples, n_variants) with any value where missing; ``observed`` bool of the same
 shape; ``Q`` (n_samples, K) rows on the simplex; ``P`` (n_variants, K) A2 frequencies.  Work is done in blocks of
 variants so that memory stays bounded by ``n_samples × block`` temporaries.
+
+Arrays: the dense reference functions take torch tensors.  :class:`PackedCalls`, :func:`quasi_newton` and
+:func:`refine_rows` take Q and P as NumPy arrays or torch tensors and give them back as they came; on the CPU (the
+numba kernels) they compute with NumPy and never import torch, on CUDA with torch tensors on the device.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from genoae import kernels
-from genoae.device import kernel_threads
+from genoae.device import dtype_name, is_cuda, kernel_threads, to_numpy
 from genoae.genotypes import pack_calls, take_samples, unpack_calls
 from genoae.shard import LOCAL, Shard
 
@@ -48,6 +51,8 @@ def loglik(counts: torch.Tensor, observed: torch.Tensor, Q: torch.Tensor, P: tor
     float
         Accumulated in float64 whatever the dtype of the inputs.
     """
+    import torch
+
     total = torch.zeros((), dtype=torch.float64, device=counts.device)
     for cols in _blocks(counts.shape[1], block):
         total += loglik_terms(counts[:, cols], observed[:, cols], Q, P[cols]).sum(dtype=torch.float64)
@@ -61,6 +66,8 @@ def loglik_terms(counts: torch.Tensor, observed: torch.Tensor, Q: torch.Tensor, 
     -------
     torch.Tensor, shape (n_samples, n_variants)
     """
+    import torch
+
     h = (Q @ P.T).clamp(FREQ_MIN, FREQ_MAX)
     g = torch.where(observed, counts, torch.zeros((), dtype=counts.dtype, device=counts.device))
     terms = g * torch.log(h) + (2.0 - g) * torch.log1p(-h)
@@ -86,6 +93,8 @@ def em_update(counts: torch.Tensor, observed: torch.Tensor, Q: torch.Tensor, P: 
     -------
     (Q_new, P_new) : torch.Tensor, torch.Tensor
     """
+    import torch
+
     q_num = torch.zeros_like(Q)
     n_obs = torch.zeros(Q.shape[0], dtype=Q.dtype, device=Q.device)
     P_new = P.clone()
@@ -117,10 +126,29 @@ def em_update(counts: torch.Tensor, observed: torch.Tensor, Q: torch.Tensor, P: 
     return Q_new, P_new
 
 
-def project_simplex_rows(Q: torch.Tensor) -> torch.Tensor:
-    """Clamp Q to [Q_MIN, 1 − Q_MIN] and renormalise rows to sum to 1 (ADMIXTURE keeps Q off the boundary)."""
-    Q = Q.clamp(Q_MIN, 1.0 - Q_MIN)
-    return Q / Q.sum(dim=1, keepdim=True)
+def project_simplex_rows(Q):
+    """Clamp Q to [Q_MIN, 1 − Q_MIN] and renormalise rows to sum to 1 (ADMIXTURE keeps Q off the boundary); a
+    NumPy array or a torch tensor, returned as such."""
+    Q = Q.clip(Q_MIN, 1.0 - Q_MIN)
+    return Q / Q.sum(1)[:, None]
+
+
+def _namespace(array):
+    """NumPy, or torch for a tensor (then already imported by whoever made it)."""
+    if isinstance(array, np.ndarray):
+        return np
+    import torch
+
+    return torch
+
+
+def _like(array, template):
+    """``array`` (NumPy or torch) as the type, dtype and device of ``template``."""
+    if isinstance(template, np.ndarray):
+        return np.asarray(to_numpy(array), dtype=template.dtype)
+    import torch
+
+    return torch.as_tensor(array).to(template.device, template.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -160,8 +188,8 @@ class PackedCalls:
     packed : ndarray, uint8, shape (n_variants, ceil(n_samples / 4))
         Rows of a ``.bed`` (a NumPy array or a memory map; never copied on the CPU).
     n_samples : int
-    device : str or torch.device
-        ``cpu``: numba kernels, one SNP at a time.  ``cuda``: the packed bytes are copied to the GPU (2 bits per
+    device : str
+        ``cpu``: numba kernels, one SNP at a time, on NumPy arrays.  ``cuda``: the packed bytes are copied to the GPU (2 bits per
         call) and decoded there one block at a time by torch ops.
     block : int, optional
         SNPs per block for the torch path, :meth:`blocks` and :meth:`centred_blocks`; by default 2²¹ calls
@@ -181,16 +209,20 @@ class PackedCalls:
 
         if packed.ndim != 2 or packed.dtype != np.uint8 or packed.shape[1] != (n_samples + 3) // 4:
             raise ValueError("packed must be uint8 (n_variants, ceil(n_samples / 4))")
-        self.device = torch.device(device)
+        self.device = str(device)
         self.n_samples = int(n_samples)
         self.n_variants = int(packed.shape[0])
         if backend == "auto":
-            backend = "numba" if self.device.type == "cpu" else "torch"
-        if backend not in ("numba", "torch") or (backend == "numba" and self.device.type != "cpu"):
+            backend = "torch" if is_cuda(self.device) else "numba"
+        if backend not in ("numba", "torch") or (backend == "numba" and is_cuda(self.device)):
             raise ValueError(f"backend {backend!r} on {self.device}")
         self.backend = backend
         self.packed = packed
-        self._packed_device = torch.from_numpy(np.array(packed)).to(self.device) if backend == "torch" else None
+        self._packed_device = None
+        if backend == "torch":
+            import torch
+
+            self._packed_device = torch.from_numpy(np.array(packed)).to(self.device)
         if block is None:
             block = max(16, (1 << 21) // max(self.n_samples, 1))
         self.block = int(block)
@@ -206,8 +238,7 @@ class PackedCalls:
     @classmethod
     def from_counts(cls, counts, observed, device="cpu", **options) -> "PackedCalls":
         """From the sample-major float counts + mask used by :func:`loglik` / :func:`em_update` (tests)."""
-        counts = np.asarray(counts.cpu() if hasattr(counts, "cpu") else counts)
-        observed = np.asarray(observed.cpu() if hasattr(observed, "cpu") else observed)
+        counts, observed = to_numpy(counts), to_numpy(observed)
         calls = np.where(observed, np.clip(np.rint(counts), 0, 2), -1).astype(np.int8)
         return cls(pack_calls(calls, axis=0), counts.shape[0], device, **options)
 
@@ -227,7 +258,7 @@ class PackedCalls:
         other = PackedCalls(take_samples(self.packed, self.n_samples, sample_index), len(sample_index),
                             self.device)
         if self._observed is not None:
-            other._observed = self._observed[torch.as_tensor(sample_index)]
+            other._observed = self._observed[np.asarray(sample_index)]
         return other
 
     def training(self, n_folds: int, fold: int, seed: int) -> "PackedCalls":
@@ -238,6 +269,16 @@ class PackedCalls:
         return (self.shard.start if self.shard.sharded else 0) * self.n_samples
 
     # ----------------------------------------------------------------- helpers
+    def asarray(self, array, dtype=None):
+        """``array`` (NumPy or torch) as this backend computes with it: a NumPy array for the numba kernels, a
+        torch tensor on the device otherwise; ``dtype`` (a name or a NumPy/torch dtype) casts it."""
+        if self.backend == "numba":
+            return np.asarray(to_numpy(array), dtype=None if dtype is None else dtype_name(dtype))
+        import torch
+
+        tensor = torch.as_tensor(array).to(self.device)
+        return tensor if dtype is None else tensor.to(getattr(torch, dtype_name(dtype)))
+
     def _bounds(self) -> np.ndarray:
         """Row ranges, one per kernel thread (fixed: the result depends on the thread count only)."""
         parts = max(1, min(kernel_threads(), self.n_variants))
@@ -245,7 +286,8 @@ class PackedCalls:
 
     @property
     def n_observed(self):
-        """Observed (and counted, see ``holdout``) calls per individual, torch int64 (n_samples,)."""
+        """Observed (and counted, see ``holdout``) calls per individual, int64 (n_samples,): a NumPy array on the
+        numba backend, a torch tensor otherwise."""
 
         if self._observed is None:
             if self.backend == "numba":
@@ -254,8 +296,10 @@ class PackedCalls:
                 kernels.observed_pass(self.packed, self.n_samples, parts, bounds, self.holdout.array(),
                                       self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
                 alleles = self.shard.sum(parts.sum(axis=0))
-                self._observed = torch.from_numpy(np.rint(alleles / 2).astype(np.int64))
+                self._observed = np.rint(alleles / 2).astype(np.int64)
             else:
+                import torch
+
                 total = torch.zeros(self.n_samples, dtype=torch.int64, device=self.device)
                 for _, g, r in self.blocks(torch.float32):
                     total += ((g + r) > 0).sum(dim=0)
@@ -265,8 +309,9 @@ class PackedCalls:
     def blocks(self, dtype=None):
         """Yield ``(cols, g, r)`` per block of SNPs as torch tensors (block, n_samples) on the device, both 0 where
         a call is missing or not counted (see ``holdout``)."""
+        import torch
 
-        dtype = dtype or torch.float32
+        dtype = getattr(torch, dtype_name(dtype or "float32"))
         for cols in _blocks(self.n_variants, self.block):
             if self._packed_device is not None:
                 rows = self._packed_device[cols]
@@ -282,11 +327,14 @@ class PackedCalls:
             yield cols, g, r
 
     def centred_blocks(self, mean: np.ndarray, inv_scale: np.ndarray, dtype=None):
-        """Yield ``(cols, x)`` per block of SNPs, x = (g − mean) · inv_scale as a torch tensor (block, n_samples),
-        0 where a call is missing: the blocks of :func:`genoae.pca.standardized_pca` (``standardized_source``),
-        decoded by a numba kernel on the CPU.  Every observed call counts (a PCA ignores ``holdout``)."""
-        dtype = dtype or torch.float64
+        """Yield ``(cols, x)`` per block of SNPs, x = (g − mean) · inv_scale (block, n_samples), 0 where a call is
+        missing: the blocks of :func:`genoae.pca.standardized_pca` (``standardized_source``), float64 NumPy
+        decoded by a numba kernel on the CPU, torch tensors in ``dtype`` on the device otherwise.  Every observed
+        call counts (a PCA ignores ``holdout``)."""
         if self.backend != "numba":
+            import torch
+
+            dtype = getattr(torch, dtype_name(dtype or "float64"))
             for cols, g, r in self.blocks(dtype):
                 observed = (g + r) > 0
                 scale = torch.from_numpy(inv_scale[cols]).to(self.device, dtype)[:, None]
@@ -299,11 +347,11 @@ class PackedCalls:
         for cols in _blocks(self.n_variants, self.block):
             out = np.empty((cols.stop - cols.start, self.n_samples))
             kernels.decode_centred(self.packed, cols.start, cols.stop, self.n_samples, mean, inv_scale, out)
-            yield cols, torch.from_numpy(out).to(dtype)
+            yield cols, out
 
-    def centred_product(self, W: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> torch.Tensor:
+    def centred_product(self, W: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
         """W · X for X = (g − mean) · inv_scale per SNP (0 where a call is missing; every observed call counts):
-        a linear layer over the centred calls, float64 (rows of W, n_samples).  On the CPU one numba pass that
+        a linear layer over the centred calls, float64 NumPy (rows of W, n_samples).  On the CPU one numba pass that
         decodes a row at a time; elsewhere the sum over :meth:`centred_blocks`.
 
         Parameters
@@ -312,16 +360,18 @@ class PackedCalls:
         """
         W = np.ascontiguousarray(W, np.float64)
         if self.backend != "numba":
+            import torch
+
             W_device = torch.from_numpy(W).to(self.device)
             total = torch.zeros(W.shape[0], self.n_samples, dtype=torch.float64, device=self.device)
-            for cols, x in self.centred_blocks(mean, inv_scale, torch.float64):
+            for cols, x in self.centred_blocks(mean, inv_scale, "float64"):
                 total += W_device[:, cols] @ x
-            return self.shard.sum(total)
+            return self.shard.sum(total.cpu().numpy())
         bounds = self._bounds()
         parts = np.empty((len(bounds) - 1, W.shape[0], self.n_samples))
         kernels.centred_product_pass(self.packed, self.n_samples, np.ascontiguousarray(mean, np.float64),
                                      np.ascontiguousarray(inv_scale, np.float64), W, parts, bounds)
-        return torch.from_numpy(self.shard.sum(parts.sum(axis=0)))
+        return self.shard.sum(parts.sum(axis=0))
 
     # ----------------------------------------------------------------- likelihood and EM
     def loglik(self, Q, P) -> float:
@@ -333,6 +383,9 @@ class PackedCalls:
             kernels.loglik_pass(self.packed, self.n_samples, _numpy64(Q.T), _numpy64(P), parts, bounds,
                                 self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
             return self.shard.sum(float(parts.sum()))
+        import torch
+
+        Q, P = self.asarray(Q), self.asarray(P)
         QT = Q.T.contiguous()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         for cols, g, r in self.blocks(Q.dtype):
@@ -358,25 +411,30 @@ class PackedCalls:
         """
 
         if not (update_q or update_p):  # nothing to update: ℓ alone (already summed over the ranks)
-            P_kept = P.clamp(FREQ_MIN, FREQ_MAX)
+            P_kept = P.clip(FREQ_MIN, FREQ_MAX)
             return (Q, P_kept, self.loglik(Q, P)) if with_loglik else (Q, P_kept)
+        Q_in, P_in = Q, P
         if self.backend == "numba":
+            Q, P = _numpy64(Q), _numpy64(P)
             q_num, P_new, total = self._em_numba(Q, P, update_q, update_p, with_loglik)
         else:
+            Q, P = self.asarray(Q), self.asarray(P)
             q_num, P_new, total = self._em_torch(Q, P, update_q, update_p, with_loglik)
+        xp = _namespace(Q)
         if update_q:
             q_num, total = self.shard.sum(q_num, total)
         elif with_loglik:
             total = self.shard.sum(total)
-        P_new = P_new.clamp_(FREQ_MIN, FREQ_MAX) if update_p else P.clamp(FREQ_MIN, FREQ_MAX)
+        P_new = P_new.clip(FREQ_MIN, FREQ_MAX) if update_p else P.clip(FREQ_MIN, FREQ_MAX)
         if update_q:
-            n_obs = self.n_observed.to(Q.device, Q.dtype)[:, None]
-            Q_new = torch.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clamp_min(1e-30), Q)
+            n_obs = _like(self.n_observed, Q)[:, None]
+            Q_new = xp.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clip(1e-30, None), Q)
             Q_new = project_simplex_rows(Q_new)
             if q_fixed_rows is not None:
-                Q_new = torch.where(q_fixed_rows[:, None], Q, Q_new)
+                Q_new = xp.where(_like(q_fixed_rows, Q[:, 0] > 0)[:, None], Q, Q_new)
         else:
             Q_new = Q
+        Q_new, P_new = _like(Q_new, Q_in), _like(P_new, P_in)
         if with_loglik:
             return Q_new, P_new, float(total)
         return Q_new, P_new
@@ -413,16 +471,12 @@ class PackedCalls:
                 Q_new = np.where(worse[:, None], q_step["em"](), Q_candidate)
                 if update_p:
                     P_next, _, _ = self._newton_p(Q_new, P64)
-            Q_new = torch.from_numpy(np.ascontiguousarray(Q_new))
             if q_fixed_rows is not None:
-                Q_new = torch.where(q_fixed_rows[:, None].cpu(), torch.from_numpy(Q64), Q_new)
+                Q_new = np.where(to_numpy(q_fixed_rows).astype(bool)[:, None], Q64, Q_new)
+            Q_new = _like(Q_new, Q)
         else:
             Q_new = Q
-        if update_p:
-            P_new = torch.from_numpy(P_next).clamp_(FREQ_MIN, FREQ_MAX)
-        else:
-            P_new = P.clamp(FREQ_MIN, FREQ_MAX)
-        Q_new, P_new = Q_new.to(Q.device, Q.dtype), P_new.to(P.device, P.dtype)
+        P_new = _like(P_next.clip(FREQ_MIN, FREQ_MAX), P) if update_p else P.clip(FREQ_MIN, FREQ_MAX)
         if with_loglik:
             return Q_new, P_new, float(total)
         return Q_new, P_new
@@ -475,21 +529,21 @@ class PackedCalls:
                               self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G, kernels.BYTE_TO_R)
         grad, hess, b_sum, before = _sum_q_statistics(self.shard, grad.sum(axis=0), hess.sum(axis=0),
                                                       b_sum.sum(axis=0), before.sum(axis=0))
-        fixed = np.zeros(n, np.bool_) if q_fixed_rows is None else q_fixed_rows.cpu().numpy().astype(np.bool_)
+        fixed = np.zeros(n, np.bool_) if q_fixed_rows is None else to_numpy(q_fixed_rows).astype(np.bool_)
         Q_newton = np.empty_like(Q64)
         kernels.q_newton_solve(Q64, grad, hess, Q_newton, fixed, Q_MIN)
 
         def em():
-            n_obs = self.n_observed.numpy().astype(np.float64)[:, None]
+            n_obs = to_numpy(self.n_observed).astype(np.float64)[:, None]
             q_num = (grad + b_sum).T  # Σ_j a P + b (1 − P) = Σ_j w1 P + b
             Q_em = np.where(n_obs > 0, Q64 * q_num / np.maximum(2.0 * n_obs, 1e-30), Q64)
-            return project_simplex_rows(torch.from_numpy(Q_em)).numpy()
+            return project_simplex_rows(Q_em)
 
-        return {"newton": project_simplex_rows(torch.from_numpy(Q_newton)).numpy(), "loglik": float(before.sum()),
+        return {"newton": project_simplex_rows(Q_newton), "loglik": float(before.sum()),
                 "before": before, "em": em}
 
-    def _em_numba(self, Q, P, update_q, update_p, with_loglik):
-        QT, P64 = _numpy64(Q.T), _numpy64(P)
+    def _em_numba(self, Q64, P64, update_q, update_p, with_loglik):
+        QT = np.ascontiguousarray(Q64.T)
         bounds = self._bounds()
         parts = np.zeros(len(bounds) - 1)
         P_new = np.empty_like(P64)
@@ -497,10 +551,11 @@ class PackedCalls:
         kernels.em_pass(self.packed, self.n_samples, QT, P64, P_new, q_parts, parts, bounds, update_q, update_p,
                         with_loglik, self.holdout.array(), self.holdout.keep_fold, kernels.BYTE_TO_G,
                         kernels.BYTE_TO_R)
-        q_num = torch.from_numpy(q_parts.sum(axis=0)).to(Q.dtype) if update_q else None
-        return q_num, torch.from_numpy(P_new).to(P.dtype), parts.sum()
+        return (q_parts.sum(axis=0) if update_q else None), P_new, parts.sum()
 
     def _em_torch(self, Q, P, update_q, update_p, with_loglik):
+        import torch
+
         QT = Q.T.contiguous()
         q_num = torch.zeros_like(QT)  # (K, n)
         P_new = P.clone()
@@ -543,7 +598,10 @@ class PackedCalls:
             kernels.deviance_pass(self.packed, self.n_samples, _numpy64(Q.T), _numpy64(P), parts, counts, bounds,
                                   holdout.array(), kernels.BYTE_TO_G, kernels.BYTE_TO_R)
             return self.shard.sum(float(parts.sum()), int(counts.sum()))
+        import torch
+
         held = self.with_holdout(holdout)
+        Q, P = self.asarray(Q), self.asarray(P)
         QT = Q.T.contiguous().to(torch.float64)
         total, n = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for cols, g, r in held.blocks(torch.float64):
@@ -563,14 +621,16 @@ def _sum_q_statistics(shard: Shard, grad, hess, b_sum, before):
     return shard.sum(grad, hess, b_sum, before)
 
 
-def _numpy64(tensor) -> np.ndarray:
-    """A C-contiguous float64 NumPy view (or copy) of a CPU tensor, for the numba kernels."""
-    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float64).numpy())
+def _numpy64(array) -> np.ndarray:
+    """A C-contiguous float64 NumPy view (or copy) of an array or a tensor, for the numba kernels."""
+    return np.ascontiguousarray(to_numpy(array), np.float64)
 
 
 def _folds_torch(holdout: Holdout, cols: slice, n_samples: int, device):
     """:func:`genoae.kernels.fold_of` for a block of SNPs, in torch int64 arithmetic (wrapping multiplication;
     logical right shifts by masking), on ``device``: (block, n_samples) int64."""
+    import torch
+
     def signed(value):  # a uint64 constant as the int64 with the same bits
         return value - (1 << 64) if value >= (1 << 63) else value
 
@@ -589,8 +649,8 @@ def _folds_torch(holdout: Holdout, cols: slice, n_samples: int, device):
     return (low % folds + (z < 0).to(torch.int64) * ((1 << 63) % folds)) % folds
 
 
-def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float = 1e-9, max_iter: int = 1000,
-                 update_q: bool = True, update_p: bool = True, q_fixed_rows: torch.Tensor | None = None,
+def quasi_newton(calls: PackedCalls, Q, P, tol: float = 1e-9, max_iter: int = 1000,
+                 update_q: bool = True, update_p: bool = True, q_fixed_rows=None,
                  callback=None, step: str = "newton", history: int = 3):
     """Maximise ℓ by block relaxation (or EM) accelerated by the quasi-Newton scheme of Zhou, Alexander & Lange
     (2011), as ADMIXTURE and ADAMIXTURE do.
@@ -604,11 +664,21 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
     calls), or when the unextrapolated map itself failed to raise it (rounding at the maximum).  K = 1: one EM
     step, which sets P to its closed-form maximum.
 
+    Q, P : ndarray or torch.Tensor
+        The start; the backend's arrays (:meth:`PackedCalls.asarray`) avoid a conversion per step.
+    q_fixed_rows : bool array (n_samples,), optional
+        Rows of Q kept as given (supervised individuals).
+
     Returns
     -------
-    Q, P : torch.Tensor
+    Q, P : as the start's type, dtype and device
     trace : list of float   ℓ of the start, then of the point kept at each iteration (never decreasing)
     """
+    Q_in, P_in = Q, P
+    Q, P = calls.asarray(Q), calls.asarray(P)
+    xp = _namespace(Q)
+    if q_fixed_rows is not None:
+        q_fixed_rows = calls.asarray(q_fixed_rows, "bool")
     update = calls.newton_step if step == "newton" else calls.em_step
 
     def apply(q, p, with_loglik=False):
@@ -617,12 +687,13 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
 
     if Q.shape[1] == 1:
         Q1, P1, ll = calls.em_step(Q, P, update_q=update_q, update_p=update_p, with_loglik=True)
-        return Q1, P1, [ll, calls.loglik(Q1, P1)]
+        return _like(Q1, Q_in), _like(P1, P_in), [ll, calls.loglik(Q1, P1)]
     tol_abs = tol * float(calls.n_observed.sum())
     n, K = Q.shape
 
     def flat(q, p):
-        return torch.cat([q.reshape(-1) if update_q else q.new_zeros(0), p.reshape(-1) if update_p else p.new_zeros(0)])
+        q, p = q.reshape(-1), p.reshape(-1)
+        return xp.concatenate([q if update_q else q[:0], p if update_p else p[:0]])
 
     q_size = n * K if update_q else 0
 
@@ -638,9 +709,9 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
         if update_q:
             q = project_simplex_rows(x[:n * K].reshape(n, K))
             if q_fixed_rows is not None:
-                q = torch.where(q_fixed_rows[:, None], q_base, q)
+                q = xp.where(q_fixed_rows[:, None], q_base, q)
         if update_p:
-            p = x[q_size:].reshape(-1, K).clamp(FREQ_MIN, FREQ_MAX)
+            p = x[q_size:].reshape(-1, K).clip(FREQ_MIN, FREQ_MAX)
         return q, p
 
     Q1, P1, ll = apply(Q, P, with_loglik=True)
@@ -652,11 +723,11 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
         x, x1, x2 = flat(x_Q, x_P), flat(Q1, P1), flat(Q2, P2)
         secants_u = (secants_u + [x1 - x])[-history:]
         secants_v = (secants_v + [x2 - x1])[-history:]
-        U, V = torch.stack(secants_u, 1), torch.stack(secants_v, 1)
+        U, V = xp.stack(secants_u, 1), xp.stack(secants_v, 1)
         try:
-            coefficients = torch.linalg.solve(products(U, U - V), products(U, x - x1))
+            coefficients = xp.linalg.solve(products(U, U - V), products(U, x - x1))
             Q_qn, P_qn = unflat(x1 - V @ coefficients, Q1, P1)
-        except RuntimeError:  # singular secant system: no extrapolation this time
+        except (RuntimeError, np.linalg.LinAlgError):  # singular secant system: no extrapolation this time
             Q_qn, P_qn = Q2, P2
         Q3, P3, ll_qn = apply(Q_qn, P_qn, with_loglik=True)
         if ll_qn >= best:
@@ -673,10 +744,10 @@ def quasi_newton(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: floa
             callback(iteration, ll_new)
         if gain < tol_abs:
             break
-    return x_Q, x_P, trace
+    return _like(x_Q, Q_in), _like(x_P, P_in), trace
 
 
-def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float = 5e-9, max_iter: int = 1000,
+def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 1000,
                 steps: tuple = (1.0, 0.5, 0.25), callback=None, repack: float = 0.5):
     """Maximise ℓ over Q with P fixed (projection), row by row: each individual's ℓ is its own concave problem
     on the simplex.
@@ -699,7 +770,7 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
 
     Returns
     -------
-    Q : torch.Tensor (same dtype and device as the input)
+    Q : ndarray or torch.Tensor (as the input's type, dtype and device)
     trace : list of float   ℓ at the start and after each iteration (never decreasing)
     """
     if calls.backend != "numba" or Q.shape[1] == 1:
@@ -707,7 +778,7 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
         return Q_new, trace
     if not 0.0 <= repack < 1.0:
         raise ValueError(f"repack {repack}: expected a share in [0, 1)")
-    n_observed = calls.n_observed.cpu().numpy().astype(np.float64)
+    n_observed = to_numpy(calls.n_observed).astype(np.float64)
     tol_abs = tol * float(n_observed.sum())
     P64 = _numpy64(P)
     current = _numpy64(Q).copy()
@@ -743,4 +814,4 @@ def refine_rows(calls: PackedCalls, Q: torch.Tensor, P: torch.Tensor, tol: float
                 break
             moving = moving[still]
             work = work.take_samples(np.flatnonzero(still))
-    return torch.from_numpy(current).to(Q.device, Q.dtype), trace
+    return _like(current, Q), trace

@@ -5,6 +5,10 @@ that arrive in blocks of variants, so the matrix is never formed whole.  Its cal
 blocks come from: the admixture start walks a :class:`~genoae.likelihood.PackedCalls`, :func:`pca` (the plots and
 ``compare``) decodes :class:`~genoae.genotypes.Genotypes` block by block, and the synthetic-genome evaluation hands
 over a dense matrix of haplotypes.
+
+The linear algebra is NumPy's (float64, on the CPU: the test matrices are only (n, width) and (m, width)); the
+blocks may be NumPy arrays or torch tensors on a device, and each product of a block is taken where the block
+lives.
 """
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
+from genoae.device import dtype_name
 from genoae.errors import UsageError
 from genoae.progress import progress_bar
 from genoae.shard import LOCAL, Shard
@@ -26,7 +30,7 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     ----------
     times : callable, right (n_cols, w) -> X @ right (n_rows, w)
     transposed_times : callable, left (n_rows, w) -> Xᵀ @ left (n_cols, w)
-    omega : torch.Tensor, (n_cols, width)   random test matrix (its seed fixes the result)
+    omega : ndarray, float64, (n_cols, width)   random test matrix (its seed fixes the result)
     n_iter : int   power iterations, two passes over X each
     on_pass : callable, optional   called with the number of passes just made (for a progress bar)
     shard : Shard
@@ -36,19 +40,19 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
 
     Returns
     -------
-    U : torch.Tensor, (n_rows, width)   left singular vectors, leading first
-    singular : torch.Tensor, (width,)   singular values, descending
+    U : ndarray, (n_rows, width)   left singular vectors, leading first
+    singular : ndarray, (width,)   singular values, descending
     """
     def passes(n):
         if on_pass is not None:
             on_pass(n)
 
-    basis, _ = torch.linalg.qr(times(omega))
+    basis, _ = np.linalg.qr(times(omega))
     passes(1)
     for _ in range(n_iter):
         # power iterations sharpen the spectrum; re-orthonormalise each half step for stability
         other, _ = shard.tall_qr(transposed_times(basis))
-        basis, _ = torch.linalg.qr(times(other))
+        basis, _ = np.linalg.qr(times(other))
         passes(2)
     if shard.sharded:  # basisᵀ X = Rᵀ Qᵀ from the QR of its transpose: the SVD of the small R
         _, upper = shard.tall_qr(transposed_times(basis))
@@ -56,7 +60,7 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     else:
         small = transposed_times(basis).T  # (width, n_cols) = basisᵀ X
     passes(1)
-    u_small, singular, _ = torch.linalg.svd(small, full_matrices=False)
+    u_small, singular, _ = np.linalg.svd(small, full_matrices=False)
     return basis @ u_small, singular
 
 
@@ -80,11 +84,11 @@ class PCAResult:
     components: np.ndarray | None = None
 
 
-BlockSource = Callable[[torch.dtype], Iterator[tuple]]
+BlockSource = Callable[[object], Iterator[tuple]]
 
 
 def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: int, ploidy: int = 2, rng=0,
-                     n_oversamples: int = 10, n_iter: int = 3, device="cpu", dtype=torch.float64,
+                     n_oversamples: int = 10, n_iter: int = 3, device="cpu", dtype="float64",
                      cache_bytes: int = 0, with_components: bool = False, with_explained: bool = False,
                      progress: bool = False, what: str = "genotypes", centre_only: bool = False,
                      standardized_source: Callable | None = None, shard: Shard = LOCAL) -> PCAResult:
@@ -94,9 +98,9 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     Parameters
     ----------
     blocks : callable(dtype) -> iterator of (cols, g, observed), or None with ``standardized_source``
-        One pass over the data: ``cols`` a slice or index array of variants, ``g`` a tensor (len(cols), n_samples)
-        of allele counts in ``dtype`` on ``device`` (any value where missing), ``observed`` a bool tensor of the
-        same shape.  Called once per pass (2 ``n_iter`` + 2 passes) unless the standardized blocks fit in
+        One pass over the data: ``cols`` a slice or index array of variants, ``g`` a torch tensor
+        (len(cols), n_samples) of allele counts in ``dtype`` on ``device`` (any value where missing), ``observed``
+        a bool tensor of the same shape.  Called once per pass (2 ``n_iter`` + 2 passes) unless the standardized blocks fit in
         ``cache_bytes``.
     freqs : array_like, float, shape (n_variants,)
         Allele frequency f per variant over observed calls (NaN where none is observed).
@@ -106,7 +110,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
         Source of the random test matrix (a seed makes the result reproducible).
     n_oversamples, n_iter : int
         Extra columns of the test matrix, and power iterations (two passes each).
-    dtype : torch.dtype
+    dtype : str or torch.dtype
         Arithmetic of the blocks (products are accumulated in float64).
     with_components, with_explained : bool
         Also compute the loadings (two more passes: the scores are then the data projected on them) and the
@@ -115,7 +119,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
         Centre the counts (g − ploidy f) without scaling them (the SVD that the ALS start factorises).
     standardized_source : callable(mean, inv_scale, dtype) -> iterator of (cols, x), optional
         A faster source of the blocks already centred and scaled (``x`` = (g − mean) · inv_scale, 0 where
-        missing), used instead of ``blocks`` (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
+        missing; a NumPy array or a torch tensor), used instead of ``blocks`` (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
     shard : Shard
         SNP-sharded runs: ``freqs`` and the blocks are this rank's variants; the sums over variants are summed
         over the ranks too, the test matrix is the rows of the one-process run's, and the result's ``scores``
@@ -134,70 +138,91 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     n_all = shard.total(n_variants)
     if not n_varying or n_samples < 2:
         raise UsageError(f"{what}: need at least 2 individuals and one polymorphic variant for a PCA")
-    device = torch.device(device)
-    mean_t = torch.from_numpy(mean).to(device, dtype)
     inv_scale_np = np.where(varying, 1.0 if centre_only else 1.0 / np.where(varying, scale, 1.0), 0.0)
-    inv_scale = torch.from_numpy(inv_scale_np).to(device, dtype)
     k = int(min(n_components, n_samples - 1, n_varying))
     width = int(min(k + n_oversamples, n_samples, n_all))
-    cache = [] if n_samples * n_variants * torch.finfo(dtype).bits // 8 <= cache_bytes else None
+    cache = [] if n_samples * n_variants * np.dtype(dtype_name(dtype)).itemsize <= cache_bytes else None
 
     def standardized():
         if cache:
             yield from cache
             return
-        if standardized_source is not None:
-            for cols, x in standardized_source(mean, inv_scale_np, dtype):
-                if cache is not None:
-                    cache.append((cols, x))
-                yield cols, x
-            return
-        for cols, g, observed in blocks(dtype):
-            x = torch.where(observed, g - mean_t[cols, None], torch.zeros((), dtype=dtype, device=device))
-            x = x * inv_scale[cols, None]  # (block, n_samples)
+        source = (standardized_source(mean, inv_scale_np, dtype) if standardized_source is not None
+                  else _standardized_tensors(blocks, mean, inv_scale_np, device, dtype))
+        for cols, x in source:
             if cache is not None:
                 cache.append((cols, x))
             yield cols, x
 
     def times(right):  # X right, X = the (n_samples, n_variants) standardized matrix
-        out = torch.zeros((n_samples, right.shape[1]), dtype=torch.float64, device=device)
+        out = np.zeros((n_samples, right.shape[1]))
         for cols, x in standardized():
-            out += (x.T @ right[cols].to(dtype)).double()
+            out += _product(x, right[cols], transpose=True)
         return shard.sum(out)
 
     def transposed_times(left):  # Xᵀ left
-        out = torch.empty((n_variants, left.shape[1]), dtype=torch.float64, device=device)
-        left = left.to(dtype)
+        out = np.empty((n_variants, left.shape[1]))
         for cols, x in standardized():
-            out[cols] = (x @ left).double()
+            out[cols] = _product(x, left)
         return out
 
     if isinstance(rng, (int, np.integer)):
         rng = np.random.default_rng(int(rng))
     # sharded: this rank's rows of the one-process test matrix (O(M · width) numbers drawn on every rank)
-    omega = torch.from_numpy(shard.local_rows(rng.standard_normal((n_all, width)))).to(device)
+    omega = shard.local_rows(rng.standard_normal((n_all, width)))
     passes = 2 * n_iter + 2 + 2 * with_components + with_explained
     bar = progress_bar(passes, "PCA passes", unit="pass", enabled=progress)
     U, singular = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update, shard=shard)
     U, singular = U[:, :k], singular[:k]
-    scores = (U * singular).cpu().numpy()
+    scores = U * singular
     # fix the sign of each component (the SVD leaves it free): the largest |score| is positive
     signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
     signs = np.where(signs == 0, 1.0, signs)
     result = PCAResult(scores=scores * signs, mean=mean, scale=scale)
     if with_components:
-        loadings = transposed_times(U / singular.clamp_min(1e-300)) * torch.from_numpy(signs).to(device)  # Xᵀ U S⁻¹
-        result.components = loadings.T.cpu().numpy()
+        loadings = transposed_times(U / np.maximum(singular, 1e-300)) * signs  # Xᵀ U S⁻¹
+        result.components = loadings.T
         # scores as the projection of the data on these loadings, so that projecting the same rows again (as
         # other sets are projected) gives the same numbers, not U S, which differs by the SVD's residual
-        result.scores = times(loadings).cpu().numpy()
+        result.scores = times(loadings)
         bar.update(2)
     if with_explained:
-        total = shard.sum(sum(float((x.double() ** 2).sum()) for _, x in standardized()))
-        result.explained = singular.cpu().numpy() ** 2 / total
+        total = shard.sum(sum(_squares(x) for _, x in standardized()))
+        result.explained = singular ** 2 / total
         bar.update(1)
     bar.close()
     return result
+
+
+def _standardized_tensors(blocks: BlockSource, mean: np.ndarray, inv_scale: np.ndarray, device, dtype):
+    """The standardized blocks, as torch tensors on ``device``, from a source of (cols, g, observed) tensors."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype_name(dtype))
+    mean_t = torch.from_numpy(mean).to(device, torch_dtype)
+    inv_scale_t = torch.from_numpy(inv_scale).to(device, torch_dtype)
+    for cols, g, observed in blocks(torch_dtype):
+        x = torch.where(observed, g - mean_t[cols, None], torch.zeros((), dtype=torch_dtype, device=g.device))
+        yield cols, x * inv_scale_t[cols, None]  # (block, n_samples)
+
+
+def _product(x, other: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """x @ other (or xᵀ @ other) in float64 NumPy, for a block ``x`` that is a NumPy array or a torch tensor on
+    any device (the product is taken there, in the block's dtype, then brought back)."""
+    if isinstance(x, np.ndarray):
+        x = x.T if transpose else x
+        return (x @ other.astype(x.dtype, copy=False)).astype(np.float64, copy=False)
+    import torch
+
+    x = x.T if transpose else x
+    return (x @ torch.from_numpy(np.ascontiguousarray(other)).to(x.device, x.dtype)).double().cpu().numpy()
+
+
+def _squares(x) -> float:
+    """Σ x² of a block (NumPy or torch), in float64."""
+    if isinstance(x, np.ndarray):
+        return float(np.square(x, dtype=np.float64).sum())
+    return float((x.double() ** 2).sum())
 
 
 def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversample: int = 20, n_iter: int = 7,
@@ -212,7 +237,7 @@ def pca(genotypes, n_components: int = 10, seed: int = 0, device="cpu", oversamp
     """
     result = standardized_pca(lambda dtype: genotypes.blocks(chunk, device, dtype), genotypes.allele_freqs(),
                               genotypes.n_samples, n_components, rng=seed, n_oversamples=oversample,
-                              n_iter=n_iter, device=device, dtype=torch.float32, cache_bytes=cache_bytes,
+                              n_iter=n_iter, device=device, dtype="float32", cache_bytes=cache_bytes,
                               with_explained=True, progress=genotypes.n_samples * genotypes.n_variants >= 200_000_000,
                               what=genotypes.source or "genotypes")
     return result.scores, result.explained

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from genoae.errors import RankError
 
@@ -62,6 +61,7 @@ class Shard:
         process: the values themselves."""
         if not self.sharded:
             return values[0] if len(values) == 1 else values
+        import torch
         import torch.distributed as dist
 
         flat = [torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v).detach()
@@ -81,6 +81,7 @@ class Shard:
         One process: the array."""
         if not self.sharded:
             return array
+        import torch
         import torch.distributed as dist
 
         tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array).detach()
@@ -103,29 +104,28 @@ class Shard:
         from numbers each computed itself (rounding can differ between machines of a multi-node run)."""
         if not self.sharded:
             return value
+        import torch
         import torch.distributed as dist
 
         buffer = torch.tensor([float(value)], dtype=torch.float64, device=self.comm_device)
         _collective(dist.all_reduce, buffer, op=dist.ReduceOp.MAX)
         return float(buffer[0])
 
-    def tall_qr(self, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def tall_qr(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """QR decomposition of a tall matrix whose rows are spread over the ranks: this rank's rows in; its rows
-        of the orthonormal factor and the whole (width × width) triangular factor out.  One process: torch's
-        reduced QR.  Sharded: the tall-skinny QR (each rank's R gathered and decomposed again: as stable as one
-        QR of the whole), R's diagonal made ≥ 0 so that the factors do not depend on the split."""
+        of the orthonormal factor and the whole (width × width) triangular factor out (NumPy, float64).  One
+        process: the reduced QR.  Sharded: the tall-skinny QR (each rank's R gathered and decomposed again: as
+        stable as one QR of the whole), R's diagonal made ≥ 0 so that the factors do not depend on the split."""
         if not self.sharded:
-            return torch.linalg.qr(matrix)
+            return np.linalg.qr(matrix)
         rows, width = matrix.shape
         if self.max(float(rows < width)) > 0:
             # a rank with fewer rows than columns has no square R to contribute: the QR of the whole, then its rows
-            whole = torch.as_tensor(self.gather_rows(matrix), dtype=matrix.dtype, device=matrix.device)
-            basis, upper = torch.linalg.qr(whole)
+            basis, upper = np.linalg.qr(self.gather_rows(matrix))
             signs = _signs(upper)
             return self.local_rows(basis * signs), upper * signs[:, None]
-        local_basis, local_upper = torch.linalg.qr(matrix)
-        stacked = torch.as_tensor(self.gather_rows(local_upper), dtype=matrix.dtype, device=matrix.device)
-        outer_basis, upper = torch.linalg.qr(stacked)
+        local_basis, local_upper = np.linalg.qr(matrix)
+        outer_basis, upper = np.linalg.qr(self.gather_rows(local_upper))
         signs = _signs(upper)
         basis = local_basis @ outer_basis[self.rank * width:(self.rank + 1) * width]
         return basis * signs, upper * signs[:, None]
@@ -148,14 +148,13 @@ def _collective(operation, *args, **kwargs):
         raise RankError(f"lost contact with another rank: {first[:200]}") from None
 
 
-def _signs(upper: torch.Tensor) -> torch.Tensor:
-    diagonal = torch.diagonal(upper)
-    return torch.where(diagonal < 0, -torch.ones_like(diagonal), torch.ones_like(diagonal))
+def _signs(upper: np.ndarray) -> np.ndarray:
+    return np.where(np.diagonal(upper) < 0, -1.0, 1.0)
 
 
-def _like(chunk: torch.Tensor, value):
-    """``chunk`` (float64, flat) in the type, shape, dtype and device of ``value``."""
-    if isinstance(value, torch.Tensor):
+def _like(chunk, value):
+    """``chunk`` (a float64 flat tensor) in the type, shape, dtype and device of ``value``."""
+    if not isinstance(value, (np.ndarray, int, float, np.integer, np.floating)):  # a torch tensor
         out = chunk.reshape(value.shape)
         if not value.dtype.is_floating_point:
             out = out.round()

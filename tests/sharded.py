@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genoae.device import to_numpy
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -100,13 +102,13 @@ def steps_task(rank, size, path, Q, P, folds, fold, seed, threads, backend="auto
     deviance, held = calls.deviance(Q, P_local, folds, fold, seed)
     training = calls.training(folds, fold, seed)
     _, _, unchanged_loglik = calls.em_step(Q, P_local, update_q=False, update_p=False, with_loglik=True)
-    return {"loglik": np.array(calls.loglik(Q, P_local)), "n_observed": calls.n_observed.numpy(),
+    return {"loglik": np.array(calls.loglik(Q, P_local)), "n_observed": to_numpy(calls.n_observed),
             "unchanged_loglik": np.array(unchanged_loglik),
-            "em_Q": em_Q.numpy(), "em_P": shard.gather_rows(em_P.numpy()), "em_loglik": np.array(em_loglik),
-            "newton_Q": newton_Q.numpy(), "newton_P": shard.gather_rows(newton_P.numpy()),
+            "em_Q": to_numpy(em_Q), "em_P": shard.gather_rows(to_numpy(em_P)), "em_loglik": np.array(em_loglik),
+            "newton_Q": to_numpy(newton_Q), "newton_P": shard.gather_rows(to_numpy(newton_P)),
             "newton_loglik": np.array(newton_loglik), "deviance": np.array(deviance), "held": np.array(held),
             "training_loglik": np.array(training.loglik(Q, P_local)),
-            "training_observed": training.n_observed.numpy()}
+            "training_observed": to_numpy(training.n_observed)}
 
 
 def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0, backend="auto", check_calls=None):
@@ -130,7 +132,7 @@ def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0, backe
     Q0, P0 = svd_als(calls, freqs, K, np.random.default_rng(seed))
     estimator = Admixture(K, seed=seed, progress=False, threads=1)
     estimator.fit(part.genotypes, populations=populations, calls=calls)
-    out = {"Q0": Q0.numpy(), "P0": shard.gather_rows(P0.numpy())}
+    out = {"Q0": to_numpy(Q0), "P0": shard.gather_rows(to_numpy(P0))}
     if cv:
         out["cv_error"] = np.array(estimator.cross_validate(part.genotypes, cv, calls=calls, populations=populations))
     if bootstrap:
@@ -138,8 +140,8 @@ def fit_task(rank, size, path, K, seed, cv, populations=None, bootstrap=0, backe
     gather_fit(estimator)
     state = estimator.model_.state_dict()
     out.update({"Q": estimator.Q_, "P": estimator.P_, "trace": estimator.loglik_trace_,
-                "loglik": np.array(estimator.loglik_), "encoder_weight": state["encoder.weight"].numpy(),
-                "encoder_bias": state["encoder.bias"].numpy(), "p_logits": state["p_logits"].numpy(),
+                "loglik": np.array(estimator.loglik_), "encoder_weight": to_numpy(state["encoder.weight"]),
+                "encoder_bias": to_numpy(state["encoder.bias"]), "p_logits": to_numpy(state["p_logits"]),
                 "heldout_rmse": np.array(estimator.report_.encoder.heldout_rmse),
                 "rss_packed": np.array(part.genotypes.packed.shape[0] * part.genotypes.packed.shape[1])})
     del torch
@@ -159,7 +161,7 @@ def qn_task(rank, size, path, Q, P, iterations):
     calls = PackedCalls.from_genotypes(part.genotypes, "cpu", shard=shard)
     Q1, P1, trace = quasi_newton(calls, torch.from_numpy(Q), torch.from_numpy(P[part.start:part.stop]),
                                  tol=0.0, max_iter=iterations)
-    return {"Q": Q1.numpy(), "P": shard.gather_rows(P1.numpy()), "trace": np.array(trace)}
+    return {"Q": to_numpy(Q1), "P": shard.gather_rows(to_numpy(P1)), "trace": np.array(trace)}
 
 
 TASKS["qn"] = qn_task
@@ -202,8 +204,8 @@ def qr_task(rank, size, matrix):
 
     start, stop = split(matrix.shape[0], size)[rank]
     shard = Shard(start, stop, matrix.shape[0], rank, size)
-    basis, upper = shard.tall_qr(torch.from_numpy(matrix[start:stop]))
-    return {"basis": shard.gather_rows(basis.numpy()), "upper": upper.numpy()}
+    basis, upper = shard.tall_qr(matrix[start:stop])
+    return {"basis": shard.gather_rows(to_numpy(basis)), "upper": to_numpy(upper)}
 
 
 TASKS["qr"] = qr_task

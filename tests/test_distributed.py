@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from genoae.device import to_numpy
 import pytest
 import torch
 
@@ -170,17 +172,17 @@ def test_sharded_steps_equal_the_one_process_steps(bed, tmp_path):
     for rank in ranks:
         np.testing.assert_allclose(rank["loglik"], calls.loglik(Qt, Pt), rtol=1e-9)
         np.testing.assert_allclose(rank["unchanged_loglik"], calls.loglik(Qt, Pt), rtol=1e-9)  # summed once
-        np.testing.assert_array_equal(rank["n_observed"], calls.n_observed.numpy())
+        np.testing.assert_array_equal(rank["n_observed"], to_numpy(calls.n_observed))
         np.testing.assert_allclose(rank["em_loglik"], em_loglik, rtol=1e-9)
-        np.testing.assert_allclose(rank["em_Q"], em_Q.numpy(), atol=1e-12)
-        np.testing.assert_allclose(rank["em_P"], em_P.numpy(), atol=1e-12)
+        np.testing.assert_allclose(rank["em_Q"], to_numpy(em_Q), atol=1e-12)
+        np.testing.assert_allclose(rank["em_P"], to_numpy(em_P), atol=1e-12)
         np.testing.assert_allclose(rank["newton_loglik"], newton_loglik, rtol=1e-9)
-        np.testing.assert_allclose(rank["newton_Q"], newton_Q.numpy(), atol=1e-10)
-        np.testing.assert_allclose(rank["newton_P"], newton_P.numpy(), atol=1e-10)
+        np.testing.assert_allclose(rank["newton_Q"], to_numpy(newton_Q), atol=1e-10)
+        np.testing.assert_allclose(rank["newton_P"], to_numpy(newton_P), atol=1e-10)
         assert int(rank["held"]) == held  # the same calls are held out: folds hash the SNP's index among all
         np.testing.assert_allclose(rank["deviance"], deviance, rtol=1e-9)
         np.testing.assert_allclose(rank["training_loglik"], training.loglik(Qt, Pt), rtol=1e-9)
-        np.testing.assert_array_equal(rank["training_observed"], training.n_observed.numpy())
+        np.testing.assert_array_equal(rank["training_observed"], to_numpy(training.n_observed))
     np.testing.assert_array_equal(ranks[0]["newton_Q"], ranks[1]["newton_Q"])  # every rank holds the same Q
 
 
@@ -198,8 +200,8 @@ def test_sharded_fit_equals_the_one_process_fit(bed, tmp_path, monkeypatch):
     one = Admixture(3, seed=5, progress=False, threads=1).fit(genotypes, calls=calls)
     cv_error = one.cross_validate(genotypes, 3, calls=calls)
     first, second = ranks
-    np.testing.assert_allclose(first["Q0"], Q0.numpy(), atol=1e-9)
-    np.testing.assert_allclose(first["P0"], P0.numpy(), atol=1e-9)
+    np.testing.assert_allclose(first["Q0"], to_numpy(Q0), atol=1e-9)
+    np.testing.assert_allclose(first["P0"], to_numpy(P0), atol=1e-9)
     assert np.sqrt(np.mean((first["Q"] - one.Q_) ** 2)) <= 1e-5
     assert np.sqrt(np.mean((first["P"] - one.P_) ** 2)) <= 1e-5
     np.testing.assert_allclose(first["loglik"], one.loglik_, rtol=1e-9)
@@ -207,8 +209,8 @@ def test_sharded_fit_equals_the_one_process_fit(bed, tmp_path, monkeypatch):
     np.testing.assert_array_equal(first["Q"], second["Q"])
     np.testing.assert_array_equal(first["P"], second["P"])
     state = one.model_.state_dict()
-    np.testing.assert_allclose(first["encoder_weight"], state["encoder.weight"].numpy(), atol=1e-4)
-    np.testing.assert_allclose(first["encoder_bias"], state["encoder.bias"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(first["encoder_weight"], to_numpy(state["encoder.weight"]), atol=1e-4)
+    np.testing.assert_allclose(first["encoder_bias"], to_numpy(state["encoder.bias"]), atol=1e-4)
     assert first["encoder_weight"].shape == (3, genotypes.n_variants)
     # the encoder check draws the same synthetic individuals on 2 ranks as in one process
     np.testing.assert_allclose(first["heldout_rmse"], one.report_.encoder.heldout_rmse, rtol=1e-3)
@@ -332,7 +334,7 @@ def test_sharded_accelerator_takes_the_one_process_steps(bed, tmp_path):
     calls = PackedCalls.from_genotypes(genotypes)
     Q0, P0 = svd_als(calls, genotypes.allele_freqs(), 3, np.random.default_rng(4))
     _, _, trace = quasi_newton(calls, Q0, P0, tol=0.0, max_iter=3)
-    ranks = run_ranks("qn", 2, tmp_path, path=bed, Q=Q0.numpy(), P=P0.numpy(), iterations=3)
+    ranks = run_ranks("qn", 2, tmp_path, path=bed, Q=to_numpy(Q0), P=to_numpy(P0), iterations=3)
     np.testing.assert_allclose(ranks[0]["trace"], trace, rtol=1e-9)
     np.testing.assert_allclose(ranks[1]["trace"], trace, rtol=1e-9)
 
@@ -387,13 +389,13 @@ def test_sharded_torch_path_equals_one_process(bed, tmp_path):
     em_Q, em_P, em_loglik = calls.em_step(Qt, Pt, with_loglik=True)
     deviance, held = calls.deviance(Qt, Pt, 4, 0, 5)
     np.testing.assert_allclose(ranks[0]["loglik"], calls.loglik(Qt, Pt), rtol=1e-9)
-    np.testing.assert_array_equal(ranks[0]["n_observed"], calls.n_observed.numpy())
-    np.testing.assert_allclose(ranks[0]["em_Q"], em_Q.numpy(), atol=1e-12)
-    np.testing.assert_allclose(ranks[1]["em_P"], em_P.numpy(), atol=1e-12)
+    np.testing.assert_array_equal(ranks[0]["n_observed"], to_numpy(calls.n_observed))
+    np.testing.assert_allclose(ranks[0]["em_Q"], to_numpy(em_Q), atol=1e-12)
+    np.testing.assert_allclose(ranks[1]["em_P"], to_numpy(em_P), atol=1e-12)
     np.testing.assert_allclose(ranks[0]["em_loglik"], em_loglik, rtol=1e-9)
     assert int(ranks[1]["held"]) == held
     np.testing.assert_allclose(ranks[1]["deviance"], deviance, rtol=1e-9)
-    np.testing.assert_array_equal(ranks[1]["training_observed"], calls.training(4, 0, 5).n_observed.numpy())
+    np.testing.assert_array_equal(ranks[1]["training_observed"], to_numpy(calls.training(4, 0, 5).n_observed))
     fit = run_ranks("fit", 2, tmp_path / "fit", path=bed, K=2, seed=3, cv=0, backend="torch")[0]
     one = Admixture(2, seed=3, progress=False, threads=1).fit(genotypes, calls=calls)
     assert np.sqrt(np.mean((fit["Q"] - one.Q_) ** 2)) <= 1e-5

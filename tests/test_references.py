@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genoae.ancestry.start import kmeans
+from genoae.device import to_numpy
 from genoae.likelihood import FREQ_MAX, FREQ_MIN, PackedCalls
 from genoae.pca import randomized_svd
 
@@ -75,12 +76,11 @@ def test_randomized_svd_matches_numpy_svd():
     right, _ = np.linalg.qr(rng.normal(size=(n_cols, rank)))
     # noise singular values ≈ 1.4 against 20..100: a few power iterations are needed for 1e-8
     X = left @ np.diag([100.0, 80.0, 60.0, 40.0, 20.0]) @ right.T + 0.1 * rng.normal(size=(n_rows, n_cols))
-    Xt = torch.from_numpy(X)
-    omega = torch.from_numpy(rng.normal(size=(n_cols, rank + 5)))
-    U, singular = randomized_svd(lambda right: Xt @ right, lambda left: Xt.T @ left, omega, n_iter=6)
+    omega = rng.normal(size=(n_cols, rank + 5))
+    U, singular = randomized_svd(lambda right: X @ right, lambda left: X.T @ left, omega, n_iter=6)
     U_np, s_np, _ = np.linalg.svd(X, full_matrices=False)
-    np.testing.assert_allclose(singular.numpy()[:rank], s_np[:rank], rtol=1e-8)
-    overlap = np.abs(U.numpy()[:, :rank].T @ U_np[:, :rank])
+    np.testing.assert_allclose(singular[:rank], s_np[:rank], rtol=1e-8)
+    overlap = np.abs(U[:, :rank].T @ U_np[:, :rank])
     np.testing.assert_allclose(overlap, np.eye(rank), atol=1e-7)
 
 
@@ -129,4 +129,4 @@ def test_deviance_matches_naive_formula(seed, backend):
     assert deviance == pytest.approx(expected, rel=1e-12)
     # the training side of the same fold counts exactly the other observed calls of each individual
     training = calls.training(folds, fold, fold_seed)
-    np.testing.assert_array_equal(training.n_observed.numpy(), (observed & ~held).sum(axis=1))
+    np.testing.assert_array_equal(to_numpy(training.n_observed), (observed & ~held).sum(axis=1))

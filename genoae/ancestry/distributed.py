@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from genoae.ancestry.encoder import NeuralAdmixture
+from genoae.device import is_cuda
 from genoae.errors import RankError, UsageError
 from genoae.shard import Shard
 
@@ -60,13 +60,14 @@ def launch_environment(environ=None) -> Launch | None:
     return Launch(rank, size, local_rank, local_size)
 
 
-def start(launch: Launch, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+def start(launch: Launch, device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
     """Join the process group: NCCL when ``device`` is CUDA (this rank's GPU is LOCAL_RANK), else Gloo.  Returns
     the backend's name.  A rendezvous that does not complete within ``timeout_s`` raises RuntimeError."""
+    import torch
     import torch.distributed as dist
 
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
+    backend = "nccl" if is_cuda(device) else "gloo"
+    if is_cuda(device):
         torch.cuda.set_device(launch.local_rank)
     if not dist.is_initialized():
         try:
@@ -88,7 +89,7 @@ def stop() -> None:
 
 
 @contextlib.contextmanager
-def session(launch: Launch | None, device: torch.device):
+def session(launch: Launch | None, device: str):
     """The process group for the block (nothing when ``launch`` is None).  Inside it SIGTERM, which torchrun sends
     to the other ranks when one fails, raises a quiet :class:`~genoae.errors.RankError`, so that this rank's
     ``with`` blocks still remove what they staged."""
@@ -109,12 +110,12 @@ def session(launch: Launch | None, device: torch.device):
         stop()
 
 
-def make_shard(launch: Launch, device: torch.device, start_row: int = 0, stop_row: int = 0,
+def make_shard(launch: Launch, device: str, start_row: int = 0, stop_row: int = 0,
                n_variants: int = 0) -> Shard:
     """This rank's :class:`~genoae.shard.Shard` of variants ``[start_row, stop_row)`` out of ``n_variants`` (before
     the input is read: a shard without variants, enough for :func:`agree`)."""
     return Shard(start=start_row, stop=stop_row, n_variants=n_variants, rank=launch.rank, size=launch.size,
-                 comm_device=f"cuda:{launch.local_rank}" if device.type == "cuda" else "cpu")
+                 comm_device=f"cuda:{launch.local_rank}" if is_cuda(device) else "cpu")
 
 
 def barrier(shard: Shard) -> None:
@@ -147,12 +148,9 @@ def gather_model(model: NeuralAdmixture, shard: Shard) -> NeuralAdmixture:
     if not shard.sharded:
         return model
     whole = NeuralAdmixture(shard.n_variants, model.K)
-    state = model.state_dict()
-    with torch.no_grad():
-        whole.encoder.weight.copy_(torch.as_tensor(shard.gather_rows(state["encoder.weight"].T.cpu())).T)
-        whole.encoder.bias.copy_(state["encoder.bias"].cpu())
-        whole.p_logits.copy_(torch.as_tensor(shard.gather_rows(state["p_logits"].cpu())))
-        whole.input_freq.copy_(torch.as_tensor(shard.gather_rows(state["input_freq"].cpu())))
+    whole.load_state_dict({"encoder.weight": shard.gather_rows(model.weight.T).T, "encoder.bias": model.bias,
+                           "p_logits": shard.gather_rows(model.p_logits),
+                           "input_freq": shard.gather_rows(model.input_freq)})
     return whole
 
 

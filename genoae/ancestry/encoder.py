@@ -16,9 +16,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
+from genoae.device import to_numpy
 from genoae.genotypes import pack_calls
 from genoae.likelihood import FREQ_MAX, FREQ_MIN, Q_MIN, PackedCalls, refine_rows
 from genoae.shard import LOCAL, Shard
@@ -39,7 +38,7 @@ CHECK_MIN, CHECK_MAX = 100, 500
 START_FLOOR = 0.01
 
 
-class NeuralAdmixture(nn.Module):
+class NeuralAdmixture:
     """Encoder: centred genotypes → one linear layer (the weighted least-squares estimate q̂ of Q under P) →
     softmax(log clamp(q̂)) = Q.  Decoder: P = sigmoid(logits), (M, K).
 
@@ -47,75 +46,87 @@ class NeuralAdmixture(nn.Module):
     (entered as 0, the mean) does not pull an individual's Q toward the average; the softmax of the logarithm of
     q̂ clamped to [Q_MIN, 1] is q̂ clamped and renormalised: a point of the simplex.
 
+    The weights are float32 NumPy arrays set in closed form (:func:`fit_encoder`), never by gradient descent, so
+    the network needs no autograd and no torch: its state dict (``encoder.weight`` (K, M), ``encoder.bias`` (K,),
+    ``p_logits`` (M, K), ``input_freq`` (M,)) is what the model file holds, in torch's format
+    (:mod:`genoae.io.model`).
+
     Parameters
     ----------
     n_variants : int
     K : int
 
-    Buffers
-    -------
-    input_freq : float32, shape (n_variants,)
+    Attributes
+    ----------
+    input_freq : ndarray, float32, shape (n_variants,)
         A2 frequency of the training data; the encoder sees ``g / 2 − freq`` and missing calls as 0 (mean-filled at
         the input only: the likelihood never sees them).
     """
 
-    def __init__(self, n_variants: int, K: int):
-        super().__init__()
-        self.n_variants, self.K = int(n_variants), int(K)
-        self.encoder = nn.Linear(n_variants, K)
-        self.p_logits = nn.Parameter(torch.zeros(n_variants, K))
-        self.register_buffer("input_freq", torch.full((n_variants,), 0.5))
+    STATE = ("encoder.weight", "encoder.bias", "p_logits", "input_freq")
 
-    def encode(self, counts: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    def __init__(self, n_variants: int, K: int):
+        self.n_variants, self.K = int(n_variants), int(K)
+        self.weight = np.zeros((self.K, self.n_variants), np.float32)
+        self.bias = np.zeros(self.K, np.float32)
+        self.p_logits = np.zeros((self.n_variants, self.K), np.float32)
+        self.input_freq = np.full(self.n_variants, 0.5, np.float32)
+
+    def state_dict(self) -> dict:
+        return dict(zip(self.STATE, (self.weight, self.bias, self.p_logits, self.input_freq)))
+
+    def load_state_dict(self, state: dict) -> None:
+        """Set the weights from a state dict (NumPy arrays or tensors); KeyError / ValueError when its names or
+        shapes are not this network's."""
+        missing, unexpected = set(self.STATE) - set(state), set(state) - set(self.STATE)
+        if missing or unexpected:
+            raise KeyError(f"missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        arrays = {name: np.asarray(to_numpy(state[name]), np.float32) for name in self.STATE}
+        for name, current in self.state_dict().items():
+            if arrays[name].shape != current.shape:
+                raise ValueError(f"{name} has shape {arrays[name].shape}, this model's is {current.shape}")
+        self.weight, self.bias, self.p_logits, self.input_freq = (arrays[name] for name in self.STATE)
+
+    def encode(self, counts: np.ndarray, observed: np.ndarray) -> np.ndarray:
         """Q for a batch of sample-major calls.
 
         Parameters
         ----------
-        counts : torch.Tensor, float, shape (b, n_variants)   A2 counts (any value where missing)
-        observed : torch.Tensor, bool, shape (b, n_variants)
+        counts : ndarray, float, shape (b, n_variants)   A2 counts (any value where missing)
+        observed : ndarray, bool, shape (b, n_variants)
 
         Returns
         -------
-        torch.Tensor, float32, shape (b, K), rows on the simplex
+        ndarray, float64, shape (b, K), rows on the simplex
         """
-        x = torch.where(observed, counts.float() / 2.0 - self.input_freq, torch.zeros((), device=counts.device))
-        return self.head(x @ self.encoder.weight.T, observed.sum(1))
+        x = np.where(observed, np.asarray(counts, np.float64) / 2.0 - self.input_freq, 0.0)
+        return self.head(x @ self.weight.T.astype(np.float64), np.asarray(observed).sum(1))
 
-    def head(self, linear: torch.Tensor, n_observed: torch.Tensor, n_variants: int | None = None) -> torch.Tensor:
+    def head(self, linear: np.ndarray, n_observed: np.ndarray, n_variants: int | None = None) -> np.ndarray:
         """Q from the layer's product ``x Wᵀ`` (b, K) and each individual's observed calls (b,), out of
-        ``n_variants`` (default: the layer's; a SNP-sharded layer holds one rank's part of them)."""
-        coverage = (n_variants or self.n_variants) / n_observed.to(linear.dtype).clamp_min(1.0)
-        estimate = linear * coverage[:, None] + self.encoder.bias
-        return torch.softmax(torch.log(estimate.clamp(Q_MIN, 1.0)), dim=1)
+        ``n_variants`` (default: the layer's; a SNP-sharded layer holds one rank's part of them).  float64."""
+        coverage = (n_variants or self.n_variants) / np.maximum(np.asarray(n_observed, np.float64), 1.0)
+        estimate = np.clip(linear * coverage[:, None] + self.bias, Q_MIN, 1.0)
+        return estimate / estimate.sum(axis=1, keepdims=True)  # = softmax(log(estimate))
 
     @property
-    def P(self) -> torch.Tensor:
-        """Decoder allele frequencies, float32 (n_variants, K), in ADMIXTURE's bounds [1e-5, 1 − 1e-5]."""
-        return torch.sigmoid(self.p_logits).clamp(FREQ_MIN, FREQ_MAX)
+    def P(self) -> np.ndarray:
+        """Decoder allele frequencies, float64 (n_variants, K), in ADMIXTURE's bounds [1e-5, 1 − 1e-5]."""
+        return (1.0 / (1.0 + np.exp(-self.p_logits.astype(np.float64)))).clip(FREQ_MIN, FREQ_MAX)
 
     def set_P(self, P) -> None:
-        P = torch.as_tensor(P, dtype=torch.float32, device=self.p_logits.device).clamp(FREQ_MIN, FREQ_MAX)
-        with torch.no_grad():
-            self.p_logits.copy_(torch.log(P) - torch.log1p(-P))
-
-    def forward(self, counts, observed):
-        """Q for the batch and its reconstruction h = Q Pᵀ (expected A2 frequency per call)."""
-        Q = self.encode(counts, observed)
-        return Q, Q @ self.P.T
+        P = np.asarray(to_numpy(P), np.float64).clip(FREQ_MIN, FREQ_MAX)
+        self.p_logits = (np.log(P) - np.log1p(-P)).astype(np.float32)
 
 
-def encode_packed(model: NeuralAdmixture, calls: PackedCalls) -> torch.Tensor:
+def encode_packed(model: NeuralAdmixture, calls: PackedCalls) -> np.ndarray:
     """The encoder's Q of every individual of SNP-major packed calls, float64 (n, K): one pass that decodes a SNP
     at a time (memory: n × K, no sample-major copy and no decoded block of the calls).  SNP-sharded calls: the
     model holds the rank's part of the layer, and the partial products are summed over the ranks."""
-    weight = model.encoder.weight.detach()
-    freq = model.input_freq.double().cpu().numpy()
+    freq = model.input_freq.astype(np.float64)
     # x = g/2 − freq = (g − 2 freq) · ½, 0 where missing
-    linear = calls.centred_product(weight.double().cpu().numpy(), 2.0 * freq, np.full(len(freq), 0.5))
-    with torch.no_grad():
-        Q = model.head(linear.T.to(weight.device, weight.dtype), calls.n_observed.to(weight.device),
-                       calls.shard.total(calls.n_variants))
-    return Q.to(torch.float64)
+    linear = calls.centred_product(model.weight.astype(np.float64), 2.0 * freq, np.full(len(freq), 0.5))
+    return model.head(linear.T, to_numpy(calls.n_observed), calls.shard.total(calls.n_variants))
 
 
 @dataclass
@@ -128,8 +139,8 @@ class EncoderFit:
     seconds: float = 0.0
 
 
-def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates: np.ndarray,
-                rng: np.random.Generator, shard: Shard = LOCAL) -> EncoderFit:
+def fit_encoder(model: NeuralAdmixture, Q_reference: np.ndarray, missing_rates: np.ndarray,
+                rng: np.random.Generator, shard: Shard = LOCAL, device: str = "cpu") -> EncoderFit:
     """Set the encoder of ``model`` (whose decoder already holds the refined P and ``input_freq`` the reference's
     A2 frequencies) in closed form, then measure it on synthetic individuals.
 
@@ -143,11 +154,13 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
 
     Parameters
     ----------
-    Q_reference : torch.Tensor, float, (n_reference, K)  the refined Q of the reference individuals
+    Q_reference : ndarray, float, (n_reference, K)  the refined Q of the reference individuals
     missing_rates : ndarray, float, (n_reference,)       their missing-call rates
     shard : Shard
         SNP-sharded fits: ``model`` holds the rank's variants; the Gram matrix and the measurement's sums over
         variants are summed over the ranks, and the synthetic calls are the one-process run's rows.
+    device : str
+        Where the measurement's synthetic calls are refined.
 
     Returns
     -------
@@ -155,37 +168,33 @@ def fit_encoder(model: NeuralAdmixture, Q_reference: torch.Tensor, missing_rates
     """
     tick = time.perf_counter()
     K, m = model.K, model.n_variants
-    layer = model.encoder
-    device = layer.weight.device
-    P = model.P.detach().double()
-    freq = model.input_freq.double()
+    P = model.P
+    freq = model.input_freq.astype(np.float64)
     C = P - freq[:, None]                                     # (m, K)
-    weights = 1.0 / (freq * (1.0 - freq)).clamp_min(MIN_VARIANCE)
+    weights = 1.0 / np.maximum(freq * (1.0 - freq), MIN_VARIANCE)
     gram = shard.sum(C.T @ (weights[:, None] * C))
-    lam = float(torch.trace(gram)) / K + 1e-12
-    ones = torch.ones(K, dtype=torch.float64, device=device)
-    solve = torch.linalg.inv(gram + lam * torch.outer(ones, ones))
-    with torch.no_grad():
-        layer.weight.copy_((solve @ (weights[:, None] * C).T).float())
-        layer.bias.copy_((solve @ (lam * ones)).float())
+    lam = float(np.trace(gram)) / K + 1e-12
+    solve = np.linalg.inv(gram + lam * np.ones((K, K)))
+    model.weight = (solve @ (weights[:, None] * C).T).astype(np.float32)
+    model.bias = (solve @ np.full(K, lam)).astype(np.float32)
     if K == 1:
         return EncoderFit()
 
     # sized by all variants: a SNP-sharded rank holds only its share, and every rank must draw the same cohort
     n_synthetic = int(np.clip(CHECK_CALLS // max(shard.total(m), 1), CHECK_MIN, CHECK_MAX))
-    Q_synthetic = synthetic_q(Q_reference.double().cpu().numpy(), n_synthetic, rng)
-    calls = PackedCalls(synthetic_calls(P.cpu().numpy(), Q_synthetic, missing_rates, rng, shard=shard), n_synthetic,
-                        device, shard=shard)
+    Q_synthetic = synthetic_q(np.asarray(Q_reference, np.float64), n_synthetic, rng)
+    calls = PackedCalls(synthetic_calls(P, Q_synthetic, missing_rates, rng, shard=shard), n_synthetic, device,
+                        shard=shard)
     Q_encoder = encode_packed(model, calls)
     target, trace = refine_rows(calls, floored(Q_encoder), P, tol=PROJECTION_TOL)
-    rmse = float(torch.sqrt(((Q_encoder - target) ** 2).mean()))
+    rmse = float(np.sqrt(((Q_encoder - target) ** 2).mean()))
     return EncoderFit(n_synthetic, rmse, len(trace) - 1, time.perf_counter() - tick)
 
 
-def floored(Q: torch.Tensor, floor: float = START_FLOOR) -> torch.Tensor:
+def floored(Q: np.ndarray, floor: float = START_FLOOR) -> np.ndarray:
     """Q with every entry at least ``floor``, rows renormalised: the refinement's start from an encoder's Q."""
-    Q = Q.clamp_min(floor)
-    return Q / Q.sum(dim=1, keepdim=True)
+    Q = np.maximum(Q, floor)
+    return Q / Q.sum(axis=1, keepdims=True)
 
 
 def synthetic_q(Q_reference: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,11 +6,10 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from genoae.ancestry.encoder import EncoderFit, NeuralAdmixture, encode_packed, fit_encoder
 from genoae.ancestry.start import initial_estimates
-from genoae.device import choose_device, seed_everything, set_threads
+from genoae.device import choose_device, seed_everything, set_threads, to_numpy
 from genoae.errors import InputError, UsageError
 from genoae.genotypes import Genotypes
 from genoae.likelihood import PackedCalls, project_simplex_rows, quasi_newton
@@ -36,8 +35,8 @@ class FitReport:
 class Refined(NamedTuple):
     """One refinement's end (:meth:`Admixture._refine`)."""
 
-    Q: torch.Tensor      # float64
-    P: torch.Tensor      # float64
+    Q: np.ndarray        # float64
+    P: np.ndarray        # float64
     trace: list          # ℓ at each check
     loglik: float        # ℓ at (Q, P)
     iterations: int
@@ -173,10 +172,10 @@ class Admixture:
             calls = PackedCalls.from_genotypes(genotypes, choose_device(self.device), shard=shard)
         self.shard_ = shard = calls.shard
         m_all = shard.total(m)
-        check_observed(calls.n_observed.cpu().numpy(), genotypes)
+        check_observed(to_numpy(calls.n_observed), genotypes)
         device = calls.device
         dtype = _refinement_dtype(self.precision, n * m_all)
-        fixed_rows = None if labels is None else torch.from_numpy(labels >= 0).to(device)
+        fixed_rows = None if labels is None else calls.asarray(labels >= 0)
 
         # 1. and 2. each start (its own SVD or PCA and factorisation; the first is a one-start run's), refined to
         # the maximum likelihood by block relaxation (Newton steps per row, CPU; EM on CUDA) accelerated by
@@ -187,7 +186,6 @@ class Admixture:
         for index in range(n_starts):
             if self.reference_fraction is not None:
                 Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
-                Q0, P0 = Q0.to(device), P0.to(device)
             else:
                 Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
             start_loglik = calls.loglik(Q0, P0)
@@ -207,19 +205,19 @@ class Admixture:
         # 3. the network: the decoder holds the refined P; the encoder, set from it in closed form, gives new
         # individuals their starting Q in genoae project; it changes neither Q nor P
         tick = time.perf_counter()
-        model = NeuralAdmixture(m, self.K).to(device)
-        model.input_freq.copy_(torch.from_numpy(np.nan_to_num(freqs, nan=0.5)).float().to(device))
+        model = NeuralAdmixture(m, self.K)
+        model.input_freq = np.nan_to_num(freqs, nan=0.5).astype(np.float32)
         model.set_P(P)
-        missing_rates = 1.0 - calls.n_observed.cpu().numpy() / max(m_all, 1)
-        report.encoder = fit_encoder(model, Q, missing_rates, rng, shard)
+        missing_rates = 1.0 - to_numpy(calls.n_observed) / max(m_all, 1)
+        report.encoder = fit_encoder(model, Q, missing_rates, rng, shard, device)
         Q_net = project_simplex_rows(encode_packed(model, calls))
-        report.encoder_rmse = float(torch.sqrt(((Q_net - Q) ** 2).mean()))
+        report.encoder_rmse = float(np.sqrt(((Q_net - Q) ** 2).mean()))
         report.network_loglik = calls.loglik(Q_net, P)
         report.seconds["network"] = time.perf_counter() - tick
 
         self.model_ = model
-        self.Q_ = Q.cpu().numpy()
-        self.P_ = P.cpu().numpy()
+        self.Q_ = Q
+        self.P_ = P
         self.loglik_ = best.loglik
         self.loglik_trace_ = np.array(list(best.trace) + [self.loglik_])
         self.report_ = report
@@ -237,10 +235,10 @@ class Admixture:
             bar.set_postfix_str(f"ℓ={loglik:,.2f}")
             last_iteration[0] = iteration
 
-        Q, P, trace = quasi_newton(calls, Q0.to(dtype), P0.to(dtype), tol=self.tol, max_iter=self.max_iter,
-                                   q_fixed_rows=fixed_rows, callback=on_check)
+        Q, P, trace = quasi_newton(calls, calls.asarray(Q0, dtype), calls.asarray(P0, dtype), tol=self.tol,
+                                   max_iter=self.max_iter, q_fixed_rows=fixed_rows, callback=on_check)
         bar.close()
-        Q, P = Q.to(torch.float64), P.to(torch.float64)
+        Q, P = to_numpy(Q).astype(np.float64), to_numpy(P).astype(np.float64)
         return Refined(Q, P, trace, calls.loglik(Q, P), last_iteration[0])
 
     def _reference_size(self, n: int) -> int:
@@ -267,8 +265,7 @@ class Admixture:
         Q[subset] = reference.Q_
         report.seconds["projection"] = time.perf_counter() - tick
         report.reference_size = len(subset)
-        return (project_simplex_rows(torch.from_numpy(np.nan_to_num(Q, nan=1.0 / self.K))),
-                torch.from_numpy(reference.P_))
+        return project_simplex_rows(np.nan_to_num(Q, nan=1.0 / self.K)), reference.P_
 
     # ---------------------------------------------------------------------------------------------- CV
     def cross_validate(self, genotypes: Genotypes, folds: int = 5, calls: PackedCalls | None = None,
@@ -289,14 +286,14 @@ class Admixture:
         fixed_rows = None
         if populations is not None:
             labels, _ = _population_labels(populations, self.K, calls.n_samples)
-            fixed_rows = torch.from_numpy(labels >= 0).to(device)
+            fixed_rows = calls.asarray(labels >= 0)
         dtype = _refinement_dtype(self.precision, calls.n_samples * calls.shard.total(calls.n_variants))
         total_deviance, total_n = 0.0, 0
         bar = progress_bar(folds, f"K={self.K} CV", unit="fold", enabled=self.progress)
         for fold in range(folds):
             training = calls.training(folds, fold, fold_seed)
-            Q, P, _ = quasi_newton(training, torch.from_numpy(self.Q_).to(device, dtype),
-                                   torch.from_numpy(self.P_).to(device, dtype), tol=self.minor_tol or self.tol,
+            Q, P, _ = quasi_newton(training, calls.asarray(self.Q_, dtype), calls.asarray(self.P_, dtype),
+                                   tol=self.minor_tol or self.tol,
                                    max_iter=self.max_iter, q_fixed_rows=fixed_rows)
             deviance, n_held = calls.deviance(Q, P, folds, fold, fold_seed)
             total_deviance += deviance
@@ -332,7 +329,7 @@ class Admixture:
         fixed_rows = None
         if populations is not None:
             labels, _ = _population_labels(populations, self.K, genotypes.n_samples)
-            fixed_rows = torch.from_numpy(labels >= 0).to(device)
+            fixed_rows = labels >= 0
         dtype = _refinement_dtype(self.precision, genotypes.n_samples * n_variants)
         total = np.zeros_like(self.Q_)
         squares = np.zeros_like(self.Q_)
@@ -347,10 +344,9 @@ class Admixture:
             sample = Genotypes(np.asarray(genotypes.packed[mine]), genotypes.samples, genotypes.variants.subset(mine))
             calls = PackedCalls.from_genotypes(sample, device, shard=replace(shard, start=int(low), stop=int(high))
                                                if shard.sharded else shard)
-            Q, _, _ = quasi_newton(calls, torch.from_numpy(self.Q_).to(device, dtype),
-                                   torch.from_numpy(self.P_[mine]).to(device, dtype), tol=self.minor_tol or self.tol,
-                                   max_iter=self.max_iter, q_fixed_rows=fixed_rows)
-            Q = Q.cpu().numpy()
+            Q, _, _ = quasi_newton(calls, calls.asarray(self.Q_, dtype), calls.asarray(self.P_[mine], dtype),
+                                   tol=self.minor_tol or self.tol, max_iter=self.max_iter, q_fixed_rows=fixed_rows)
+            Q = to_numpy(Q).astype(np.float64)
             total += Q
             squares += Q * Q
             bar.update(1)
@@ -395,9 +391,9 @@ def _population_labels(populations, K: int, n: int):
     return labels, names
 
 
-def _refinement_dtype(precision: str, n_calls: int) -> torch.dtype:
+def _refinement_dtype(precision: str, n_calls: int) -> str:
     if precision == "auto":
-        return torch.float64 if n_calls <= 20_000_000 else torch.float32
+        return "float64" if n_calls <= 20_000_000 else "float32"
     if precision not in ("float32", "float64"):
         raise UsageError(f"precision must be auto, float32 or float64 (got {precision!r})")
-    return getattr(torch, precision)
+    return precision

@@ -8,10 +8,9 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from genoae.ancestry.encoder import PROJECTION_TOL, NeuralAdmixture, encode_packed, floored
-from genoae.device import choose_device
+from genoae.device import choose_device, to_numpy
 from genoae.errors import InputWarning
 from genoae.genotypes import Genotypes
 from genoae.io.model import VariantMatch, aligned_block
@@ -56,11 +55,10 @@ def project(model: NeuralAdmixture, genotypes: Genotypes, match: VariantMatch | 
 
     Memory: the packed calls of one chunk plus O(n_samples · K + n_variants · K).
     """
-    P = model.P.detach().to(torch.float64)
-    encoder = model.to(choose_device(device)).eval()
+    P = model.P
 
     def start(calls):
-        Q_encoder = encode_packed(encoder, calls)
+        Q_encoder = encode_packed(model, calls)
         return Q_encoder, floored(Q_encoder)
 
     return _project_chunks(genotypes, match, P, start, tol, max_iter, device, progress, chunk, shard)
@@ -71,16 +69,16 @@ def project_onto_p(genotypes: Genotypes, P: np.ndarray, match: VariantMatch | No
                    chunk: int | None = None) -> Projection:
     """Q of individuals under allele frequencies from any program (no network): the same refinement as
     :func:`project`, from a uniform start.  ``P`` holds the A2 frequencies of the matched variants, (n, K)."""
-    P = torch.from_numpy(np.clip(np.asarray(P, np.float64), 0.0, 1.0))
+    P = np.clip(np.asarray(P, np.float64), 0.0, 1.0)
     K = P.shape[1]
 
     def start(calls):
-        return None, torch.full((calls.n_samples, K), 1.0 / K, dtype=torch.float64)
+        return None, np.full((calls.n_samples, K), 1.0 / K)
 
     return _project_chunks(genotypes, match, P, start, tol, max_iter, device, progress, chunk)
 
 
-def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, max_iter, device, progress,
+def _project_chunks(genotypes: Genotypes, match, P: np.ndarray, start, tol, max_iter, device, progress,
                     chunk, shard: Shard = LOCAL) -> Projection:
     tick = time.perf_counter()
     device = choose_device(device)
@@ -91,7 +89,6 @@ def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, ma
     if chunk is None:
         chunk = CHUNK_CALLS // max(shard.total(n_model), 1)  # the same chunks on every rank
     chunk = max(4, chunk - chunk % 4)
-    P = P.to(device)
     Q = np.empty((n, K))
     Q_encoder = None
     n_observed = np.empty(n, np.int64)
@@ -101,13 +98,13 @@ def _project_chunks(genotypes: Genotypes, match, P: torch.Tensor, start, tol, ma
         last = min(first + chunk, n)
         calls = PackedCalls(aligned_block(genotypes, match, first, last), last - first, device, shard=shard)
         encoder_q, Q_start = start(calls)
-        Q_chunk, trace = refine_rows(calls, Q_start.to(device), P, tol=tol, max_iter=max_iter)
-        Q[first:last] = Q_chunk.cpu().numpy()
+        Q_chunk, trace = refine_rows(calls, Q_start, P, tol=tol, max_iter=max_iter)
+        Q[first:last] = Q_chunk
         if encoder_q is not None:
             if Q_encoder is None:
                 Q_encoder = np.empty((n, K))
-            Q_encoder[first:last] = encoder_q.cpu().numpy()
-        n_observed[first:last] = calls.n_observed.cpu().numpy()
+            Q_encoder[first:last] = encoder_q
+        n_observed[first:last] = to_numpy(calls.n_observed)
         loglik += trace[-1]
         iterations.append(len(trace) - 1)
         bar.update(last - first)

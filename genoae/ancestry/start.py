@@ -3,9 +3,9 @@ k-means on the leading principal components with the clusters' frequencies as P.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from genoae import kernels
+from genoae.device import to_numpy
 from genoae.likelihood import FREQ_MAX, FREQ_MIN, Q_MIN, PackedCalls, project_simplex_rows
 from genoae.pca import standardized_pca
 
@@ -24,7 +24,7 @@ def principal_components(calls: PackedCalls, freqs: np.ndarray, n_components: in
     ndarray, float64, shape (n_samples, n_components)  sample scores U S
     """
     return standardized_pca(None, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
-                            device=calls.device, dtype=torch.float64, what="admix start",
+                            device=calls.device, dtype="float64", what="admix start",
                             standardized_source=calls.centred_blocks, shard=calls.shard).scores
 
 
@@ -43,12 +43,12 @@ def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Genera
 
     Returns
     -------
-    Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K)
+    Q : ndarray, float64, (n_samples, K);  P : ndarray, float64, (n_variants, K)
     """
     shard = calls.shard
     f = np.nan_to_num(np.asarray(freqs, np.float64), nan=0.5)
     svd = standardized_pca(None, freqs, calls.n_samples, K - 1, rng=rng, n_oversamples=10, n_iter=n_iter,
-                           device=calls.device, dtype=torch.float64, what="admix start", centre_only=True,
+                           device=calls.device, dtype="float64", what="admix start", centre_only=True,
                            with_components=True, standardized_source=calls.centred_blocks, shard=shard)
     Z, V = 0.5 * svd.components.T, svd.scores  # G / 2 − f ≈ Z Vᵀ: (M, k) and (N, k)
     weights = 1.0 / np.maximum(f * (1.0 - f), 1e-3)
@@ -71,14 +71,14 @@ def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Genera
     for _ in range(max_iter):
         # P from Q pushed along its last move (momentum 0.8, as ADAMIXTURE's ALS: 382 → 60 iterations on the
         # 957 × 14,079 HapMap set at K = 6)
-        ahead = project_simplex_rows(torch.from_numpy(Q + momentum * (Q - Q_previous))).numpy()
+        ahead = project_simplex_rows(Q + momentum * (Q - Q_previous))
         P = solve_p(ahead, P)
         Q_next = solve_q(P, Q)
         moved = shard.max(np.sqrt(np.mean((Q_next - Q) ** 2)))  # the ranks stop together
         Q_previous, Q = Q, Q_next
         if moved < tol:
             break
-    return project_simplex_rows(torch.from_numpy(Q)).to(calls.device), torch.from_numpy(P).to(calls.device)
+    return project_simplex_rows(Q), P
 
 
 def _bounded_least_squares(X0, A, B, lower, upper, simplex: bool):
@@ -138,18 +138,21 @@ def kmeans(points: np.ndarray, K: int, rng: np.random.Generator, n_init: int = 1
     return remap[best_labels]
 
 
-def cluster_frequencies(calls: PackedCalls, labels: np.ndarray, K: int, pseudo: float = 0.5) -> torch.Tensor:
+def cluster_frequencies(calls: PackedCalls, labels: np.ndarray, K: int, pseudo: float = 0.5) -> np.ndarray:
     """A2 frequency of each SNP within each cluster (pseudo-counts keep it off 0 and 1), float64 (M, K)."""
-    onehot = torch.zeros((calls.n_samples, K), dtype=torch.float64, device=calls.device)
-    known = labels >= 0
-    onehot[torch.from_numpy(np.flatnonzero(known)).to(calls.device),
-           torch.from_numpy(labels[known]).to(calls.device)] = 1.0
-    P = torch.empty((calls.n_variants, K), dtype=torch.float64, device=calls.device)
-    for cols, g, r in calls.blocks(torch.float64):
-        a2 = (onehot.T @ g.T).T
-        total = (onehot.T @ (g + r).T).T
+    onehot = np.zeros((calls.n_samples, K))
+    known = np.flatnonzero(labels >= 0)
+    onehot[known, labels[known]] = 1.0
+    P = np.empty((calls.n_variants, K))
+    # blocks of g + 1 where observed, 0 where missing (centre −1, scale 1): the observed calls and their counts
+    ones = np.ones(calls.n_variants)
+    for cols, x in calls.centred_blocks(-ones, ones, "float64"):
+        x = to_numpy(x)
+        observed = (x > 0).astype(np.float64)
+        a2 = (x - observed) @ onehot
+        total = 2.0 * (observed @ onehot)
         P[cols] = (a2 + pseudo) / (total + 2 * pseudo)
-    return P.clamp_(FREQ_MIN, FREQ_MAX)
+    return P.clip(FREQ_MIN, FREQ_MAX)
 
 
 def initial_estimates(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Generator,
@@ -167,7 +170,7 @@ def initial_estimates(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.ran
 
     Returns
     -------
-    Q : torch.Tensor, float64, (n_samples, K);  P : torch.Tensor, float64, (n_variants, K)
+    Q : ndarray, float64, (n_samples, K);  P : ndarray, float64, (n_variants, K)
     """
     n = calls.n_samples
     supervised = labels is not None
@@ -186,7 +189,6 @@ def initial_estimates(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.ran
         # k-means clusters are a guess (softened); supervised labels are the answer (one-hot, kept fixed)
         Q[known] = 0.0 if supervised else 0.1 / (K - 1)
         Q[np.flatnonzero(known), labels[known]] = 1.0 if supervised else 0.9
-    Q = project_simplex_rows(torch.from_numpy(Q))
-    return Q.to(calls.device), P
+    return project_simplex_rows(Q), P
 
 

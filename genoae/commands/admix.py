@@ -7,13 +7,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from genoae.ancestry import Admixture
 from genoae.ancestry import distributed
 from genoae.compare.metrics import fst_matrix
 from genoae.commands.common import check_outputs, check_prefix, parse_ks
-from genoae.device import choose_device
+from genoae.device import choose_device, is_cuda
 from genoae.errors import InputError, UsageError
 from genoae.genotypes import ALLELE_CONVENTION
 from genoae.io import input_files, read_genotype_part, read_genotypes
@@ -94,8 +93,8 @@ def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto",
     torch_device = choose_device(device)
     if launch is not None and threads is None:
         threads = launch.threads()
-    if launch is not None and torch_device.type == "cuda":  # one GPU per rank: this rank's
-        torch_device = torch.device(f"cuda:{launch.local_rank}")
+    if launch is not None and is_cuda(torch_device):  # one GPU per rank: this rank's
+        torch_device = f"cuda:{launch.local_rank}"
     # only rank 0 writes; a second run into this prefix is refused from here on
     with distributed.session(launch, torch_device), OutputSet(prefix) if writer else contextlib.nullcontext() \
             as output:

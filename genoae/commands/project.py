@@ -37,7 +37,7 @@ def run_project(input_path, model_path, prefix, device: str = "auto", threads: i
         genotypes, match = _matched_input(input_path, metadata["variants"], "model", echo)
         result = project(model, genotypes, match, tol=tol, device=device, progress=progress)
         encoder_rmse = float(np.sqrt(np.nanmean((result.Q_encoder - result.Q) ** 2)))
-        _write_projection(output, prefix, result, genotypes, metadata["variants"], model.P.detach().double().numpy(), [
+        _write_projection(output, prefix, result, genotypes, metadata["variants"], model.P, [
             f"genoae project {input_path} --model {model_path}", str(match.report),
             f"allele convention: {ALLELE_CONVENTION}",
             f"start: the encoder's Q (Q RMSE {encoder_rmse:.4f} from the refined Q), each entry raised to at least "

@@ -5,7 +5,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from genoae.compare.runs import Run
 from genoae.errors import InputError
@@ -51,6 +50,8 @@ def run_logliks(genotypes, runs: list[Run], device="cpu", batch_size: int | None
     -------
     list of Orientation (None for runs without P), in the order of ``runs``.
     """
+    import torch  # the scoring runs on sample-major tensor batches (compare and plot import torch anyway)
+
     device = torch.device(device)
     for run in runs:
         _check_shapes(run, genotypes)

@@ -1,5 +1,6 @@
-"""Trained Neural ADMIXTURE models on disk: ``PREFIX.K.model.pt`` (a torch state dict, loaded with
-``weights_only=True``) beside ``PREFIX.K.model.json`` (what the weights mean: K, sizes, the variant table the model
+"""Trained Neural ADMIXTURE models on disk: ``PREFIX.K.model.pt`` (a torch state dict of plain tensors, which
+``torch.load(..., weights_only=True)`` reads; written and read here by :mod:`genoae.io.torchfile`, without torch and
+without unpickling anything but tensors) beside ``PREFIX.K.model.json`` (what the weights mean: K, sizes, the variant table the model
 was trained on, allele convention, settings), and the alignment of new genotypes to a model's variants.
 """
 from __future__ import annotations
@@ -9,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from genoae.device import to_numpy
 from genoae.errors import InputError
 from genoae.genotypes import ALLELE_CONVENTION, Genotypes, Variants
 from genoae.io.atomic import atomic_open, atomic_path
+from genoae.io.torchfile import read_state_dict, write_state_dict
 
 FORMAT_NAME = "genoae-neural-admixture"
 FORMAT_VERSION = 2  # 2: the encoder is one linear layer (K × n_variants); 1 had a hidden layer
@@ -36,14 +38,15 @@ def save_model(path, model, variants: Variants, populations=(), settings: dict |
     ----------
     path : str or Path
         ``PREFIX.K.model.pt`` (or the stem ``PREFIX.K.model``).
-    model : genoae.ancestry.NeuralAdmixture (or any module with ``K`` and ``n_variants``)
+    model : genoae.ancestry.NeuralAdmixture (or anything with ``K``, ``n_variants`` and a ``state_dict()`` of
+        NumPy arrays or torch tensors)
     variants : Variants
         The variants the model was trained on, in its input order.
     """
     weights, meta = model_paths(path)
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    state = {name: to_numpy(tensor) for name, tensor in model.state_dict().items()}
     with atomic_path(weights) as tmp:
-        torch.save(state, tmp)
+        write_state_dict(tmp, state)
     metadata = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "K": model.K,
         "n_variants": model.n_variants, "allele_convention": ALLELE_CONVENTION, "p_allele": "A2",
@@ -67,7 +70,7 @@ def load_model(path, model_class):
 
     Returns
     -------
-    model : model_class  (on the CPU, eval mode)
+    model : model_class
     metadata : dict  (``metadata["variants"]`` is a :class:`Variants`)
     """
     weights, meta = model_paths(path)
@@ -83,8 +86,8 @@ def load_model(path, model_class):
         raise InputError(meta, f"not a genoae model (format is {found!r}, expected {FORMAT_NAME!r})")
     variants = _check_metadata(metadata, meta)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a damaged file or a refused pickle
+        state = read_state_dict(weights)
+    except Exception as error:  # a damaged zip, a refused pickle, a missing entry: several types
         raise InputError(weights, f"cannot read the model weights ({type(error).__name__}): not a state dict of "
                                   f"tensors written by genoae admix") from None
     if not isinstance(state, dict):
@@ -92,12 +95,12 @@ def load_model(path, model_class):
     model = model_class(metadata["n_variants"], metadata["K"])
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError) as error:
         first = str(error).strip().splitlines()
         raise InputError(weights, f"weights do not match the metadata in {meta.name}: "
                                   f"{first[-1].strip() if first else type(error).__name__}") from None
     metadata["variants"] = variants
-    return model.eval(), metadata
+    return model, metadata
 
 
 def _check_metadata(metadata: dict, path) -> Variants:

@@ -1,0 +1,87 @@
+"""torch's state-dict file format, written and read without torch (genoae.io.torchfile), checked against torch."""
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from genoae.io.torchfile import FormatError, read_state_dict, write_state_dict
+
+
+def sample_state():
+    rng = np.random.default_rng(3)
+    return {"encoder.weight": rng.random((3, 1000), dtype=np.float32), "encoder.bias": np.arange(3, dtype=np.float32),
+            "p_logits": rng.random((1000, 3)), "counts": np.array([5, -7, 300], np.int64),
+            "empty": np.zeros((0, 3), np.float32), "scalar": np.array(2.5), "flags": np.array([True, False])}
+
+
+def test_torch_reads_what_genoae_writes_with_weights_only(tmp_path):
+    state = sample_state()
+    write_state_dict(tmp_path / "m.pt", state)
+    loaded = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert list(loaded) == list(state)
+    for name, value in state.items():
+        assert tuple(loaded[name].shape) == value.shape, name
+        np.testing.assert_array_equal(loaded[name].numpy(), value, err_msg=name)
+    # torch can also map it: every tensor's bytes start on a 64-byte boundary, as torch.save writes them
+    mapped = torch.load(tmp_path / "m.pt", weights_only=True, mmap=True)
+    np.testing.assert_array_equal(mapped["p_logits"].numpy(), state["p_logits"])
+    with zipfile.ZipFile(tmp_path / "m.pt") as archive:
+        for info in archive.infolist():
+            if "/data/" in info.filename:
+                assert (info.header_offset + 30 + len(info.filename) + len(info.extra)) % 64 == 0
+
+
+def test_genoae_reads_what_torch_writes_and_what_it_wrote(tmp_path):
+    state = sample_state()
+    torch.save({name: torch.from_numpy(value) for name, value in state.items()}, tmp_path / "t.pt")
+    torch.save({"t": torch.arange(12.0).reshape(3, 4).T}, tmp_path / "strided.pt")  # a non-contiguous tensor
+    write_state_dict(tmp_path / "g.pt", state)
+    for path in (tmp_path / "t.pt", tmp_path / "g.pt"):
+        back = read_state_dict(path)
+        assert list(back) == list(state)
+        for name, value in state.items():
+            assert back[name].dtype == value.dtype and back[name].shape == value.shape, name
+            np.testing.assert_array_equal(back[name], value, err_msg=name)
+    np.testing.assert_array_equal(read_state_dict(tmp_path / "strided.pt")["t"], np.arange(12.0).reshape(3, 4).T)
+
+
+def test_the_same_arrays_give_the_same_bytes(tmp_path):
+    write_state_dict(tmp_path / "a.pt", sample_state())
+    write_state_dict(tmp_path / "b.pt", sample_state())
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_objects_other_than_tensors_are_refused(tmp_path):
+    torch.save({"weights": torch.ones(2), "step": torch.nn.Linear(2, 1)}, tmp_path / "module.pt")
+    with pytest.raises(FormatError, match="refused to load"):
+        read_state_dict(tmp_path / "module.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(zipfile.BadZipFile):
+        read_state_dict(tmp_path / "junk.pt")
+
+
+def test_admix_on_the_cpu_never_imports_torch(tmp_path):
+    """The CPU path of admix (read, start, refinement, encoder, every output incl. the model file) and of project
+    computes with NumPy: importing torch alone costs ~190 MB of memory and 1.5-2 s a run."""
+    from tests.test_cli_admix import simulated_plink
+
+    prefix, _, _, _ = simulated_plink(tmp_path, n=60, m=400)
+    script = textwrap.dedent(f"""
+        import sys
+        from genoae.commands.admix import run_admix
+        from genoae.commands.project import run_project
+        run_admix({str(prefix) + ".bed"!r}, [2], prefix={str(tmp_path / "out")!r}, device="cpu", progress=False,
+                  echo=lambda *a: None)
+        run_project({str(prefix) + ".bed"!r}, {str(tmp_path / "out.2.model.pt")!r}, {str(tmp_path / "proj")!r},
+                    device="cpu", progress=False, echo=lambda *a: None)
+        print("torch" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                            cwd=str(tmp_path.parent))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "out.2.model.pt").exists() and (tmp_path / "proj.2.Q").exists()
