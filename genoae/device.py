@@ -18,10 +18,16 @@ from genoae.errors import UsageError
 
 
 def cuda_available() -> bool:
-    """Whether torch can use a CUDA device.  Without an NVIDIA driver on the machine (no ``/proc/driver/nvidia``
-    and no ``/dev/nvidia*``) this is False without importing torch; otherwise torch is asked."""
-    if "torch" not in sys.modules and not (os.path.exists("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia*")):
+    """Whether torch can use a CUDA device, for ``auto``.  Without an NVIDIA driver on the machine (no
+    ``/proc/driver/nvidia``, ``/dev/nvidia*`` or WSL's ``/dev/dxg``) this is False without importing torch;
+    otherwise torch is asked.  An explicit ``cuda`` always asks torch."""
+    if "torch" not in sys.modules and not (os.path.exists("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia*")
+                                     or os.path.exists("/dev/dxg")):
         return False
+    return _torch_cuda_available()
+
+
+def _torch_cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
@@ -35,7 +41,7 @@ def choose_device(name: str = "auto") -> str:
         return "cuda" if cuda_available() else "cpu"
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise UsageError(f"unknown device {name!r}: use auto, cpu or cuda")
-    if name.startswith("cuda") and not cuda_available():
+    if name.startswith("cuda") and not _torch_cuda_available():
         raise UsageError("--device cuda was asked for but no CUDA device is available (use --device cpu)")
     return name
 

@@ -85,3 +85,32 @@ def test_admix_on_the_cpu_never_imports_torch(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "out.2.model.pt").exists() and (tmp_path / "proj.2.Q").exists()
+
+
+def test_a_tensor_cannot_reach_past_its_storage(tmp_path):
+    """A crafted pickle (a storage that is not a stored buffer, or a size beyond the storage) is refused, never
+    read out of bounds."""
+    import pickle
+
+    from genoae.io import torchfile
+
+    write_state_dict(tmp_path / "ok.pt", {"w": np.zeros(4, np.float32)})
+    with zipfile.ZipFile(tmp_path / "ok.pt") as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+
+    def crafted(payload: bytes, name: str):
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            for entry, data in entries.items():
+                archive.writestr(entry, payload if entry.endswith("data.pkl") else data)
+        return tmp_path / name
+
+    # a storage argument that is not a stored buffer (a plain list in its place)
+    forged = entries["archive/data.pkl"].replace(b"tQ", b"t0]", 1)
+    with pytest.raises(Exception, match="stored buffer|unexpected|past"):
+        torchfile.read_state_dict(crafted(forged, "forged.pt"))
+    # a size larger than the 4 stored values
+    too_big = entries["archive/data.pkl"].replace(b"(K\x04t(K\x01t", b"(K\x09t(K\x01t", 1)
+    assert too_big != entries["archive/data.pkl"]
+    with pytest.raises(FormatError, match="past its storage"):
+        torchfile.read_state_dict(crafted(too_big, "big.pt"))
+

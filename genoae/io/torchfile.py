@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -116,17 +117,32 @@ class _Storage:
         self.dtype = _DTYPE_OF[name]
 
 
+class _LoadedStorage:
+    """A storage read from the archive: a flat array (the only thing :func:`_rebuild_tensor` accepts)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, *extra):
-    storage = np.asarray(storage)
-    itemsize = storage.dtype.itemsize
-    if any(s < 0 for s in stride) or len(size) != len(stride):
-        raise FormatError("a tensor with a negative or mismatched stride")
-    if int(np.prod(size)) == 0:
-        return np.zeros(tuple(size), storage.dtype)
+    if not isinstance(storage, _LoadedStorage):
+        raise FormatError("a tensor built from something other than a stored buffer")
+    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)):
+        raise FormatError("a tensor's size and stride must be tuples of the same length")
+    numbers = (offset, *size, *stride)
+    if not all(type(value) is int and value >= 0 for value in numbers):
+        raise FormatError("a tensor's offset, size and stride must be non-negative integers")
+    array = storage.array
+    count = math.prod(size)
+    if count == 0:
+        return np.zeros(size, array.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if offset < 0 or last >= storage.size:
+    # a tensor reads at most its own storage, and holds at most as many values as that storage after its offset
+    if last >= array.size or count > array.size - offset:
         raise FormatError("a tensor reaches past its storage")
-    view = np.lib.stride_tricks.as_strided(storage[offset:], tuple(size), tuple(s * itemsize for s in stride))
+    itemsize = array.dtype.itemsize
+    view = np.ndarray(size, array.dtype, buffer=array, offset=offset * itemsize,
+                      strides=tuple(s * itemsize for s in stride))
     return np.array(view)
 
 
@@ -134,6 +150,7 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, handle, archive: zipfile.ZipFile, prefix: str):
         super().__init__(handle)
         self.archive, self.prefix = archive, prefix
+        self.storages = {}
 
     def find_class(self, module, name):
         if (module, name) == ("collections", "OrderedDict"):
@@ -148,11 +165,16 @@ class _Unpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _Storage)):
             raise FormatError(f"unexpected persistent id {pid!r}")
         _, storage, key, _location, numel = pid
-        data = self.archive.read(f"{self.prefix}/data/{key}")
-        dtype = storage.dtype.newbyteorder("<")
-        if len(data) < int(numel) * dtype.itemsize:
-            raise FormatError(f"storage {key} holds {len(data)} bytes, {numel} values expected")
-        return np.frombuffer(data, dtype, count=int(numel)).astype(storage.dtype)
+        if type(numel) is not int or numel < 0 or not isinstance(key, str):
+            raise FormatError(f"unexpected persistent id {pid!r}")
+        if key not in self.storages:
+            info = self.archive.getinfo(f"{self.prefix}/data/{key}")
+            dtype = storage.dtype.newbyteorder("<")
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != numel * dtype.itemsize:
+                raise FormatError(f"storage {key}: {info.file_size} stored bytes, {numel} values expected")
+            data = self.archive.read(info)
+            self.storages[key] = _LoadedStorage(np.frombuffer(data, dtype).astype(storage.dtype))
+        return self.storages[key]
 
 
 def read_state_dict(path) -> dict:
