@@ -90,7 +90,6 @@ def test_admix_on_the_cpu_never_imports_torch(tmp_path):
 def test_a_tensor_cannot_reach_past_its_storage(tmp_path):
     """A crafted pickle (a storage that is not a stored buffer, or a size beyond the storage) is refused, never
     read out of bounds."""
-    import pickle
 
     from genoae.io import torchfile
 
