@@ -189,8 +189,8 @@ class PackedCalls:
         Rows of a ``.bed`` (a NumPy array or a memory map; never copied on the CPU).
     n_samples : int
     device : str
-        ``cpu``: numba kernels, one SNP at a time, on NumPy arrays.  ``cuda``: the packed bytes are copied to the GPU (2 bits per
-        call) and decoded there one block at a time by torch ops.
+        ``cpu``: numba kernels, one SNP at a time, on NumPy arrays.  ``cuda``: the packed bytes are copied to the
+        GPU (2 bits per call) and decoded there one block at a time by torch ops.
     block : int, optional
         SNPs per block for the torch path, :meth:`blocks` and :meth:`centred_blocks`; by default 2²¹ calls
         (16 MB of float64) per block.
@@ -431,7 +431,7 @@ class PackedCalls:
             Q_new = xp.where(n_obs > 0, Q * q_num.T / (2.0 * n_obs).clip(1e-30, None), Q)
             Q_new = project_simplex_rows(Q_new)
             if q_fixed_rows is not None:
-                Q_new = xp.where(_like(q_fixed_rows, Q[:, 0] > 0)[:, None], Q, Q_new)
+                Q_new = xp.where(self.asarray(q_fixed_rows, "bool")[:, None], Q, Q_new)
         else:
             Q_new = Q
         Q_new, P_new = _like(Q_new, Q_in), _like(P_new, P_in)
