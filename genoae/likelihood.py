@@ -444,8 +444,9 @@ class PackedCalls:
         """One block-relaxation step (ADMIXTURE's SQP): every row of Q takes a Newton step of its ℓ on the simplex
         with P fixed, then every row of P a Newton step in [1e-5, 1 − 1e-5] with the new Q fixed.  A row whose
         Newton step would lower its ℓ (the quadratic model overshoots where ℓ bends sharply) takes its EM step
-        instead, so no step lowers ℓ.  Two passes over the calls (Q sums; P, which also scores each individual's
-        new Q row), a third only when some Q row had to fall back to EM.  Same arguments and returns as
+        instead, so no step lowers ℓ; with a P step, only when the Q step overshot (see below), since it costs a
+        third pass.  Two passes over the calls (Q sums; P, which also scores each individual's new Q row), a third
+        only when some Q row had to fall back to EM.  Same arguments and returns as
         :meth:`em_step` (ℓ at the input from the first pass).  CPU (numba) only; elsewhere it is
         :meth:`em_step`."""
         if self.backend != "numba":
@@ -464,10 +465,14 @@ class PackedCalls:
             individual = self._individual_loglik(Q_candidate, P64)
         Q_new = Q_candidate
         if update_q:
-            # rows whose ℓ fell by more than rounding (near the maximum, Newton and EM steps differ by noise)
+            # Rows whose ℓ fell take their EM step (and P is redone for the Q finally chosen) when there is no P step,
+            # or when the Q step lowered ℓ as a whole or overshot in some row (by over 1e-6 of its ℓ).  Otherwise the
+            # Newton step is kept: near the maximum a few rows fall by ~1e-9 of their ℓ while ℓ rises, and the P
+            # step already taken keeps ℓ(Q_new, P_new) ≥ ℓ(Q_new, P) = Σ individual ≥ Σ before = ℓ(Q, P).
             before = q_step["before"]
             worse = individual < before - np.maximum(1e-9 * np.abs(before), 1e-7)
-            if worse.any():  # those rows take their EM step, and P is redone for the Q finally chosen
+            overshot = individual < before - np.maximum(1e-6 * np.abs(before), 1e-7)
+            if worse.any() and (not update_p or overshot.any() or individual.sum() < before.sum()):
                 Q_new = np.where(worse[:, None], q_step["em"](), Q_candidate)
                 if update_p:
                     P_next, _, _ = self._newton_p(Q_new, P64)

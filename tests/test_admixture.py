@@ -175,6 +175,32 @@ def test_newton_step_never_lowers_the_loglik(seed):
     assert float(P.min()) >= 1e-5 and float(P.max()) <= 1 - 1e-5
 
 
+@pytest.mark.parametrize("relative_fall, fallback", [(1e-8, False), (1e-5, True)])
+def test_a_row_that_falls_by_noise_keeps_its_newton_step(relative_fall, fallback, monkeypatch):
+    """A Q row whose ℓ falls by ~1e-8 of it, while ℓ rises as a whole, keeps its Newton step and P is not redone
+    (the step stays two passes); a row that overshoots (1e-5 of its ℓ) takes its EM step, and P is redone for it."""
+    g, calls, Q0, P0 = squarem_problem(seed=1)
+    Q64, P64 = Q0.numpy(), P0.numpy()
+    q_step = calls._newton_q(Q64, P64, None)
+    real_newton_p, p_passes = PackedCalls._newton_p, []
+
+    def newton_p(self, Q, P):
+        P_next, total, individual = real_newton_p(self, Q, P)
+        if not p_passes:  # the first P pass scores the Q step: row 0 is made to have fallen
+            individual = individual.copy()
+            individual[0] = q_step["before"][0] * (1 + relative_fall)
+        p_passes.append(Q.copy())
+        return P_next, total, individual
+
+    monkeypatch.setattr(PackedCalls, "_newton_p", newton_p)
+    Q, P = calls.newton_step(Q0, P0)
+    assert len(p_passes) == (2 if fallback else 1)
+    expected_row0 = q_step["em"]()[0] if fallback else q_step["newton"][0]
+    np.testing.assert_allclose(Q[0].numpy(), expected_row0, rtol=1e-12)
+    np.testing.assert_allclose(Q[1:].numpy(), q_step["newton"][1:], rtol=1e-12)
+    assert calls.loglik(Q, P) > calls.loglik(Q0, P0)
+
+
 # ------------------------------------------------------------------------------------------- recovery, edge cases
 def test_recovers_simulated_q_with_missing_data():
     g, Q_true, P_true = simulate(n=120, m=1500, K=3, seed=5, missing=0.05)
