@@ -484,6 +484,29 @@ def centred_product_pass(packed, n_samples, mean, inv_scale, W, parts, bounds):
     _each(_centred_product_pass_range, bounds.shape[0] - 1, packed, n_samples, mean, inv_scale, W, parts, bounds)
 
 
+@njit(**_OPTIONS)
+def _centred_rows_product_rows(packed, n_samples, mean, inv_scale, LT, out, n_tasks, task):
+    """Share ``task`` of ``n_tasks`` of :func:`centred_rows_product`."""
+    M = packed.shape[0]
+    width = packed.shape[1] * 4
+    x = np.empty(width)
+    for j in range(task * M // n_tasks, (task + 1) * M // n_tasks):
+        _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], x)
+        for c in range(LT.shape[0]):
+            left = LT[c]
+            total = 0.0
+            for i in range(n_samples):
+                total += x[i] * left[i]
+            out[j, c] = total
+
+
+def centred_rows_product(packed, n_samples, mean, inv_scale, LT, out):
+    """out[j, c] = Σ_i (g_ij − mean_j) · inv_scale_j · LT[c, i], missing calls 0: every SNP's centred row times
+    the columns of Lᵀ (LT (w, n_samples)), one decoded row per thread, nothing of size N × M (the transposed
+    product of a PCA pass; each row's result is the same whatever the thread count)."""
+    _each_share(_centred_rows_product_rows, packed.shape[0], packed, n_samples, mean, inv_scale, LT, out)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Block relaxation with Newton steps (ADMIXTURE's SQP, Alexander et al. 2009): Q rows with P fixed, then P rows with
 # Q fixed, each row a Newton step of its own concave ℓ under its constraints (Q on the simplex, P in a box).

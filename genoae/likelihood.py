@@ -373,6 +373,34 @@ class PackedCalls:
                                      np.ascontiguousarray(inv_scale, np.float64), W, parts, bounds)
         return self.shard.sum(parts.sum(axis=0))
 
+    def centred_products(self, mean: np.ndarray, inv_scale: np.ndarray):
+        """The products of a PCA pass with the centred calls X (n_samples, n_variants), X_ij = (g_ij − mean_j) ·
+        inv_scale_j, 0 where a call is missing: ``(times, transposed_times)`` for
+        :func:`genoae.pca.standardized_pca`'s ``centred_products``, float64 NumPy.  ``times(right)`` = X right
+        (summed over the ranks), :meth:`centred_product`; ``transposed_times(left)`` = Xᵀ left (this rank's
+        variants), on the CPU one numba pass decoding a row at a time (no float block is written and read back),
+        elsewhere the products of :meth:`centred_blocks`."""
+        mean = np.ascontiguousarray(mean, np.float64)
+        inv_scale = np.ascontiguousarray(inv_scale, np.float64)
+
+        def times(right):
+            return self.centred_product(np.ascontiguousarray(right.T), mean, inv_scale).T
+
+        def transposed_times(left):
+            left = np.asarray(left, np.float64)
+            out = np.empty((self.n_variants, left.shape[1]))
+            if self.backend == "numba":
+                kernels.centred_rows_product(self.packed, self.n_samples, mean, inv_scale,
+                                             np.ascontiguousarray(left.T), out)
+                return out
+            import torch
+
+            for cols, x in self.centred_blocks(mean, inv_scale, "float64"):
+                out[cols] = (x @ torch.from_numpy(left).to(x.device)).cpu().numpy()
+            return out
+
+        return times, transposed_times
+
     # ----------------------------------------------------------------- likelihood and EM
     def loglik(self, Q, P) -> float:
         """ℓ on ADMIXTURE's scale, as :func:`loglik` (summed in float64)."""

@@ -42,6 +42,8 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
     -------
     U : ndarray, (n_rows, width)   left singular vectors, leading first
     singular : ndarray, (width,)   singular values, descending
+    V : ndarray, (n_cols, width)   right singular vectors (sharded: this rank's rows), Xᵀ U S⁻¹ exactly, since
+        the last pass forms basisᵀ X itself
     """
     def passes(n):
         if on_pass is not None:
@@ -55,13 +57,14 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
         basis, _ = np.linalg.qr(times(other))
         passes(2)
     if shard.sharded:  # basisᵀ X = Rᵀ Qᵀ from the QR of its transpose: the SVD of the small R
-        _, upper = shard.tall_qr(transposed_times(basis))
+        columns, upper = shard.tall_qr(transposed_times(basis))
         small = upper.T
     else:
-        small = transposed_times(basis).T  # (width, n_cols) = basisᵀ X
+        columns, small = None, transposed_times(basis).T  # (width, n_cols) = basisᵀ X
     passes(1)
-    u_small, singular, _ = np.linalg.svd(small, full_matrices=False)
-    return basis @ u_small, singular
+    u_small, singular, vt_small = np.linalg.svd(small, full_matrices=False)
+    right = vt_small.T if columns is None else columns @ vt_small.T
+    return basis @ u_small, singular, right
 
 
 @dataclass
@@ -91,7 +94,8 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
                      n_oversamples: int = 10, n_iter: int = 3, device="cpu", dtype="float64",
                      cache_bytes: int = 0, with_components: bool = False, with_explained: bool = False,
                      progress: bool = False, what: str = "genotypes", centre_only: bool = False,
-                     standardized_source: Callable | None = None, shard: Shard = LOCAL) -> PCAResult:
+                     standardized_source: Callable | None = None, centred_products: Callable | None = None,
+                     project_scores: bool = True, shard: Shard = LOCAL) -> PCAResult:
     """PCA of standardized allele counts, (g − ploidy f) / sqrt(ploidy f (1 − f)), missing calls 0 (mean-filled,
     for the PCA only); variants that do not vary (or have no observed call) contribute nothing.
 
@@ -113,13 +117,21 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     dtype : str or torch.dtype
         Arithmetic of the blocks (products are accumulated in float64).
     with_components, with_explained : bool
-        Also compute the loadings (two more passes: the scores are then the data projected on them) and the
-        explained variance (one more pass).
+        Also give the loadings (the SVD's right singular vectors, no pass of their own; see ``project_scores``)
+        and the explained variance (one more pass).
     centre_only : bool
         Centre the counts (g − ploidy f) without scaling them (the SVD that the ALS start factorises).
     standardized_source : callable(mean, inv_scale, dtype) -> iterator of (cols, x), optional
         A faster source of the blocks already centred and scaled (``x`` = (g − mean) · inv_scale, 0 where
-        missing; a NumPy array or a torch tensor), used instead of ``blocks`` (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
+        missing; a NumPy array or a torch tensor), used instead of ``blocks``
+        (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
+    centred_products : callable(mean, inv_scale) -> (times, transposed_times), optional
+        Faster still: the products with the standardized matrix X (n_samples, n_variants) themselves, each in one
+        fused pass (:meth:`genoae.likelihood.PackedCalls.centred_products`): ``times(right)`` = X right summed over
+        the ranks, ``transposed_times(left)`` = Xᵀ left (this rank's variants).  Not with ``with_explained``.
+    project_scores : bool
+        With ``with_components``: the scores are the data projected on the loadings (one more pass), so that
+        other rows projected on them compare with these; False keeps U S (the truncated SVD itself).
     shard : Shard
         SNP-sharded runs: ``freqs`` and the blocks are this rank's variants; the sums over variants are summed
         over the ranks too, the test matrix is the rows of the one-process run's, and the result's ``scores``
@@ -166,26 +178,32 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
             out[cols] = _product(x, left)
         return out
 
+    if centred_products is not None:
+        if with_explained:
+            raise ValueError("with_explained needs the blocks themselves, not centred_products")
+        times, transposed_times = centred_products(mean, inv_scale_np)
+
     if isinstance(rng, (int, np.integer)):
         rng = np.random.default_rng(int(rng))
     # sharded: this rank's rows of the one-process test matrix (O(M · width) numbers drawn on every rank)
     omega = shard.local_rows(rng.standard_normal((n_all, width)))
-    passes = 2 * n_iter + 2 + 2 * with_components + with_explained
+    passes = 2 * n_iter + 2 + (with_components and project_scores) + with_explained
     bar = progress_bar(passes, "PCA passes", unit="pass", enabled=progress)
-    U, singular = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update, shard=shard)
-    U, singular = U[:, :k], singular[:k]
+    U, singular, right = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update, shard=shard)
+    U, singular, right = U[:, :k], singular[:k], right[:, :k]
     scores = U * singular
     # fix the sign of each component (the SVD leaves it free): the largest |score| is positive
     signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
     signs = np.where(signs == 0, 1.0, signs)
     result = PCAResult(scores=scores * signs, mean=mean, scale=scale)
     if with_components:
-        loadings = transposed_times(U / np.maximum(singular, 1e-300)) * signs  # Xᵀ U S⁻¹
+        loadings = np.where(varying[:, None], right * signs, 0.0)  # Xᵀ U S⁻¹; exactly 0 where X's row is 0
         result.components = loadings.T
-        # scores as the projection of the data on these loadings, so that projecting the same rows again (as
-        # other sets are projected) gives the same numbers, not U S, which differs by the SVD's residual
-        result.scores = times(loadings)
-        bar.update(2)
+        if project_scores:
+            # scores as the projection of the data on these loadings, so that projecting the same rows again (as
+            # other sets are projected) gives the same numbers, not U S, which differs by the SVD's residual
+            result.scores = times(loadings)
+            bar.update(1)
     if with_explained:
         total = shard.sum(sum(_squares(x) for _, x in standardized()))
         result.explained = singular ** 2 / total

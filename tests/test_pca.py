@@ -11,13 +11,16 @@ def test_randomized_svd_matches_exact_svd_of_a_low_rank_matrix():
     X = low_rank + 0.01 * rng.standard_normal((60, 300))
     passes = []
     omega = rng.standard_normal((300, 15))
-    U, singular = randomized_svd(lambda right: X @ right, lambda left: X.T @ left, omega, n_iter=3,
-                                 on_pass=passes.append)
-    exact_U, exact_S, _ = np.linalg.svd(X, full_matrices=False)
+    U, singular, V = randomized_svd(lambda right: X @ right, lambda left: X.T @ left, omega, n_iter=3,
+                                    on_pass=passes.append)
+    exact_U, exact_S, exact_Vt = np.linalg.svd(X, full_matrices=False)
     assert np.allclose(singular[:5], exact_S[:5], rtol=1e-6)
-    # singular vectors agree up to sign
-    overlap = np.abs(np.sum(U[:, :5] * exact_U[:, :5], axis=0))
-    assert np.allclose(overlap, 1.0, atol=1e-6)
+    # singular vectors agree up to sign (the right ones with the left ones' signs)
+    signs = np.sign(np.sum(U[:, :5] * exact_U[:, :5], axis=0))
+    assert np.allclose(U[:, :5] * signs, exact_U[:, :5], atol=1e-6)
+    assert np.allclose(V[:, :5] * signs, exact_Vt[:5].T, atol=1e-6)
+    # without a pass of their own, the right vectors are Xᵀ U S⁻¹ to rounding
+    assert np.allclose(V, X.T @ U / singular, atol=1e-10)
     assert sum(passes) == 2 * 3 + 2
 
 

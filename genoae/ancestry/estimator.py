@@ -188,13 +188,13 @@ class Admixture:
                 Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
             else:
                 Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
-            start_loglik = calls.loglik(Q0, P0)
             report.seconds["init"] = report.seconds.get("init", 0.0) + time.perf_counter() - tick
             tick = time.perf_counter()
             fit = self._refine(calls, Q0, P0, dtype, fixed_rows, index, n_starts)
             del Q0, P0
             report.seconds["refinement"] = report.seconds.get("refinement", 0.0) + time.perf_counter() - tick
             tick = time.perf_counter()
+            start_loglik = fit.trace[0]  # ℓ at the start, from the refinement's first pass
             report.starts.append((start_loglik, fit.loglik, fit.iterations))
             if best is None or fit.loglik > best.loglik:  # a NaN ℓ never replaces a fit
                 best, best_index, report.init_loglik = fit, index, start_loglik

@@ -55,7 +55,8 @@ def save_model(path, model, variants: Variants, populations=(), settings: dict |
         "variants": {name: getattr(variants, name).tolist() for name in ("chrom", "pos", "id", "a1", "a2")},
     }
     with atomic_open(meta, "w") as handle:
-        json.dump(metadata, handle, default=str)
+        # one string, by json's C encoder (json.dump streams through the pure-Python one: ~1 s per 50,000 variants)
+        handle.write(json.dumps(metadata, default=str))
     return weights, meta
 
 
