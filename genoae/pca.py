@@ -166,21 +166,23 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
                 cache.append((cols, x))
             yield cols, x
 
-    def times(right):  # X right, X = the (n_samples, n_variants) standardized matrix
+    def block_times(right):  # X right, X = the (n_samples, n_variants) standardized matrix
         out = np.zeros((n_samples, right.shape[1]))
         for cols, x in standardized():
             out += _product(x, right[cols], transpose=True)
         return shard.sum(out)
 
-    def transposed_times(left):  # Xᵀ left
+    def block_transposed_times(left):  # Xᵀ left
         out = np.empty((n_variants, left.shape[1]))
         for cols, x in standardized():
             out[cols] = _product(x, left)
         return out
 
-    if centred_products is not None:
-        if with_explained:
-            raise ValueError("with_explained needs the blocks themselves, not centred_products")
+    if centred_products is None:
+        times, transposed_times = block_times, block_transposed_times
+    elif with_explained:
+        raise ValueError("with_explained needs the blocks themselves, not centred_products")
+    else:
         times, transposed_times = centred_products(mean, inv_scale_np)
 
     if isinstance(rng, (int, np.integer)):
