@@ -762,6 +762,26 @@ def q_newton_solve(Q, grad, hess, Q_new, fixed_rows, q_min):
     _each_share(_q_newton_solve_rows, Q.shape[0], Q, grad, hess, Q_new, fixed_rows, q_min)
 
 
+@njit(inline="always", cache=True)
+def _certified_ascent(x, candidate, G, H, K):
+    """True when the step x → candidate is sure to raise the row's ℓ, by self-concordance alone: −ℓ of a row
+    (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1, 2}) is a sum of self-concordant terms, so for
+    d = candidate − x with t = sqrt(dᵀ H d) < 1 (H the negative Hessian, G the gradient at x)
+    ℓ(x + d) ≥ ℓ(x) + Gᵀd − ω(t), ω(t) = −t − log(1 − t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t) certifies.
+    Near the maximum a Newton step has Gᵀd ≈ t² and ω(t) ≈ t²/2, so nearly every row is certified."""
+    slope = 0.0
+    t2 = 0.0
+    for k in range(K):
+        dk = candidate[k] - x[k]
+        slope += G[k] * dk
+        for l in range(K):
+            t2 += dk * H[k, l] * (candidate[l] - x[l])
+    if not t2 < 1.0:
+        return False
+    t = np.sqrt(max(t2, 0.0))
+    return slope >= -t - np.log1p(-t)
+
+
 @njit(**_OPTIONS)
 def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, individual_parts, bounds, holdout,
                          keep_fold, lut_g, lut_r, block, t):
@@ -782,8 +802,9 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
     G = np.empty(K)
     candidates = np.empty((block, K))
     h_buffer = np.empty((block, n_samples))
-    h_candidates_buffer = np.empty((block, n_samples))
+    h_candidate = np.empty(width)
     stepped = np.zeros(block, np.bool_)
+    certified = np.zeros(block, np.bool_)
     work = _workspace(K)
     total = 0.0
     for first in range(bounds[t], bounds[t + 1], block):
@@ -820,22 +841,23 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
             stepped[a] = observed
             if observed:
                 _newton_row(P[j], H, G, K, FREQ_MIN, FREQ_MAX, False, candidates[a], work)
+                certified[a] = _certified_ascent(P[j], candidates[a], G, H, K)
             else:
                 for k in range(K):
                     candidates[a, k] = P[j, k]
-        # ℓ of each row at its candidate: kept where it is not lower, else the row's EM update
-        h_candidates = h_candidates_buffer[:rows]
-        np.dot(candidates[:rows], QT, h_candidates)
+        # a row's candidate is kept where it is certified or its ℓ there is not lower, else the row's EM update
         for a in range(rows):
             j = first + a
             if not stepped[a]:
                 for k in range(K):
                     P_new[j, k] = P[j, k]
                 continue
-            hc_a = h_candidates[a]
-            for i in range(n_samples):
-                hc_a[i] = min(max(hc_a[i], FREQ_MIN), FREQ_MAX)
-            if _row_loglik(g[a], r[a], hc_a, n_samples) >= before[a]:
+            if certified[a]:
+                for k in range(K):
+                    P_new[j, k] = candidates[a, k]
+                continue
+            _expected_freqs(candidates, a, QT, h_candidate, n_samples)
+            if _row_loglik(g[a], r[a], h_candidate, n_samples) >= before[a]:
                 for k in range(K):
                     P_new[j, k] = candidates[a, k]
                 continue
@@ -859,8 +881,9 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
 def p_newton_pass(packed, n_samples, Q, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
                   lut_g, lut_r):
     """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q (N, K) fixed, float64), kept only where it
-    raises that SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1); elsewhere the row's
-    EM update, which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]:
+    raises that SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1): where
+    :func:`_certified_ascent` proves it from the row's gradient and curvature, else where ℓ computed at the step is
+    not lower; elsewhere the row's EM update, which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]:
     individual i's share of it (so that the Q step just taken can be checked row by row without another pass)."""
     K = Q.shape[1]
     # QQ[i, k (k + 1) / 2 + l] = Q_ik Q_il (l ≤ k): the products every SNP's curvature needs, formed once
