@@ -61,8 +61,11 @@ def to_numpy(array) -> np.ndarray:
 
 
 def dtype_name(dtype) -> str:
-    """``float32``, ``float64``, ... of a NumPy dtype, a torch dtype or a name."""
-    return str(dtype).removeprefix("torch.") if not isinstance(dtype, np.dtype) else dtype.name
+    """``float32``, ``float64``, ... of a NumPy dtype, a type NumPy reads as one (``np.float32``, ``float``), a torch
+    dtype or a name."""
+    if isinstance(dtype, (np.dtype, type)):
+        return np.dtype(dtype).name
+    return str(dtype).removeprefix("torch.")
 
 
 def seed_everything(seed: int | None) -> np.random.Generator:

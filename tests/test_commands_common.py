@@ -18,3 +18,15 @@ def test_parse_ks_accepts_every_form(values, expected):
 def test_parse_ks_refuses(bad):
     with pytest.raises(UsageError):
         parse_ks(bad)
+
+
+def test_dtype_name_reads_every_spelling_of_a_dtype():
+    """NumPy dtypes and scalar types, Python types, torch dtypes and names all give NumPy's name (np.float32 gave
+    "<class 'numpy.float32'>", which torch and NumPy then refused)."""
+    import numpy as np
+    import torch
+
+    from genoae.device import dtype_name
+
+    spellings = [np.float32, np.dtype("float32"), torch.float32, "float32", float, np.float64, torch.float64]
+    assert [dtype_name(spelling) for spelling in spellings] == ["float32"] * 4 + ["float64"] * 3
