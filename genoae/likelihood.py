@@ -428,14 +428,15 @@ class PackedCalls:
 
         Parameters
         ----------
-        Q : torch.Tensor, float, shape (n_samples, K)
-        P : torch.Tensor, float, shape (n_variants, K)
+        Q : ndarray or torch.Tensor, float, shape (n_samples, K)
+        P : ndarray or torch.Tensor, float, shape (n_variants, K)
+            Either kind on either backend (:meth:`asarray` gives the backend's own, which saves a conversion).
         with_loglik : bool
             Also return ℓ at the *input* (Q, P), computed in the same pass over the calls.
 
         Returns
         -------
-        (Q_new, P_new) or (Q_new, P_new, loglik_of_input), in the dtype and on the device of the inputs
+        (Q_new, P_new) or (Q_new, P_new, loglik_of_input), of the inputs' type, dtype and device
         """
 
         if not (update_q or update_p):  # nothing to update: ℓ alone (already summed over the ranks)
