@@ -77,11 +77,12 @@ def test_randomized_svd_matches_numpy_svd():
     # noise singular values ≈ 1.4 against 20..100: a few power iterations are needed for 1e-8
     X = left @ np.diag([100.0, 80.0, 60.0, 40.0, 20.0]) @ right.T + 0.1 * rng.normal(size=(n_rows, n_cols))
     omega = rng.normal(size=(n_cols, rank + 5))
-    U, singular = randomized_svd(lambda right: X @ right, lambda left: X.T @ left, omega, n_iter=6)
-    U_np, s_np, _ = np.linalg.svd(X, full_matrices=False)
+    U, singular, V = randomized_svd(lambda right: X @ right, lambda left: X.T @ left, omega, n_iter=6)
+    U_np, s_np, Vt_np = np.linalg.svd(X, full_matrices=False)
     np.testing.assert_allclose(singular[:rank], s_np[:rank], rtol=1e-8)
     overlap = np.abs(U[:, :rank].T @ U_np[:, :rank])
     np.testing.assert_allclose(overlap, np.eye(rank), atol=1e-7)
+    np.testing.assert_allclose(np.abs(V[:, :rank].T @ Vt_np[:rank].T), np.eye(rank), atol=1e-7)
 
 
 # ------------------------------------------------------------------------------------------- CV deviance
