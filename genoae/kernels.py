@@ -883,8 +883,9 @@ def p_newton_pass(packed, n_samples, Q, P, P_new, loglik_parts, individual_parts
     """P_new[j] = the box-constrained Newton step of SNP j's row of P (Q (N, K) fixed, float64), kept only where it
     raises that SNP's ℓ (a Newton step can overshoot where ℓ bends sharply near h = 0 or 1): where
     :func:`_certified_ascent` proves it from the row's gradient and curvature, else where ℓ computed at the step is
-    not lower; elsewhere the row's EM update, which never lowers it.  loglik_parts[t]: ℓ at the input over range t's SNPs; individual_parts[t, i]:
-    individual i's share of it (so that the Q step just taken can be checked row by row without another pass)."""
+    not lower; elsewhere the row's EM update, which never lowers it.  loglik_parts[t]: ℓ at the input over range
+    t's SNPs; individual_parts[t, i]: individual i's share of it (so that the Q step just taken can be checked
+    row by row without another pass)."""
     K = Q.shape[1]
     # QQ[i, k (k + 1) / 2 + l] = Q_ik Q_il (l ≤ k): the products every SNP's curvature needs, formed once
     QQ = np.ascontiguousarray(np.stack([Q[:, k] * Q[:, l] for k in range(K) for l in range(k + 1)], axis=1))

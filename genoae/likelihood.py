@@ -375,11 +375,13 @@ class PackedCalls:
 
     def centred_products(self, mean: np.ndarray, inv_scale: np.ndarray):
         """The products of a PCA pass with the centred calls X (n_samples, n_variants), X_ij = (g_ij − mean_j) ·
-        inv_scale_j, 0 where a call is missing: ``(times, transposed_times)`` for
-        :func:`genoae.pca.standardized_pca`'s ``centred_products``, float64 NumPy.  ``times(right)`` = X right
-        (summed over the ranks), :meth:`centred_product`; ``transposed_times(left)`` = Xᵀ left (this rank's
-        variants), on the CPU one numba pass decoding a row at a time (no float block is written and read back),
-        elsewhere the products of :meth:`centred_blocks`."""
+        inv_scale_j, 0 where a call is missing, each one fused numba pass decoding a row at a time (no float block
+        written and read back): ``(times, transposed_times)`` for :func:`genoae.pca.standardized_pca`'s
+        ``centred_products``, float64 NumPy.  ``times(right)`` = X right (summed over the ranks,
+        :meth:`centred_product`), ``transposed_times(left)`` = Xᵀ left (this rank's variants).  None off the CPU,
+        where the PCA takes the products of :meth:`centred_blocks` on the device."""
+        if self.backend != "numba":
+            return None
         mean = np.ascontiguousarray(mean, np.float64)
         inv_scale = np.ascontiguousarray(inv_scale, np.float64)
 
@@ -387,16 +389,9 @@ class PackedCalls:
             return self.centred_product(np.ascontiguousarray(right.T), mean, inv_scale).T
 
         def transposed_times(left):
-            left = np.asarray(left, np.float64)
             out = np.empty((self.n_variants, left.shape[1]))
-            if self.backend == "numba":
-                kernels.centred_rows_product(self.packed, self.n_samples, mean, inv_scale,
-                                             np.ascontiguousarray(left.T), out)
-                return out
-            import torch
-
-            for cols, x in self.centred_blocks(mean, inv_scale, "float64"):
-                out[cols] = (x @ torch.from_numpy(left).to(x.device)).cpu().numpy()
+            kernels.centred_rows_product(self.packed, self.n_samples, mean, inv_scale,
+                                         np.ascontiguousarray(np.asarray(left, np.float64).T), out)
             return out
 
         return times, transposed_times
@@ -494,10 +489,11 @@ class PackedCalls:
             individual = self._individual_loglik(Q_candidate, P64)
         Q_new = Q_candidate
         if update_q:
-            # Rows whose ℓ fell take their EM step (and P is redone for the Q finally chosen) when there is no P step,
-            # or when the Q step lowered ℓ as a whole or overshot in some row (by over 1e-6 of its ℓ).  Otherwise the
-            # Newton step is kept: near the maximum a few rows fall by ~1e-9 of their ℓ while ℓ rises, and the P
-            # step already taken keeps ℓ(Q_new, P_new) ≥ ℓ(Q_new, P) = Σ individual ≥ Σ before = ℓ(Q, P).
+            # Rows whose ℓ fell take their EM step (and P is redone for the Q finally chosen) when there is no P
+            # step, or when the Q step lowered ℓ as a whole or overshot in some row (by over 1e-6 of its ℓ).
+            # Otherwise the Newton step is kept: near the maximum a few rows fall by ~1e-9 of their ℓ while ℓ
+            # rises, and the P step already taken keeps ℓ(Q_new, P_new) ≥ ℓ(Q_new, P) = Σ individual ≥ Σ before
+            # = ℓ(Q, P).
             before = q_step["before"]
             worse = individual < before - np.maximum(1e-9 * np.abs(before), 1e-7)
             overshot = individual < before - np.maximum(1e-6 * np.abs(before), 1e-7)

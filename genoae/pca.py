@@ -125,10 +125,11 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
         A faster source of the blocks already centred and scaled (``x`` = (g − mean) · inv_scale, 0 where
         missing; a NumPy array or a torch tensor), used instead of ``blocks``
         (:meth:`genoae.likelihood.PackedCalls.centred_blocks`).
-    centred_products : callable(mean, inv_scale) -> (times, transposed_times), optional
+    centred_products : callable(mean, inv_scale) -> (times, transposed_times) or None, optional
         Faster still: the products with the standardized matrix X (n_samples, n_variants) themselves, each in one
         fused pass (:meth:`genoae.likelihood.PackedCalls.centred_products`): ``times(right)`` = X right summed over
-        the ranks, ``transposed_times(left)`` = Xᵀ left (this rank's variants).  Not with ``with_explained``.
+        the ranks, ``transposed_times(left)`` = Xᵀ left (this rank's variants).  Where it returns None, the
+        products of the blocks are taken.  Not with ``with_explained``.
     project_scores : bool
         With ``with_components``: the scores are the data projected on the loadings (one more pass), so that
         other rows projected on them compare with these; False keeps U S (the truncated SVD itself).
@@ -178,12 +179,13 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
             out[cols] = _product(x, left)
         return out
 
-    if centred_products is None:
+    products = None if centred_products is None else centred_products(mean, inv_scale_np)
+    if products is None:
         times, transposed_times = block_times, block_transposed_times
     elif with_explained:
         raise ValueError("with_explained needs the blocks themselves, not centred_products")
     else:
-        times, transposed_times = centred_products(mean, inv_scale_np)
+        times, transposed_times = products
 
     if isinstance(rng, (int, np.integer)):
         rng = np.random.default_rng(int(rng))

@@ -25,7 +25,8 @@ def principal_components(calls: PackedCalls, freqs: np.ndarray, n_components: in
     """
     return standardized_pca(None, freqs, calls.n_samples, n_components, rng=rng, n_oversamples=10, n_iter=3,
                             device=calls.device, dtype="float64", what="admix start",
-                            centred_products=calls.centred_products, shard=calls.shard).scores
+                            standardized_source=calls.centred_blocks, centred_products=calls.centred_products,
+                            shard=calls.shard).scores
 
 
 def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Generator, max_iter: int = 1000,
@@ -49,8 +50,8 @@ def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Genera
     f = np.nan_to_num(np.asarray(freqs, np.float64), nan=0.5)
     svd = standardized_pca(None, freqs, calls.n_samples, K - 1, rng=rng, n_oversamples=10, n_iter=n_iter,
                            device=calls.device, dtype="float64", what="admix start", centre_only=True,
-                           with_components=True, project_scores=False, centred_products=calls.centred_products,
-                           shard=shard)
+                           with_components=True, project_scores=False, standardized_source=calls.centred_blocks,
+                           centred_products=calls.centred_products, shard=shard)
     Z, V = 0.5 * svd.components.T, svd.scores  # G / 2 − f ≈ Z Vᵀ: (M, k) and (N, k)
     weights = 1.0 / np.maximum(f * (1.0 - f), 1e-3)
     weights /= shard.sum(float(weights.sum())) / shard.total(len(weights))
