@@ -35,6 +35,25 @@ def test_randomized_svd_without_power_iterations_is_poorer_on_a_flat_spectrum():
     assert errors[1] < errors[0]
 
 
+def test_randomized_svd_stops_once_the_leading_singular_values_settle():
+    """With ``converged`` a clear spectrum stops after a few power iterations, with the values of a full run; a
+    component inside the noise bulk keeps iterating up to ``n_iter``."""
+    rng = np.random.default_rng(2)
+    signal = rng.standard_normal((80, 3)) @ np.diag([300.0, 200.0, 100.0]) @ rng.standard_normal((3, 500)) / 20
+    X = signal + rng.standard_normal((80, 500))
+    omega = rng.standard_normal((500, 13))
+    passes, full_passes = [], []
+    _, early, _ = randomized_svd(lambda r: X @ r, lambda l: X.T @ l, omega, n_iter=20, on_pass=passes.append,
+                                 converged=(3, 1e-6))
+    _, full, _ = randomized_svd(lambda r: X @ r, lambda l: X.T @ l, omega, n_iter=20, on_pass=full_passes.append)
+    assert sum(passes) < sum(full_passes) == 2 * 20 + 2
+    assert np.allclose(early[:3], full[:3], rtol=1e-6)
+    # the fifth singular value is noise: asking for it to settle to 1e-9 runs every iteration
+    bulk = []
+    randomized_svd(lambda r: X @ r, lambda l: X.T @ l, omega, n_iter=6, on_pass=bulk.append, converged=(5, 1e-9))
+    assert sum(bulk) == 2 * 6 + 2
+
+
 def _structured_genotypes(seed=0, n=90, m=400, missing=0.05):
     """Three populations with different frequencies, some missing calls and a few monomorphic SNPs."""
     from genoae.genotypes import Genotypes
