@@ -66,7 +66,7 @@ def randomized_svd(times: Callable, transposed_times: Callable, omega, n_iter: i
         if converged is not None:
             k, tol = converged
             values = np.linalg.svd(upper, compute_uv=False)[:k]  # σ(X · other), other orthonormal
-            if previous is not None and np.all(np.abs(values - previous) <= tol * np.maximum(values, 1e-300)):
+            if previous is not None and np.all(np.abs(values - previous) <= tol * values):
                 break
             previous = values
     if shard.sharded:  # basisᵀ X = Rᵀ Qᵀ from the QR of its transpose: the SVD of the small R
@@ -213,6 +213,7 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     bar = progress_bar(passes, "PCA passes", unit="pass", enabled=progress)
     U, singular, right = randomized_svd(times, transposed_times, omega, n_iter, on_pass=bar.update, shard=shard,
                                         converged=None if converge_tol is None else (k, converge_tol))
+    bar.total = bar.n + (with_components and project_scores) + with_explained  # an early stop made fewer passes
     U, singular, right = U[:, :k], singular[:k], right[:, :k]
     scores = U * singular
     # fix the sign of each component (the SVD leaves it free): the largest |score| is positive

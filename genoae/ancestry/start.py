@@ -39,10 +39,9 @@ def svd_als(calls: PackedCalls, freqs: np.ndarray, K: int, rng: np.random.Genera
     bounded least-squares problem in K unknowns (the active-set QP of the Newton steps), X never formed:
         P rows: min ‖Q p − x_j‖²;  Q rows: min Σ_j w_j (q·P_j − x_ij)², w_j = 1 / f_j (1 − f_j) (normalised),
     the binomial variance weighting ADAMIXTURE's ALS uses.  Stops when Q moves by less than ``tol`` (RMSE).
-    The SVD's power iterations stop when its K − 1 singular values move by less than ``svd_tol`` (relative), after
-    at most ``n_iter``: clear components converge in 2–4 iterations, while one in the noise bulk (hapmap3's third
-    at K = 4) needs ~10, and a fixed 5 left the start, and the refinement's length (19 to 125 iterations over 6
-    seeds), to the seed.
+    The SVD's power iterations stop when its K − 1 singular values move by less than ``svd_tol`` (relative), or
+    after ``n_iter``: clear components settle in 2–5 iterations, one in the noise bulk (hapmap3's third at K = 4)
+    in ~11; a fixed 5 left that start, and the refinement's length (19–125 iterations over 6 seeds), to the seed.
     SNP-sharded calls (``calls.shard``): P rows are the rank's, the Q side's sums over SNPs are summed over the
     ranks, and the random P start is the one-process run's rows, so every rank takes the same steps.
 
