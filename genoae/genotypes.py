@@ -126,15 +126,18 @@ def pack_codes(codes: np.ndarray, axis: int = 1) -> np.ndarray:
 BLOCK_CALLS = 1 << 22
 
 
-def take_samples(packed: np.ndarray, n_samples: int, sample_index: np.ndarray, calls: int = BLOCK_CALLS) -> np.ndarray:
+def take_samples(packed: np.ndarray, n_samples: int, sample_index: np.ndarray) -> np.ndarray:
     """The packed SNP-major calls of the individuals ``sample_index`` (in that order), uint8
-    (n_variants, ceil(len(sample_index) / 4)), decoded and packed again block by block of variants, so that the
-    temporaries stay at about ``calls`` decoded calls."""
+    (n_variants, ceil(len(sample_index) / 4)): each call's 2-bit code copied from its byte
+    (:func:`genoae.kernels.take_sample_codes`), no decoded temporary."""
+    from genoae import kernels  # numba: loaded by whoever subsets, not by every reader of genotypes
+
+    sample_index = np.asarray(sample_index, np.int64)
+    if len(sample_index) and (sample_index.min() < 0 or sample_index.max() >= n_samples):
+        raise IndexError(f"sample index out of range for {n_samples} individuals")
+    packed = np.ascontiguousarray(packed)
     chosen = np.empty((packed.shape[0], (len(sample_index) + 3) // 4), np.uint8)
-    step = max(1, calls // max(n_samples, 1))
-    for start in range(0, packed.shape[0], step):
-        block = unpack_calls(np.asarray(packed[start:start + step]), n_samples)
-        chosen[start:start + step] = pack_calls(block[:, sample_index])
+    kernels.take_sample_codes(packed, sample_index, chosen)
     return chosen
 
 

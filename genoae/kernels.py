@@ -394,6 +394,28 @@ def _observed_pass_range(packed, n_samples, count_parts, bounds, holdout, keep_f
             counts[i] += g[i] + r[i]
 
 
+def take_sample_codes(packed, sample_index, chosen):
+    """chosen[j] = the 2-bit codes of the individuals ``sample_index`` (in that order) at SNP j, packed as a
+    ``.bed`` row (padding calls 0b00): the codes are moved as they are, never decoded."""
+    _each_share(_take_sample_codes_rows, packed.shape[0], packed, sample_index, chosen)
+
+
+@njit(**_OPTIONS)
+def _take_sample_codes_rows(packed, sample_index, chosen, n_tasks, task):
+    """Share ``task`` of :func:`take_sample_codes`'s SNPs."""
+    n_rows = packed.shape[0]
+    n_chosen = sample_index.shape[0]
+    for j in range(n_rows * task // n_tasks, n_rows * (task + 1) // n_tasks):
+        source = packed[j]
+        target = chosen[j]
+        for b in range(target.shape[0]):
+            byte = 0
+            for k in range(min(4, n_chosen - 4 * b)):
+                i = sample_index[4 * b + k]
+                byte |= ((source[i >> 2] >> ((i & 3) << 1)) & 3) << (k << 1)
+            target[b] = byte
+
+
 def observed_pass(packed, n_samples, count_parts, bounds, holdout, keep_fold, lut_g, lut_r):
     """count_parts[t, i] = the alleles observed for individual i over range t's rows (2 per observed call)."""
     _each(_observed_pass_range, bounds.shape[0] - 1, packed, n_samples, count_parts, bounds, holdout, keep_fold,

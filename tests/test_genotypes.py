@@ -14,6 +14,21 @@ def test_pack_unpack_round_trip(n_samples):
     np.testing.assert_array_equal(unpack_calls(packed, n_samples), counts)
 
 
+@pytest.mark.parametrize("n_samples, n_chosen", [(1, 1), (5, 3), (17, 17), (23, 9), (64, 130)])
+def test_take_samples_moves_each_code_to_its_new_place(n_samples, n_chosen):
+    """take_samples equals decoding, indexing and packing again, in any order and with repeats; the padding
+    calls of the last byte are 0b00 as PLINK writes them, and an index out of range is refused."""
+    from genoae.genotypes import take_samples
+
+    rng = np.random.default_rng(n_samples + n_chosen)
+    counts = rng.integers(-1, 3, size=(37, n_samples)).astype(np.int8)
+    index = rng.integers(0, n_samples, size=n_chosen)
+    chosen = take_samples(pack_calls(counts), n_samples, index)
+    np.testing.assert_array_equal(chosen, pack_calls(counts[:, index]))
+    with pytest.raises(IndexError):
+        take_samples(pack_calls(counts), n_samples, np.array([n_samples]))
+
+
 def _naive_pack(counts):
     """PLINK's layout spelled out: call i of a row at bits 2 (i % 4) of byte i // 4."""
     code = {0: 0b00, 1: 0b10, 2: 0b11}
