@@ -570,7 +570,7 @@ class PackedCalls:
             return project_simplex_rows(Q_em)
 
         return {"newton": project_simplex_rows(Q_newton), "loglik": float(before.sum()),
-                "before": before, "em": em}
+                "before": before, "em": em, "grad": grad, "hess": hess}
 
     def _em_numba(self, Q64, P64, update_q, update_p, with_loglik):
         QT = np.ascontiguousarray(Q64.T)
@@ -783,25 +783,29 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
     on the simplex.
 
     Each iteration takes one pass for every row's gradient, curvature and ℓ (the Newton pass of
-    :meth:`PackedCalls.newton_step`), then one pass scoring, for every row, its Newton step at the lengths
-    ``steps`` and its EM step (:meth:`PackedCalls.candidate_logliks`); each row keeps its best candidate, or stays
-    where it is if none raises its ℓ.  EM is the fast move where an individual's ℓ is log-like in one ancestry
-    (alleles private to one population: a Newton step only doubles a small q there), a shortened Newton step
-    where the full one overshoots; elsewhere the full Newton step converges quadratically.  (Two candidates with a
-    per-row step length halved on failure took 56 iterations where these four took 5, on held-out hapmap3.)
-    Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls); that gain is known from
-    the scoring pass, so no pass is spent on the test.  In an iteration where at most ``repack`` of the rows
-    being refined raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they
-    are from then on, and the calls of those that did are packed apart so that the passes walk only them (from a
-    uniform start on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).
-    ``repack`` = 0 refines every row to the end.  Calls with held-out folds or SNP shards are never packed apart
-    (a call's fold hashes its individual's index).  On the torch backend (CUDA) this is :func:`quasi_newton` with P
-    fixed.
+    :meth:`PackedCalls.newton_step`).  A row whose full Newton step is a sure ascent by self-concordance (the bound
+    of :func:`certified_ascent`, which holds for nearly every row near the maximum) takes it unscored: its new ℓ
+    comes from the next iteration's pass.  The other rows are scored in one more pass at their Newton step of
+    lengths ``steps`` and their EM step (:meth:`PackedCalls.candidate_logliks`; only their calls, packed apart,
+    when they are at most ``repack`` of the rows); each keeps its best candidate, or stays where it is if none
+    raises its ℓ.  EM is the fast move where an individual's ℓ is log-like in one ancestry (alleles private to one
+    population: a Newton step only doubles a small q there, and the bound refuses it), a shortened Newton step
+    where the full one overshoots; elsewhere the full Newton step converges quadratically.  (Two candidates with
+    a per-row step length halved on failure took 56 iterations where these four took 5, on held-out hapmap3.)
+    Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls), or once the Newton steps'
+    own bound says the rows can gain less than that in all (Σ ω(t), t the Newton decrement): then the certified
+    steps are taken and scored in a pass of one candidate, for the exact ℓ.  In an iteration where at most ``repack`` of the rows being refined
+    raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they are from then
+    on, and the calls of those that did are packed apart so that the passes walk only them (from a uniform start
+    on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).  ``repack`` = 0
+    refines every row to the end and scores every row that a bound does not certify in a pass over all rows.
+    Calls with held-out folds or SNP shards are never packed apart (a call's fold hashes its individual's index).
+    On the torch backend (CUDA) this is :func:`quasi_newton` with P fixed.
 
     Returns
     -------
     Q : ndarray or torch.Tensor (as the input's type, dtype and device)
-    trace : list of float   ℓ at the start and after each iteration (never decreasing)
+    trace : list of float   ℓ at the start and after each iteration (never decreasing, up to rounding)
     """
     if calls.backend != "numba" or Q.shape[1] == 1:
         Q_new, _, trace = quasi_newton(calls, Q, P, tol=tol, max_iter=max_iter, update_p=False, callback=callback)
@@ -816,32 +820,127 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
     moving, work = np.arange(current.shape[0]), calls
     can_repack = not calls.shard.sharded and calls.holdout.n_folds == 0
     row_loglik, trace = None, []
-    for iteration in range(1, max_iter + 1):
+    # ℓ of the moving rows before the last step, while some of them took it unscored (their ℓ after it unknown)
+    unscored_before = None
+
+    def finish_step(iteration, before, after):
+        """Record the step's ℓ; drop the rows that stopped gaining.  True when the refinement is done."""
+        nonlocal moving, work
+        row_loglik[moving] = after
+        trace.append(float(row_loglik.sum()))
+        if callback is not None:
+            callback(iteration, trace[-1])
+        if trace[-1] - trace[-2] < tol_abs:
+            return True, None
+        gain = after - before
+        still = (gain > 0) & (gain >= tol * n_observed[moving])  # a row without observed calls never moves
+        if can_repack and still.sum() <= repack * len(moving):
+            if not still.any():  # (the ℓ test above stops first, up to rounding)
+                return True, None
+            kept = np.flatnonzero(still)
+            moving = moving[still]
+            work = work.take_samples(kept)
+            return False, kept
+        return False, None
+
+    iteration = 0
+    while True:
         Q_moving = current[moving]
         q_step = work._newton_q(Q_moving, P64, None)
         before = q_step["before"]
         if row_loglik is None:
             row_loglik = before.copy()
             trace.append(q_step["loglik"])
-        newton = q_step["newton"]
-        candidates = np.stack([Q_moving + s * (newton - Q_moving) for s in steps] + [q_step["em"]()])
-        scores = work.candidate_logliks(candidates, P64)
-        best = scores.argmax(axis=0)
-        rows = np.arange(len(moving))
-        improves = scores[best, rows] > before
-        current[moving] = np.where(improves[:, None], candidates[best, rows], Q_moving)
-        after = np.where(improves, scores[best, rows], before)
-        row_loglik[moving] = after
-        trace.append(float(row_loglik.sum()))
-        if callback is not None:
-            callback(iteration, trace[-1])
-        if trace[-1] - trace[-2] < tol_abs:
-            break
-        gain = after - before
-        still = (gain > 0) & (gain >= tol * n_observed[moving])  # a row without observed calls never moves
-        if can_repack and still.sum() <= repack * len(moving):
-            if not still.any():  # (the ℓ test above stops first, up to rounding)
+        elif unscored_before is not None:  # this pass scored the last step
+            done, kept = finish_step(iteration, unscored_before, before)
+            unscored_before = None
+            if done:
                 break
-            moving = moving[still]
-            work = work.take_samples(np.flatnonzero(still))
+            if kept is not None:
+                Q_moving, q_step = Q_moving[kept], _q_step_rows(q_step, kept)
+                before = q_step["before"]
+        if iteration == max_iter:
+            break
+        iteration += 1
+        newton = q_step["newton"]
+        sure, decrement = certified_ascent(Q_moving, newton, q_step["grad"], q_step["hess"])
+        if (decrement < 1.0).all() and _omega(decrement).sum() < tol_abs:
+            # within tol of the rows' maxima: the certified last steps, scored in one pass of a single candidate
+            # (less than half a Newton pass) for the trace's exact ℓ
+            final = np.where(sure[:, None], newton, Q_moving)
+            after = work._individual_loglik(final, P64)
+            kept = after >= before
+            current[moving] = np.where(kept[:, None], final, Q_moving)
+            row_loglik[moving] = np.where(kept, after, before)
+            trace.append(float(row_loglik.sum()))
+            if callback is not None:
+                callback(iteration, trace[-1])
+            break
+        unsure = np.flatnonzero(~sure)
+        step = np.where(sure[:, None], newton, Q_moving)
+        scored_apart = can_repack and len(unsure) <= repack * len(moving)
+        rows = unsure if scored_apart else np.arange(len(moving))
+        after = before.copy()
+        if len(rows):
+            scoring = work.take_samples(rows) if scored_apart and len(rows) < len(moving) else work
+            em = q_step["em"]()[rows]
+            Q_rows = Q_moving[rows]
+            candidates = np.stack([Q_rows + s * (newton[rows] - Q_rows) for s in steps] + [em])
+            scores = scoring.candidate_logliks(candidates, P64)
+            best = scores.argmax(axis=0)
+            index = np.arange(len(rows))
+            improves = scores[best, index] > before[rows]
+            step[rows] = np.where(improves[:, None], candidates[best, index], Q_rows)
+            after[rows] = np.where(improves, scores[best, index], before[rows])
+        current[moving] = step
+        if scored_apart and sure.any():
+            unscored_before = before  # the sure rows' ℓ comes from the next pass
+            continue
+        done, _ = finish_step(iteration, before, after)
+        if done:
+            break
     return _like(current, Q), trace
+
+
+def certified_ascent(Q, Q_step, grad, hess):
+    """Which rows' steps Q → Q_step are sure to raise their ℓ, by self-concordance alone, and each step's
+    decrement t = sqrt(dᵀ H d): −ℓ of a row (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1, 2}) is
+    a sum of self-concordant terms, so for d = Q_step − Q with t < 1 (H the negative Hessian, G the gradient at Q)
+    ℓ(Q + d) ≥ ℓ(Q) + Gᵀd − ω(t), ω(t) = −t − log(1 − t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t) certifies.
+    (:func:`genoae.kernels` certifies the P rows' steps the same way.)
+
+    Parameters
+    ----------
+    Q, Q_step : ndarray, float64, (n, K)
+    grad : ndarray, float64, (K, n)  the gradient of each row's ℓ at Q
+    hess : ndarray, float64, (K (K + 1) / 2, n)  its negative Hessian, row k (k + 1) / 2 + l holding (k, l ≤ k)
+
+    Returns
+    -------
+    sure : ndarray, bool, (n,);  decrement : ndarray, float64, (n,)
+    """
+    d = Q_step - Q
+    K = d.shape[1]
+    slope = np.einsum("ik,ki->i", d, grad)
+    t2 = np.zeros(len(d))
+    for k in range(K):
+        for l in range(k + 1):
+            term = hess[k * (k + 1) // 2 + l] * d[:, k] * d[:, l]
+            t2 += term if l == k else 2.0 * term
+    t = np.sqrt(np.maximum(t2, 0.0))
+    inside = np.where(t < 1.0, t, 0.0)
+    return (t < 1.0) & (slope >= _omega(inside)), t
+
+
+def _omega(t):
+    """ω(t) = −t − log(1 − t), t < 1: the most a self-concordant function can bend away from its tangent over a
+    step of local norm t (thm 4.1.8), and how far above a row's ℓ its maximum can be at Newton decrement t
+    (thm 4.1.13; Nesterov 2004)."""
+    return -t - np.log1p(-t)
+
+
+def _q_step_rows(q_step: dict, rows: np.ndarray) -> dict:
+    """:meth:`PackedCalls._newton_q`'s result for the rows ``rows`` only."""
+    em = q_step["em"]
+    return {"newton": q_step["newton"][rows], "before": q_step["before"][rows], "loglik": q_step["loglik"],
+            "grad": q_step["grad"][:, rows], "hess": q_step["hess"][:, rows], "em": lambda: em()[rows]}
