@@ -534,20 +534,6 @@ def centred_rows_product(packed, n_samples, mean, inv_scale, LT, out):
 # Q fixed, each row a Newton step of its own concave ℓ under its constraints (Q on the simplex, P in a box).
 # The gradient and curvature of a row need w1 = g/h − r/(1 − h) and w2 = g/h² + r/(1 − h)² per call.
 # ---------------------------------------------------------------------------------------------------------------
-@njit(inline="always", cache=True)
-def _row_weights(g, r, h, n_samples):
-    """g ← w1 = g/h − r/(1 − h), r ← w2 = g/h² + r/(1 − h)², in place."""
-    for i in range(n_samples):
-        inverse_h = 1.0 / h[i]
-        inverse_lo = 1.0 / (1.0 - h[i])
-        a = g[i] * inverse_h
-        b = r[i] * inverse_lo
-        g[i] = a - b
-        r[i] = a * inverse_h + b * inverse_lo
-
-
-
-
 @njit(**_OPTIONS)
 def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
                          keep_fold, lut_g, lut_r, block, t):
@@ -582,14 +568,18 @@ def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_par
             j = first + a
             _decode_row(packed[j], n_samples, g, r, lut_g, lut_r, j, holdout, keep_fold)
             h_a, w1_a, w2_a = h[a], w1[a], w2[a]
-            for i in range(n_samples):
-                h_a[i] = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
-                products[i] *= _factor(g[i], r[i], h_a[i])
-                b_sum[i] += r[i] / (1.0 - h_a[i])
-                w1_a[i] = g[i]
-                w2_a[i] = r[i]
+            for i in range(n_samples):  # one loop for ℓ's factor, the EM sum and the Newton weights
+                h_i = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
+                g_i, r_i = g[i], r[i]
+                products[i] *= _factor(g_i, r_i, h_i)
+                inverse_h = 1.0 / h_i
+                inverse_lo = 1.0 / (1.0 - h_i)
+                over_h = g_i * inverse_h
+                over_lo = r_i * inverse_lo
+                b_sum[i] += over_lo
+                w1_a[i] = over_h - over_lo
+                w2_a[i] = over_h * inverse_h + over_lo * inverse_lo
             count = _count_row(products, exponents, count, n_samples)
-            _row_weights(w1_a, w2_a, h_a, n_samples)
             for k in range(K):
                 P_block[k, a] = P[j, k]
                 for l in range(k + 1):
@@ -837,18 +827,22 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
         np.dot(P[first:first + rows], QT, h)
         for a in range(rows):
             h_a, g_a, r_a, w1_a, w2_a = h[a], g[a], r[a], w1[a], w2[a]
-            for i in range(n_samples):
-                h_a[i] = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
-                factor = _factor(g_a[i], r_a[i], h_a[i])
+            for i in range(n_samples):  # one loop for ℓ's factors and the Newton weights
+                h_i = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
+                h_a[i] = h_i
+                g_i, r_i = g_a[i], r_a[i]
+                factor = _factor(g_i, r_i, h_i)
                 products[i] *= factor
                 factors[i] = factor  # the row's factors, for its ℓ
+                inverse_h = 1.0 / h_i
+                inverse_lo = 1.0 / (1.0 - h_i)
+                over_h = g_i * inverse_h
+                over_lo = r_i * inverse_lo
+                w1_a[i] = over_h - over_lo
+                w2_a[i] = over_h * inverse_h + over_lo * inverse_lo
             count = _count_row(products, exponents, count, n_samples)
             before[a] = _log_product(factors, n_samples)
             total += before[a]
-            for i in range(n_samples):
-                w1_a[i] = g_a[i]
-                w2_a[i] = r_a[i]
-            _row_weights(w1_a, w2_a, h_a, n_samples)
         gradients = np.dot(w1[:rows], Q)     # (rows, K)
         curvatures = np.dot(w2[:rows], QQ)  # (rows, K (K + 1) / 2)
         for a in range(rows):
