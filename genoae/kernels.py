@@ -188,25 +188,6 @@ def _factor(g, r, h):
 
 
 @njit(inline="always", cache=True)
-def _log_product(factors, n_samples):
-    """log Π factors (each ≥ 1e-10) with one log: groups multiplied, the running product's exponent moved out."""
-    product = 1.0
-    exponent = 0
-    full = n_samples - n_samples % _LOG_GROUP
-    for start in range(0, full, _LOG_GROUP):
-        group = 1.0
-        for offset in range(_LOG_GROUP):
-            group *= factors[start + offset]
-        product *= group
-        bits = np.int64(np.float64(product).view(np.int64))
-        exponent += ((bits & _EXPONENT_MASK) >> 52) - 1023
-        product = np.int64((bits & _MANTISSA_BITS) | _ONE_BITS).view(np.float64)
-    for i in range(full, n_samples):
-        product *= factors[i]
-    return np.log(product) + exponent * _LN2
-
-
-@njit(inline="always", cache=True)
 def _row_loglik(g, r, h, n_samples):
     """Σ_i g log h + r log(1 − h) for one row, as log Π h^g (1 − h)^r with a single log: the factors of each
     group of calls are multiplied (branch-free, vectorised), and the running product is kept in [1, 2) by moving
@@ -805,8 +786,6 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
     r = np.empty((block, width))
     w1 = np.empty((block, n_samples))
     w2 = np.empty((block, n_samples))
-    factors = np.empty(n_samples)
-    before = np.empty(block)
     products = np.ones(width)
     exponents = np.zeros(width, np.int64)
     count = 0
@@ -818,7 +797,6 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
     stepped = np.zeros(block, np.bool_)
     certified = np.zeros(block, np.bool_)
     work = _workspace(K)
-    total = 0.0
     for first in range(bounds[t], bounds[t + 1], block):
         rows = min(block, bounds[t + 1] - first)
         for a in range(rows):
@@ -831,9 +809,7 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
                 h_i = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
                 h_a[i] = h_i
                 g_i, r_i = g_a[i], r_a[i]
-                factor = _factor(g_i, r_i, h_i)
-                products[i] *= factor
-                factors[i] = factor  # the row's factors, for its ℓ
+                products[i] *= _factor(g_i, r_i, h_i)
                 inverse_h = 1.0 / h_i
                 inverse_lo = 1.0 / (1.0 - h_i)
                 over_h = g_i * inverse_h
@@ -841,8 +817,6 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
                 w1_a[i] = over_h - over_lo
                 w2_a[i] = over_h * inverse_h + over_lo * inverse_lo
             count = _count_row(products, exponents, count, n_samples)
-            before[a] = _log_product(factors, n_samples)
-            total += before[a]
         gradients = np.dot(w1[:rows], Q)     # (rows, K)
         curvatures = np.dot(w2[:rows], QQ)  # (rows, K (K + 1) / 2)
         for a in range(rows):
@@ -872,8 +846,9 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
                 for k in range(K):
                     P_new[j, k] = candidates[a, k]
                 continue
+            # the SNP's ℓ before and at the step, only for a step the bound could not certify (few rows)
             _expected_freqs(candidates, a, QT, h_candidate, n_samples)
-            if _row_loglik(g[a], r[a], h_candidate, n_samples) >= before[a]:
+            if _row_loglik(g[a], r[a], h_candidate, n_samples) >= _row_loglik(g[a], r[a], h[a], n_samples):
                 for k in range(K):
                     P_new[j, k] = candidates[a, k]
                 continue
@@ -890,8 +865,8 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
                 A = p * sum_a
                 B = (1.0 - p) * sum_b
                 P_new[j, k] = A / (A + B) if A + B > 0.0 else p
-    loglik_parts[t] = total
     _product_logs(products, exponents, individual_parts[t], n_samples)
+    loglik_parts[t] = individual_parts[t].sum()
 
 
 def p_newton_pass(packed, n_samples, Q, P, P_new, loglik_parts, individual_parts, bounds, holdout, keep_fold,
