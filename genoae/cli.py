@@ -224,9 +224,11 @@ def _device_options(function):
               help="Refine from this many starts, each drawn afresh (the first is a one-start run's), and keep the "
                    "highest likelihood: what running several seeds does, in one run, at this many times the fit's "
                    "time; each start's log-likelihood is logged.  Unsupervised runs.")
-@click.option("--cv", type=OffOrAtLeastTwo("folds", "ADMIXTURE users take 5 or 10"), default=0, is_flag=False, flag_value=5,
+@click.option("--cv", type=OffOrAtLeastTwo("folds", "ADMIXTURE users take 5 or 10"), default=0, is_flag=False,
+              flag_value=5,
               help="N-fold cross-validation error as ADMIXTURE's --cv / --cv=N (bare --cv: 5 folds; 0: off).")
-@click.option("-B", "--bootstrap", type=OffOrAtLeastTwo("replicates", "ADMIXTURE's default is 200"), default=0, is_flag=False, flag_value=200,
+@click.option("-B", "--bootstrap", type=OffOrAtLeastTwo("replicates", "ADMIXTURE's default is 200"), default=0,
+              is_flag=False, flag_value=200,
               help="ADMIXTURE's -B[N]: N moving-block bootstrap replicates over SNPs (bare -B: 200); writes "
                    "PREFIX.K.Q_se and PREFIX.K.Q_bias.")
 @click.option("--supervised", type=click.Path(), default=None,
@@ -430,7 +432,8 @@ def vae():
               help="haplotype = Bernoulli per SNP on phased haplotypes; genotype = categorical 0/1/2.")
 @click.option("--epochs", type=POSITIVE, default=None, help="Training epochs at most (default 150; with --privacy "
               "30, all run).")
-@click.option("--latent-dim", "latent_channels", type=POSITIVE, default=8, show_default=True, help="Local latent channels per SNP block.")
+@click.option("--latent-dim", "latent_channels", type=POSITIVE, default=8, show_default=True,
+              help="Local latent channels per SNP block.")
 @click.option("--global-dim", type=POSITIVE, default=16, show_default=True, help="Global latent dimension.")
 @click.option("--hidden", type=POSITIVE, default=32, show_default=True, help="Channels of the convolutions.")
 @click.option("--block-size", type=POSITIVE, default=64, show_default=True, help="SNPs per block.")
@@ -503,7 +506,8 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
               "proportions for a conditional model).")
 @click.option("--pop", "populations", default=None, help="Individuals per population, e.g. YRI=500,CEU=500.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="OUT.vcf.gz, OUT.h5 or OUT.bed.")
-@click.option("--temperature", type=FiniteFloat(min=0), default=1.0, show_default=True, help="Scale of the latent draws.")
+@click.option("--temperature", type=FiniteFloat(min=0), default=1.0, show_default=True,
+              help="Scale of the latent draws.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=POSITIVE, default=None)

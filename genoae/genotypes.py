@@ -130,14 +130,14 @@ def take_samples(packed: np.ndarray, n_samples: int, sample_index: np.ndarray) -
     """The packed SNP-major calls of the individuals ``sample_index`` (in that order), uint8
     (n_variants, ceil(len(sample_index) / 4)): each call's 2-bit code copied from its byte
     (:func:`genoae.kernels.take_sample_codes`), no decoded temporary."""
-    from genoae import kernels  # numba: loaded by whoever subsets, not by every reader of genotypes
+    from genoae.kernels import take_sample_codes  # numba: loaded by whoever subsets, not every genotypes reader
 
     sample_index = np.asarray(sample_index, np.int64)
     if len(sample_index) and (sample_index.min() < 0 or sample_index.max() >= n_samples):
         raise IndexError(f"sample index out of range for {n_samples} individuals")
     packed = np.ascontiguousarray(packed)
     chosen = np.empty((packed.shape[0], (len(sample_index) + 3) // 4), np.uint8)
-    kernels.take_sample_codes(packed, sample_index, chosen)
+    take_sample_codes(packed, sample_index, chosen)
     return chosen
 
 

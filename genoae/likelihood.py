@@ -783,24 +783,25 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
     on the simplex.
 
     Each iteration takes one pass for every row's gradient, curvature and ℓ (the Newton pass of
-    :meth:`PackedCalls.newton_step`).  A row whose full Newton step is a sure ascent by self-concordance (the bound
-    of :func:`certified_ascent`, which holds for nearly every row near the maximum) takes it unscored: its new ℓ
-    comes from the next iteration's pass.  The other rows are scored in one more pass at their Newton step of
-    lengths ``steps`` and their EM step (:meth:`PackedCalls.candidate_logliks`; only their calls, packed apart,
-    when they are at most ``repack`` of the rows); each keeps its best candidate, or stays where it is if none
-    raises its ℓ.  EM is the fast move where an individual's ℓ is log-like in one ancestry (alleles private to one
-    population: a Newton step only doubles a small q there, and the bound refuses it), a shortened Newton step
-    where the full one overshoots; elsewhere the full Newton step converges quadratically.  (Two candidates with
-    a per-row step length halved on failure took 56 iterations where these four took 5, on held-out hapmap3.)
-    Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls), or once the Newton steps'
-    own bound says the rows can gain less than that in all (Σ ω(t), t the Newton decrement): then the certified
-    steps are taken and scored in a pass of one candidate, for the exact ℓ.  In an iteration where at most ``repack`` of the rows being refined
-    raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they are from then
-    on, and the calls of those that did are packed apart so that the passes walk only them (from a uniform start
-    on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).  ``repack`` = 0
-    refines every row to the end and scores every row that a bound does not certify in a pass over all rows.
-    Calls with held-out folds or SNP shards are never packed apart (a call's fold hashes its individual's index).
-    On the torch backend (CUDA) this is :func:`quasi_newton` with P fixed.
+    :meth:`PackedCalls.newton_step`).  A row whose full Newton step is a sure ascent by self-concordance
+    (:func:`certified_ascent`; nearly every row near the maximum) takes it unscored: its new ℓ comes from the next
+    iteration's pass.  The other rows are scored in one more pass at their Newton step of lengths ``steps`` and
+    their EM step (:meth:`PackedCalls.candidate_logliks`; only their calls, packed apart, when they are at most
+    ``repack`` of the rows); each keeps its best candidate, or stays where it is if none raises its ℓ.  EM is the
+    fast move where an individual's ℓ is log-like in one ancestry (alleles private to one population: a Newton
+    step only doubles a small q there, and the bound refuses it), a shortened Newton step where the full one
+    overshoots; elsewhere the full Newton step converges quadratically.  (Two candidates with a per-row step
+    length halved on failure took 56 iterations where these four took 5, on held-out hapmap3.)
+
+    Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls), or once the Newton
+    decrements t bound the rows' remaining gain below that (Σ ω(t)): then the certified steps are taken and
+    scored in a pass of one candidate, for the exact ℓ.  In an iteration where at most ``repack`` of the rows
+    being refined raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they
+    are from then on, and the calls of those that did are packed apart so that the passes walk only them (from a
+    uniform start on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).
+    ``repack`` = 0 refines every row to the end, and scores the uncertified rows in passes over all rows.  Calls
+    with held-out folds or SNP shards are never packed apart (a call's fold hashes its individual's index).  On
+    the torch backend (CUDA) this is :func:`quasi_newton` with P fixed.
 
     Returns
     -------
@@ -904,9 +905,10 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
 
 def certified_ascent(Q, Q_step, grad, hess):
     """Which rows' steps Q → Q_step are sure to raise their ℓ, by self-concordance alone, and each step's
-    decrement t = sqrt(dᵀ H d): −ℓ of a row (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1, 2}) is
-    a sum of self-concordant terms, so for d = Q_step − Q with t < 1 (H the negative Hessian, G the gradient at Q)
-    ℓ(Q + d) ≥ ℓ(Q) + Gᵀd − ω(t), ω(t) = −t − log(1 − t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t) certifies.
+    decrement t = sqrt(dᵀ H d).  −ℓ of a row (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1, 2})
+    is a sum of self-concordant terms, so for d = Q_step − Q with t < 1 (H the negative Hessian, G the gradient
+    at Q): ℓ(Q + d) ≥ ℓ(Q) + Gᵀd − ω(t), ω(t) = −t − log(1 − t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t)
+    certifies.
     (:func:`genoae.kernels` certifies the P rows' steps the same way.)
 
     Parameters

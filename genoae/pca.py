@@ -118,8 +118,8 @@ def standardized_pca(blocks: BlockSource, freqs, n_samples: int, n_components: i
     blocks : callable(dtype) -> iterator of (cols, g, observed), or None with ``standardized_source``
         One pass over the data: ``cols`` a slice or index array of variants, ``g`` a torch tensor
         (len(cols), n_samples) of allele counts in ``dtype`` on ``device`` (any value where missing), ``observed``
-        a bool tensor of the same shape.  Called once per pass (2 ``n_iter`` + 2 passes) unless the standardized blocks fit in
-        ``cache_bytes``.
+        a bool tensor of the same shape.  Called once per pass (2 ``n_iter`` + 2 passes) unless the standardized
+        blocks fit in ``cache_bytes``.
     freqs : array_like, float, shape (n_variants,)
         Allele frequency f per variant over observed calls (NaN where none is observed).
     n_components : int

@@ -2,7 +2,7 @@
 
 Layers, top to bottom (a module may import its own layer's siblings only where listed, and anything lower):
 
-    cli → commands → {ancestry, simulate, compare} → plot → io → {likelihood, pca} → {genotypes, kernels} →
+    cli → commands → {ancestry, simulate, compare} → plot → io → {likelihood, pca} → genotypes → kernels →
     {device, progress, shard}
     → errors
 """
@@ -83,7 +83,8 @@ LAYERS = [
     ("genoae.plot",),
     ("genoae.io",),
     ("genoae.likelihood", "genoae.pca"),
-    ("genoae.genotypes", "genoae.kernels"),
+    ("genoae.genotypes",),
+    ("genoae.kernels",),  # the numba kernels: genotypes' subsetting moves packed codes with one
     ("genoae.device", "genoae.progress", "genoae.shard"),
     ("genoae.errors",),
 ]

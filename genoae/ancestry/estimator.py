@@ -273,9 +273,9 @@ class Admixture:
         """ADMIXTURE's cross-validation error (Alexander & Lange 2011), after :meth:`fit`.
 
         The observed calls are split at random into ``folds`` parts; for each, those calls are masked, Q and P are
-        re-estimated from the full-data fit by the same accelerated block relaxation, and the held-out calls are scored by the binomial
-        deviance d = g log(g / μ) + (2 − g) log((2 − g) / (2 − μ)), μ = 2 (Q Pᵀ)_ij.  The CV error is the
-        mean deviance over all held-out calls.  A call's fold is a hash of (seed, SNP, individual)
+        re-estimated from the full-data fit by the same accelerated block relaxation, and the held-out calls are
+        scored by the binomial deviance d = g log(g / μ) + (2 − g) log((2 − g) / (2 − μ)), μ = 2 (Q Pᵀ)_ij.  The CV
+        error is the mean deviance over all held-out calls.  A call's fold is a hash of (seed, SNP, individual)
         (:func:`genoae.kernels.fold_of`): no mask of the calls is built.  Sets and returns ``cv_error_``.
         """
         device = self.device_

@@ -35,7 +35,8 @@ class AdmixRun:
 
 
 def run_admix(input_path, ks, prefix=None, seed: int = 42, device: str = "auto", threads: int | None = None,
-              tol: float = 1e-9, max_iter: int = 1000, cv: int = 0, supervised=None, precision: str = "auto", progress: bool = True, echo=print,
+              tol: float = 1e-9, max_iter: int = 1000, cv: int = 0, supervised=None, precision: str = "auto",
+              progress: bool = True, echo=print,
               init: str = "als", loglik_tol: float | None = None, minor_loglik_tol: float | None = None,
               bootstrap: int = 0, region: str | None = None, reference_fraction: float | None = None,
               starts: int = 1) -> AdmixRun:

@@ -75,9 +75,9 @@ def detect_source(path) -> str:
     """Guess which program wrote a run from its file name (and, for ``PREFIX.K.Q``, its number format); a ``.P``
     file is told apart the same way.
 
-    ``.h5`` → genoae; ``PREFIX.K{K}[.s{seed}].Q`` (or ``.P``) → fastmixture; ``PREFIX.K.Q`` written in scientific notation
-    (NumPy's default ``savetxt``) → adamixture when some Q value sits exactly on ADAMIXTURE's clip at 1e-5, else
-    neural-admixture (both count A1 in P); other ``PREFIX.K.Q`` → admixture (genoae's text files share
+    ``.h5`` → genoae; ``PREFIX.K{K}[.s{seed}].Q`` (or ``.P``) → fastmixture; ``PREFIX.K.Q`` written in scientific
+    notation (NumPy's default ``savetxt``) → adamixture when some Q value sits exactly on ADAMIXTURE's clip at 1e-5,
+    else neural-admixture (both count A1 in P); other ``PREFIX.K.Q`` → admixture (genoae's text files share
     ADMIXTURE's format and convention, so the distinction does not matter).
     """
     path = Path(path)

@@ -1,7 +1,7 @@
 """Trained Neural ADMIXTURE models on disk: ``PREFIX.K.model.pt`` (a torch state dict of plain tensors, which
 ``torch.load(..., weights_only=True)`` reads; written and read here by :mod:`genoae.io.torchfile`, without torch and
-without unpickling anything but tensors) beside ``PREFIX.K.model.json`` (what the weights mean: K, sizes, the variant table the model
-was trained on, allele convention, settings), and the alignment of new genotypes to a model's variants.
+without unpickling anything but tensors) beside ``PREFIX.K.model.json`` (what the weights mean: K, sizes, the variant
+table the model was trained on, allele convention, settings), and the alignment of new genotypes to a model's variants.
 """
 from __future__ import annotations
 

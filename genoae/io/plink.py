@@ -147,8 +147,8 @@ def _check_padding(path: Path, data: np.ndarray, n_samples: int, chunk: int = 1 
     for start in range(0, data.shape[0], chunk):
         bad = np.flatnonzero(np.asarray(data[start:start + chunk, -1]) & padding_mask)
         if bad.size:
-            raise InputError(path, f"variant {first + start + int(bad[0]) + 1} has calls in the padding bits of its last "
-                                   f"byte: the .bed holds more individuals than the {n_samples} of the .fam")
+            raise InputError(path, f"variant {first + start + int(bad[0]) + 1} has calls in the padding bits of its "
+                                   f"last byte: the .bed holds more individuals than the {n_samples} of the .fam")
 
 
 def read_bed(path, n_samples: int, n_variants: int, variant_range: tuple | None = None) -> np.ndarray:

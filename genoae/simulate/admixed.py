@@ -220,7 +220,8 @@ def write_segments(cohort: AdmixedCohort, path) -> None:
                      f"positions of the segment's first and last variant\n")
         handle.write("#sample\thaplotype\tchrom\tspos\tepos\tsgpos\tegpos\tn_snps\tpopulation\n")
         for sample, haplotype, _, first, last, source in cohort.segments:
-            handle.write(f"{sample}\t{haplotype}\t{variants.chrom[first]}\t{variants.pos[first]}\t{variants.pos[last]}\t"
+            handle.write(f"{sample}\t{haplotype}\t{variants.chrom[first]}\t{variants.pos[first]}\t"
+                         f"{variants.pos[last]}\t"
                          f"{cohort.genetic_cm[first]:.4f}\t{cohort.genetic_cm[last]:.4f}\t{last - first + 1}\t"
                          f"{cohort.sources[source]}\n")
 
