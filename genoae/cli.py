@@ -221,7 +221,8 @@ def _device_options(function):
               help="Where the EM starts: alternating least squares on the truncated SVD (as fastmixture and "
                    "ADAMIXTURE start), or k-means on principal components.")
 @click.option("--starts", type=POSITIVE, default=1, show_default=True,
-              help="Refine from this many starts, each drawn afresh (the first is a one-start run's), and keep the "
+              help="Refine from this many starts, each drawn afresh (the first is a one-start run's, the others "
+                   "from a rougher SVD, so that they spread over the likelihood's local maxima), and keep the "
                    "highest likelihood: what running several seeds does, in one run, at this many times the fit's "
                    "time; each start's log-likelihood is logged.  Unsupervised runs.")
 @click.option("--cv", type=OffOrAtLeastTwo("folds", "ADMIXTURE users take 5 or 10"), default=0, is_flag=False,

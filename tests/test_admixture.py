@@ -375,6 +375,25 @@ def test_several_starts_keep_the_highest_refined_loglik():
     assert kept == pytest.approx(several.loglik_, rel=1e-9)
 
 
+def test_later_starts_take_the_rough_svd(monkeypatch):
+    """The first start's SVD iterates until its values settle (a one-start run's); the later starts take a fixed
+    ROUGH_SVD_ITERATIONS power iterations, so that they differ where the settled SVD would land them together."""
+    import genoae.ancestry.start as start
+
+    g, _, _ = simulate(n=40, m=200, K=3, seed=2)
+    settings = []
+    real = start.svd_als
+
+    def recording(calls, freqs, K, rng, **options):
+        settings.append(options)
+        return real(calls, freqs, K, rng, **options)
+
+    monkeypatch.setattr(start, "svd_als", recording)
+    Admixture(3, seed=1, progress=False, starts=3).fit(Genotypes.from_counts(g))
+    assert settings[0] == {}
+    assert settings[1:] == [{"n_iter": start.ROUGH_SVD_ITERATIONS, "svd_tol": 0.0}] * 2
+
+
 def test_no_start_is_refused():
     g, _, _ = simulate(n=30, m=100, K=2, seed=1)
     with pytest.raises(UsageError, match="starts 0"):

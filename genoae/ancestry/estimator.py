@@ -75,9 +75,10 @@ class Admixture:
     starts : int
         Refine from this many starts, each drawn afresh (its own randomized SVD and factorisation, or PCA and
         k-means), and keep the fit with the highest ℓ: ADMIXTURE's likelihood has several local maxima on some
-        data (hapmap3 at K = 4: one ALS start reached the highest in 2 of 12 seeds, ADAMIXTURE in 2 of 5), so
-        users run several seeds; this costs ``starts`` starts and refinements.  The first start is a one-start
-        run's.  Unsupervised runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum, so it takes
+        data (hapmap3 at K = 4: ADAMIXTURE reached the highest from 2 of 5 seeds), so users run several seeds;
+        this costs ``starts`` starts and refinements.  The first start is a one-start run's; the others take a
+        rougher SVD (:data:`genoae.ancestry.start.ROUGH_SVD_ITERATIONS`), so that they spread over the maxima
+        (on hapmap3 at K = 4 the settled SVD of the first reaches the same one from every seed).  Unsupervised runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum, so it takes
         one start), not with ``reference_fraction``.
     reference_fraction : float, optional
         For large N: fit (start, refinement, encoder) on this fraction of the individuals drawn at random, project
@@ -187,7 +188,7 @@ class Admixture:
             if self.reference_fraction is not None:
                 Q0, P0 = self._reference_start(genotypes, rng, report, device, shard)
             else:
-                Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init)
+                Q0, P0 = initial_estimates(calls, freqs, self.K, rng, labels, method=self.init, rough=index > 0)
             report.seconds["init"] = report.seconds.get("init", 0.0) + time.perf_counter() - tick
             tick = time.perf_counter()
             fit = self._refine(calls, Q0, P0, dtype, fixed_rows, index, n_starts)
