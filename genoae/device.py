@@ -30,7 +30,19 @@ def cuda_available() -> bool:
 def _torch_cuda_available() -> bool:
     import torch
 
+    _apply_to_torch(torch)
     return bool(torch.cuda.is_available())
+
+
+def _apply_to_torch(torch) -> None:
+    """The thread count and the seed set before torch was imported (the CPU paths run without it, so a GPU run
+    imports it here, after :func:`set_threads` and :func:`seed_everything`); each pending seed is applied once."""
+    global _pending_torch_seed
+    if _kernel_threads:
+        torch.set_num_threads(_kernel_threads)
+    if _pending_torch_seed is not None:
+        torch.manual_seed(_pending_torch_seed)
+        _pending_torch_seed = None
 
 
 def choose_device(name: str = "auto") -> str:
@@ -69,24 +81,28 @@ def dtype_name(dtype) -> str:
 
 
 def seed_everything(seed: int | None) -> np.random.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA) when torch is loaded (a run that never imports torch draws
-    nothing from it: the modules that draw from it import it at their top); return a NumPy generator for the
-    caller's own draws."""
+    """Seed Python, NumPy and torch (CPU and CUDA): torch now when it is loaded, else when :func:`choose_device`
+    first imports it for a GPU (a run that never imports torch draws nothing from it); return a NumPy generator
+    for the caller's own draws."""
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
+    global _pending_torch_seed
     random.seed(seed)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)
+    else:  # for a GPU run that imports torch later (:func:`choose_device`)
+        _pending_torch_seed = seed
     return np.random.default_rng(seed)
 
 
 _kernel_threads: int | None = None  # the last set_threads; None: kernel_threads() takes NUMBA_NUM_THREADS
+_pending_torch_seed: int | None = None  # a seed set while torch was not loaded, for when it is
 
 
 def set_threads(threads: int | None) -> None:
-    """Limit the numba kernels' threads, and torch's intra-op CPU threads when torch is loaded (None keeps the
-    defaults)."""
+    """Limit the numba kernels' threads, and torch's intra-op CPU threads: now when torch is loaded, else when
+    :func:`choose_device` first imports it (None keeps the defaults)."""
     global _kernel_threads
     if threads:
         torch = sys.modules.get("torch")

@@ -30,3 +30,27 @@ def test_dtype_name_reads_every_spelling_of_a_dtype():
 
     spellings = [np.float32, np.dtype("float32"), torch.float32, "float32", float, np.float64, torch.float64]
     assert [dtype_name(spelling) for spelling in spellings] == ["float32"] * 4 + ["float64"] * 3
+
+
+def test_threads_and_seed_set_before_torch_is_imported_reach_it():
+    """The CPU paths never import torch; a GPU run imports it in choose_device, after set_threads and
+    seed_everything: both must still reach torch then (a fresh process, so that torch is not yet loaded)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from genoae import device\n"
+        "device.set_threads(3)\n"
+        "device.seed_everything(1234)\n"
+        "assert 'torch' not in sys.modules\n"
+        "device._torch_cuda_available()\n"
+        "import torch\n"
+        "print(torch.get_num_threads(), torch.initial_seed())\n"
+        "device._torch_cuda_available()\n"
+        "torch.rand(1)\n"
+        "state = torch.random.get_rng_state()\n"
+        "device._torch_cuda_available()\n"
+        "print(bool((torch.random.get_rng_state() == state).all()))\n")  # the seed is applied once, not per call
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["3", "1234", "True"]
