@@ -515,6 +515,17 @@ def centred_rows_product(packed, n_samples, mean, inv_scale, LT, out):
 # Q fixed, each row a Newton step of its own concave ℓ under its constraints (Q on the simplex, P in a box).
 # The gradient and curvature of a row need w1 = g/h − r/(1 − h) and w2 = g/h² + r/(1 − h)² per call.
 # ---------------------------------------------------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _call_weights(g, r, h):
+    """One call's share of a Newton pass at expected frequency h: r / (1 − h) (the EM sum's term) and the Newton
+    weights w1 = g/h − r/(1 − h), w2 = g/h² + r/(1 − h)², with one division pair."""
+    inverse_h = 1.0 / h
+    inverse_lo = 1.0 / (1.0 - h)
+    over_h = g * inverse_h
+    over_lo = r * inverse_lo
+    return over_lo, over_h - over_lo, over_h * inverse_h + over_lo * inverse_lo
+
+
 @njit(**_OPTIONS)
 def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_parts, loglik_parts, bounds, holdout,
                          keep_fold, lut_g, lut_r, block, t):
@@ -553,13 +564,10 @@ def _q_newton_pass_range(packed, n_samples, QT, P, grad_parts, hess_parts, b_par
                 h_i = min(max(h_a[i], FREQ_MIN), FREQ_MAX)
                 g_i, r_i = g[i], r[i]
                 products[i] *= _factor(g_i, r_i, h_i)
-                inverse_h = 1.0 / h_i
-                inverse_lo = 1.0 / (1.0 - h_i)
-                over_h = g_i * inverse_h
-                over_lo = r_i * inverse_lo
+                over_lo, w1_i, w2_i = _call_weights(g_i, r_i, h_i)
                 b_sum[i] += over_lo
-                w1_a[i] = over_h - over_lo
-                w2_a[i] = over_h * inverse_h + over_lo * inverse_lo
+                w1_a[i] = w1_i
+                w2_a[i] = w2_i
             count = _count_row(products, exponents, count, n_samples)
             for k in range(K):
                 P_block[k, a] = P[j, k]
@@ -810,12 +818,9 @@ def _p_newton_pass_range(packed, n_samples, QT, Q, QQ, P, P_new, loglik_parts, i
                 h_a[i] = h_i
                 g_i, r_i = g_a[i], r_a[i]
                 products[i] *= _factor(g_i, r_i, h_i)
-                inverse_h = 1.0 / h_i
-                inverse_lo = 1.0 / (1.0 - h_i)
-                over_h = g_i * inverse_h
-                over_lo = r_i * inverse_lo
-                w1_a[i] = over_h - over_lo
-                w2_a[i] = over_h * inverse_h + over_lo * inverse_lo
+                _, w1_i, w2_i = _call_weights(g_i, r_i, h_i)
+                w1_a[i] = w1_i
+                w2_a[i] = w2_i
             count = _count_row(products, exponents, count, n_samples)
         gradients = np.dot(w1[:rows], Q)     # (rows, K)
         curvatures = np.dot(w2[:rows], QQ)  # (rows, K (K + 1) / 2)
