@@ -113,3 +113,34 @@ def test_a_tensor_cannot_reach_past_its_storage(tmp_path):
     with pytest.raises(FormatError, match="past its storage"):
         torchfile.read_state_dict(crafted(too_big, "big.pt"))
 
+
+
+def test_attributes_are_set_only_on_a_state_dict(tmp_path):
+    """torch.save writes a module's state dict with its ``_metadata`` attribute (a BUILD opcode), which is read;
+    a crafted pickle that BUILDs on the tensor-rebuilding function (setting its ``__defaults__``) is refused and
+    leaves the function as it was."""
+    import pickle
+
+    from genoae.io import torchfile
+
+    module = torch.nn.Linear(3, 2)
+    torch.save(module.state_dict(), tmp_path / "module_state.pt")
+    back = read_state_dict(tmp_path / "module_state.pt")
+    np.testing.assert_array_equal(back["weight"], module.weight.detach().numpy())
+
+    write_state_dict(tmp_path / "ok.pt", {"w": np.zeros(4, np.float32)})
+    with zipfile.ZipFile(tmp_path / "ok.pt") as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    defaults = torchfile._rebuild_tensor.__defaults__
+    # GLOBAL torch._utils._rebuild_tensor_v2, then (None, {"__defaults__": (1, 2)}) BUILD, then POP, before the dict
+    attack = (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"torch._utils\n_rebuild_tensor_v2\n" + pickle.NONE
+              + pickle.EMPTY_DICT + pickle.SHORT_BINUNICODE + b"\x0c__defaults__" + pickle.BININT1 + b"\x01"
+              + pickle.BININT1 + b"\x02" + pickle.TUPLE2 + pickle.SETITEM + pickle.TUPLE2 + pickle.BUILD + pickle.POP)
+    payload = entries["archive/data.pkl"]
+    assert payload.startswith(pickle.PROTO + b"\x02")
+    with zipfile.ZipFile(tmp_path / "attack.pt", "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, attack + payload[2:] if entry.endswith("data.pkl") else data)
+    with pytest.raises(FormatError, match="sets attributes"):
+        read_state_dict(tmp_path / "attack.pt")
+    assert torchfile._rebuild_tensor.__defaults__ == defaults

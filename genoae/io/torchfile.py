@@ -146,11 +146,27 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
     return np.array(view)
 
 
-class _Unpickler(pickle.Unpickler):
+class _Unpickler(pickle._Unpickler):
+    """pickle's Python unpickler (its opcodes are a table this class can narrow) with three classes, persistent
+    storages read from the archive, and BUILD only where ``torch.save`` puts it: a state dict's ``_metadata``
+    attribute.  BUILD on anything else would set attributes of this module's objects (``_rebuild_tensor``'s
+    ``__defaults__``, a storage's dtype) from the file."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def __init__(self, handle, archive: zipfile.ZipFile, prefix: str):
         super().__init__(handle)
         self.archive, self.prefix = archive, prefix
         self.storages = {}
+
+    def load_build(self):
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not OrderedDict or type(state) is not dict or not all(type(k) is str for k in state):
+            raise FormatError("refused to load: the pickle sets attributes of something other than a state dict")
+        target.__dict__.update(state)
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module, name):
         if (module, name) == ("collections", "OrderedDict"):
