@@ -144,3 +144,30 @@ def test_attributes_are_set_only_on_a_state_dict(tmp_path):
     with pytest.raises(FormatError, match="sets attributes"):
         read_state_dict(tmp_path / "attack.pt")
     assert torchfile._rebuild_tensor.__defaults__ == defaults
+
+
+def test_counts_of_two_to_the_31_values_or_more_are_written():
+    """A tensor of 2³¹ values or more (its storage's count and its size) is pickled with LONG1, as pickle does, not
+    packed into a 32-bit integer (which raised); the metadata alone is checked, on a broadcast view (no 2 GB)."""
+    import io
+    import pickle
+    from collections import OrderedDict
+
+    from genoae.io.torchfile import _pickle_state
+
+    n = 2**31 + 5
+    data = _pickle_state({"big": np.broadcast_to(np.zeros(1, np.uint8), (n,)), "small": np.zeros(3, np.int64)})
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module, name):
+            if name == "_rebuild_tensor_v2":
+                return lambda *args: args
+            return OrderedDict if name == "OrderedDict" else name
+
+        def persistent_load(self, pid):
+            return pid
+
+    state = Recording(io.BytesIO(data)).load()
+    storage, offset, size = state["big"][:3]
+    assert storage[4] == n and offset == 0 and size == (n,)
+    assert state["small"][0][4] == 3 and state["small"][2] == (3,)

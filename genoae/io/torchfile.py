@@ -44,8 +44,13 @@ def _pickle_state(state: dict) -> bytes:
         out.write(pickle.BINUNICODE + struct.pack("<I", len(raw)) + raw)
 
     def integer(value: int) -> None:
-        out.write(pickle.BININT + struct.pack("<i", value) if not 0 <= value < 256
-                  else pickle.BININT1 + bytes([value]))
+        if 0 <= value < 256:
+            out.write(pickle.BININT1 + bytes([value]))
+        elif -2**31 <= value < 2**31:
+            out.write(pickle.BININT + struct.pack("<i", value))
+        else:  # 2³¹ values or more in one tensor (a storage's count, a stride): pickle's LONG1, as pickle writes it
+            raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+            out.write(pickle.LONG1 + bytes([len(raw)]) + raw)
 
     def int_tuple(values) -> None:
         out.write(pickle.MARK)
