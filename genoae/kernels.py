@@ -465,49 +465,69 @@ def decode_centred(packed, start, stop, n_samples, mean, inv_scale, out):
 
 
 @njit(**_OPTIONS)
-def _centred_product_pass_range(packed, n_samples, mean, inv_scale, W, parts, bounds, t):
-    """Range ``t`` of :func:`centred_product_pass`."""
+def _centred_product_pass_range(packed, n_samples, mean, inv_scale, W, parts, bounds, block, t):
+    """Range ``t`` of :func:`centred_product_pass`, ``block`` decoded rows at a time: each block adds its product
+    (BLAS) to the (K, N) sums once, where a row at a time read and wrote them once per SNP."""
     K = W.shape[0]
-    width = packed.shape[1] * 4
-    x = np.empty(width)
+    X = np.zeros((block, n_samples))
+    W_block = np.empty((K, block))
+    product = np.empty((K, n_samples))
     total = parts[t]
     total[:, :] = 0.0
-    for j in range(bounds[t], bounds[t + 1]):
-        _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], x)
+    for first in range(bounds[t], bounds[t + 1], block):
+        rows = min(block, bounds[t + 1] - first)
+        for a in range(rows):
+            j = first + a
+            _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], X[a])
+            for k in range(K):
+                W_block[k, a] = W[k, j]
+        for a in range(rows, block):  # a short last block: the rows left from the one before weigh nothing
+            for k in range(K):
+                W_block[k, a] = 0.0
+        np.dot(W_block, X, product)
         for k in range(K):
-            weight = W[k, j]
-            row = total[k]
+            total_k, product_k = total[k], product[k]
             for i in range(n_samples):
-                row[i] += weight * x[i]
+                total_k[i] += product_k[i]
 
 
 def centred_product_pass(packed, n_samples, mean, inv_scale, W, parts, bounds):
     """parts[t, k, i] = Σ over range t's rows j of W[k, j] · (g_ij − mean_j) · inv_scale_j, missing calls 0: a
     linear layer over the centred calls (the encoder's), one decoded row per thread, nothing of size N × M."""
-    _each(_centred_product_pass_range, bounds.shape[0] - 1, packed, n_samples, mean, inv_scale, W, parts, bounds)
+    _each(_centred_product_pass_range, bounds.shape[0] - 1, packed, n_samples, mean, inv_scale, W, parts, bounds,
+          _product_block(n_samples))
 
 
 @njit(**_OPTIONS)
-def _centred_rows_product_rows(packed, n_samples, mean, inv_scale, LT, out, n_tasks, task):
-    """Share ``task`` of ``n_tasks`` of :func:`centred_rows_product`."""
+def _centred_rows_product_rows(packed, n_samples, mean, inv_scale, L, out, block, n_tasks, task):
+    """Share ``task`` of ``n_tasks`` of :func:`centred_rows_product`, ``block`` decoded rows at a time, each block
+    one product (BLAS) that reads L once."""
     M = packed.shape[0]
-    width = packed.shape[1] * 4
-    x = np.empty(width)
-    for j in range(task * M // n_tasks, (task + 1) * M // n_tasks):
-        _decode_centred_row(packed[j], n_samples, mean[j], inv_scale[j], x)
-        for c in range(LT.shape[0]):
-            left = LT[c]
-            total = 0.0
-            for i in range(n_samples):
-                total += x[i] * left[i]
-            out[j, c] = total
+    w = L.shape[1]
+    X = np.zeros((block, n_samples))
+    product = np.empty((block, w))
+    stop = (task + 1) * M // n_tasks
+    for first in range(task * M // n_tasks, stop, block):
+        rows = min(block, stop - first)
+        for a in range(rows):
+            _decode_centred_row(packed[first + a], n_samples, mean[first + a], inv_scale[first + a], X[a])
+        np.dot(X, L, product)
+        for a in range(rows):
+            for c in range(w):
+                out[first + a, c] = product[a, c]
 
 
-def centred_rows_product(packed, n_samples, mean, inv_scale, LT, out):
-    """out[j, c] = Σ_i (g_ij − mean_j) · inv_scale_j · LT[c, i], missing calls 0: every SNP's centred row times
-    the columns of Lᵀ (LT (w, n_samples)), one decoded row per thread, nothing of size N × M (the transposed
-    product of a PCA pass; each row's result is the same whatever the thread count)."""
-    _each_share(_centred_rows_product_rows, packed.shape[0], packed, n_samples, mean, inv_scale, LT, out)
+def centred_rows_product(packed, n_samples, mean, inv_scale, L, out):
+    """out[j, c] = Σ_i (g_ij − mean_j) · inv_scale_j · L[i, c], missing calls 0: every SNP's centred row times
+    the columns of L (n_samples, w), a block of decoded rows per thread at a time, nothing of size N × M (the
+    transposed product of a PCA pass)."""
+    _each_share(_centred_rows_product_rows, packed.shape[0], packed, n_samples, mean, inv_scale, L, out,
+                _product_block(n_samples))
+
+
+def _product_block(n_samples: int) -> int:
+    """Rows the SVD's product kernels decode together: a (rows, N) float64 buffer of about 2 MB, 4 to 64 rows."""
+    return max(4, min(64, (1 << 18) // max(n_samples, 1)))
 
 
 # ---------------------------------------------------------------------------------------------------------------

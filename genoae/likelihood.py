@@ -391,7 +391,7 @@ class PackedCalls:
         def transposed_times(left):
             out = np.empty((self.n_variants, left.shape[1]))
             kernels.centred_rows_product(self.packed, self.n_samples, mean, inv_scale,
-                                         np.ascontiguousarray(np.asarray(left, np.float64).T), out)
+                                         np.ascontiguousarray(left, np.float64), out)
             return out
 
         return times, transposed_times
