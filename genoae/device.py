@@ -91,6 +91,7 @@ def seed_everything(seed: int | None) -> np.random.Generator:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)
+        _pending_torch_seed = None  # an older pending seed must not reseed torch later
     else:  # for a GPU run that imports torch later (:func:`choose_device`)
         _pending_torch_seed = seed
     return np.random.default_rng(seed)

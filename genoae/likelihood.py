@@ -794,8 +794,9 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
     length halved on failure took 56 iterations where these four took 5, on held-out hapmap3.)
 
     Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls), or once the Newton
-    decrements t bound the rows' remaining gain below that (Σ ω(t)): then the certified steps are taken and
-    scored in a pass of one candidate, for the exact ℓ.  In an iteration where at most ``repack`` of the rows
+    decrements t put the rows' remaining gain below that (Σ ω(t), a bound where no bound of Q blocks the step):
+    then the certified steps are taken and scored in a pass of one candidate, for the exact ℓ.  With a P outside
+    [FREQ_MIN, FREQ_MAX] (a file's 0 or 1, where the passes clamp h) nothing is certified and every step is scored.  In an iteration where at most ``repack`` of the rows
     being refined raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they
     are from then on, and the calls of those that did are packed apart so that the passes walk only them (from a
     uniform start on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).
@@ -844,8 +845,13 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
             return False, kept
         return False, None
 
+    # the bound holds for ℓ itself, which the passes compute with h clamped to [FREQ_MIN, FREQ_MAX]: the two agree
+    # when P is within those bounds (a model's P is); a P from a file may hold 0 or 1, and then every step is scored
+    can_certify = bool(P64.size == 0 or (P64.min() >= FREQ_MIN and P64.max() <= FREQ_MAX))
     iteration = 0
     while True:
+        if row_loglik is not None and unscored_before is None and iteration == max_iter:
+            break  # the last step was scored: its ℓ is known without another pass
         Q_moving = current[moving]
         q_step = work._newton_q(Q_moving, P64, None)
         before = q_step["before"]
@@ -865,7 +871,9 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
         iteration += 1
         newton = q_step["newton"]
         sure, decrement = certified_ascent(Q_moving, newton, q_step["grad"], q_step["hess"])
-        if (decrement < 1.0).all() and _omega(decrement).sum() < tol_abs:
+        if not can_certify:
+            sure[:] = False
+        if can_certify and (decrement < 1.0).all() and _omega(decrement).sum() < tol_abs:
             # within tol of the rows' maxima: the certified last steps, scored in one pass of a single candidate
             # (less than half a Newton pass) for the trace's exact ℓ
             final = np.where(sure[:, None], newton, Q_moving)

@@ -51,6 +51,18 @@ def test_threads_and_seed_set_before_torch_is_imported_reach_it():
         "torch.rand(1)\n"
         "state = torch.random.get_rng_state()\n"
         "device._torch_cuda_available()\n"
-        "print(bool((torch.random.get_rng_state() == state).all()))\n")  # the seed is applied once, not per call
+        "print(bool((torch.random.get_rng_state() == state).all()))\n"  # the seed is applied once, not per call
+        "device.seed_everything(99)\n"  # torch loaded now: seeded at once, and no older seed is left pending
+        "device._torch_cuda_available()\n"
+        "print(torch.initial_seed())\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["3", "1234", "True"]
+    assert out == ["3", "1234", "True", "99"]
+    # a seed left pending while torch was not loaded must not override a newer one once torch is loaded
+    script = ("from genoae import device\n"
+              "device.seed_everything(1)\n"
+              "import torch\n"
+              "device.seed_everything(2)\n"
+              "device._torch_cuda_available()\n"
+              "print(torch.initial_seed())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2"]

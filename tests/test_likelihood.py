@@ -240,6 +240,30 @@ def test_row_refinement_reaches_the_maximum_with_p_fixed():
     assert sum(scored) < 2 * n < n * (len(trace_near) - 1)
 
 
+def test_row_refinement_never_lowers_loglik_when_p_holds_zeros():
+    """A P from a file may hold 0 (the passes then clamp h, and the self-concordance bound is for the unclamped ℓ):
+    every step is then scored, as before the bound was used, and no row's ℓ falls from one iteration to the next."""
+    from genoae.likelihood import refine_rows
+
+    rng = np.random.default_rng(2)
+    n, m, K = 40, 400, 3
+    P = rng.uniform(0.01, 0.99, size=(m, K))
+    Q = rng.dirichlet(np.full(K, 0.5), size=n)
+    g = rng.binomial(2, np.clip(Q @ P.T, 1e-5, 1 - 1e-5))
+    P[rng.random((m, K)) < 0.4] = 0.0
+    observed = rng.random((n, m)) > 0.05
+    calls = PackedCalls.from_counts(g, observed)
+    for start in (np.full((n, K), 1.0 / K), rng.dirichlet(np.ones(K), size=n)):
+        Q_rows, trace = refine_rows(calls, start, P, tol=1e-12)
+        assert all(b >= a - 1e-9 for a, b in zip(trace, trace[1:]))
+        assert trace[-1] == pytest.approx(calls.loglik(Q_rows, P), abs=1e-6)
+        for max_iter in (6, 7):  # row by row as well: each row's ℓ only rises from one iteration to the next
+            before, _ = refine_rows(calls, start, P, tol=1e-12, max_iter=max_iter - 1)
+            after, _ = refine_rows(calls, start, P, tol=1e-12, max_iter=max_iter)
+            assert np.all(naive_individual_loglik(g, observed, after, P)
+                          >= naive_individual_loglik(g, observed, before, P) - 1e-9)
+
+
 def test_row_refinement_walks_only_the_rows_that_still_move(monkeypatch):
     """Once at most half the rows still gain their share of tol, the passes walk only their calls (packed apart,
     a smaller cohort each time): same end as refining every row at every iteration, and the trace's last ℓ is
