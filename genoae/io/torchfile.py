@@ -82,7 +82,8 @@ def _pickle_state(state: dict) -> bytes:
     return out.getvalue()
 
 
-def _write_entry(archive: zipfile.ZipFile, name: str, data: bytes, align: bool = False) -> None:
+def _write_entry(archive: zipfile.ZipFile, name: str, data, align: bool = False) -> None:
+    """One stored (uncompressed) member; ``data`` bytes or a byte-format memoryview."""
     info = zipfile.ZipInfo(f"{_PREFIX}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_STORED
     if align:  # pad the local header with an extra field so that the data start on a 64-byte boundary
@@ -101,15 +102,21 @@ def write_state_dict(path, state: dict) -> None:
         if array.dtype not in _STORAGE_OF:
             raise TypeError(f"{name}: dtype {array.dtype} has no torch storage here")
     payload = _pickle_state(arrays)
-    digest = hashlib.sha256(payload + b"".join(a.astype(a.dtype.newbyteorder("<")).tobytes()
-                                               for a in arrays.values())).digest()
+    # each array's little-endian bytes as a view (a copy only for a big-endian array): hashed and written in
+    # place, never joined or copied again
+    raw = [memoryview(np.ascontiguousarray(a, a.dtype.newbyteorder("<")).reshape(-1)).cast("B") if a.size else b""
+           for a in arrays.values()]
+    digest = hashlib.sha256(payload)
+    for data in raw:
+        digest.update(data)
+    digest = digest.digest()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         _write_entry(archive, "data.pkl", payload)
         _write_entry(archive, ".format_version", b"1")
         _write_entry(archive, ".storage_alignment", str(_ALIGNMENT).encode())
         _write_entry(archive, "byteorder", b"little")
-        for key, array in enumerate(arrays.values()):
-            _write_entry(archive, f"data/{key}", array.astype(array.dtype.newbyteorder("<")).tobytes(), align=True)
+        for key, data in enumerate(raw):
+            _write_entry(archive, f"data/{key}", data, align=True)
         _write_entry(archive, "version", b"3\n")
         _write_entry(archive, ".data/serialization_id", str(int.from_bytes(digest[:16], "little")).encode())
 
