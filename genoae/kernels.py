@@ -493,7 +493,8 @@ def _centred_product_pass_range(packed, n_samples, mean, inv_scale, W, parts, bo
 
 def centred_product_pass(packed, n_samples, mean, inv_scale, W, parts, bounds):
     """parts[t, k, i] = Σ over range t's rows j of W[k, j] · (g_ij − mean_j) · inv_scale_j, missing calls 0: a
-    linear layer over the centred calls (the encoder's), one decoded row per thread, nothing of size N × M."""
+    linear layer over the centred calls (the encoder's, the SVD's forward product), a block of decoded rows per
+    thread at a time (:func:`_product_block`), nothing of size N × M."""
     _each(_centred_product_pass_range, bounds.shape[0] - 1, packed, n_samples, mean, inv_scale, W, parts, bounds,
           _product_block(n_samples))
 

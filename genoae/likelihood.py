@@ -352,7 +352,7 @@ class PackedCalls:
     def centred_product(self, W: np.ndarray, mean: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
         """W · X for X = (g − mean) · inv_scale per SNP (0 where a call is missing; every observed call counts):
         a linear layer over the centred calls, float64 NumPy (rows of W, n_samples).  On the CPU one numba pass that
-        decodes a row at a time; elsewhere the sum over :meth:`centred_blocks`.
+        decodes a few rows at a time and multiplies them with BLAS; elsewhere the sum over :meth:`centred_blocks`.
 
         Parameters
         ----------
@@ -375,8 +375,8 @@ class PackedCalls:
 
     def centred_products(self, mean: np.ndarray, inv_scale: np.ndarray):
         """The products of a PCA pass with the centred calls X (n_samples, n_variants), X_ij = (g_ij − mean_j) ·
-        inv_scale_j, 0 where a call is missing, each one fused numba pass decoding a row at a time (no float block
-        written and read back): ``(times, transposed_times)`` for :func:`genoae.pca.standardized_pca`'s
+        inv_scale_j, 0 where a call is missing, each one fused numba pass decoding a few rows at a time into a
+        thread's buffer (no float block of the pass written and read back): ``(times, transposed_times)`` for :func:`genoae.pca.standardized_pca`'s
         ``centred_products``, float64 NumPy.  ``times(right)`` = X right (summed over the ranks,
         :meth:`centred_product`), ``transposed_times(left)`` = Xᵀ left (this rank's variants).  None off the CPU,
         where the PCA takes the products of :meth:`centred_blocks` on the device."""
