@@ -758,6 +758,17 @@ def _newton_row(x, H, G, K, lower, upper, simplex, out, work):
         out[k] = min(max(x[k] + d[k], lower), upper)
 
 
+@njit(inline="always", cache=True)
+def _row_sums(grad, hess, i, G, H, K):
+    """G, H ← row i's gradient (grad (K, N)) and curvature (hess (K (K + 1) / 2, N), entry (k, l ≤ k) in row
+    k (k + 1) / 2 + l), H filled symmetric."""
+    for k in range(K):
+        G[k] = grad[k, i]
+        for l in range(k + 1):
+            H[k, l] = hess[k * (k + 1) // 2 + l, i]
+            H[l, k] = hess[k * (k + 1) // 2 + l, i]
+
+
 @njit(**_OPTIONS)
 def _q_newton_solve_rows(Q, grad, hess, Q_new, fixed_rows, q_min, n_tasks, task):
     """Share ``task`` of ``n_tasks`` of :func:`q_newton_solve`."""
@@ -770,11 +781,7 @@ def _q_newton_solve_rows(Q, grad, hess, Q_new, fixed_rows, q_min, n_tasks, task)
             for k in range(K):
                 Q_new[i, k] = Q[i, k]
             continue
-        for k in range(K):
-            G[k] = grad[k, i]
-            for l in range(k + 1):
-                H[k, l] = hess[k * (k + 1) // 2 + l, i]
-                H[l, k] = hess[k * (k + 1) // 2 + l, i]
+        _row_sums(grad, hess, i, G, H, K)
         _newton_row(Q[i], H, G, K, q_min, 1.0 - q_min, True, Q_new[i], work)
 
 
@@ -785,12 +792,26 @@ def q_newton_solve(Q, grad, hess, Q_new, fixed_rows, q_min):
 
 
 @njit(inline="always", cache=True)
+def omega(t):
+    """ω(t) = −t − log(1 − t), t < 1 (a number or an array): the most a self-concordant function can bend away
+    from its tangent over a step of local norm t (thm 4.1.8), and how far above a row's ℓ its maximum can be at
+    Newton decrement t (thm 4.1.13; Nesterov 2004)."""
+    return -t - np.log1p(-t)
+
+
+@njit(inline="always", cache=True)
 def _certified_ascent(x, candidate, G, H, K):
-    """True when the step x → candidate is sure to raise the row's ℓ, by self-concordance alone: −ℓ of a row
-    (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1, 2}) is a sum of self-concordant terms, so for
-    d = candidate − x with t = sqrt(dᵀ H d) < 1 (H the negative Hessian, G the gradient at x)
-    ℓ(x + d) ≥ ℓ(x) + Gᵀd − ω(t), ω(t) = −t − log(1 − t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t) certifies.
-    Near the maximum a Newton step has Gᵀd ≈ t² and ω(t) ≈ t²/2, so nearly every row is certified."""
+    """True when the step x → candidate is sure to raise the row's ℓ (:func:`_ascent_bound`)."""
+    return _ascent_bound(x, candidate, G, H, K)[0]
+
+
+@njit(inline="always", cache=True)
+def _ascent_bound(x, candidate, G, H, K):
+    """(sure, t): whether the step x → candidate is sure to raise the row's ℓ, by self-concordance alone, and the
+    step's local norm t = sqrt(dᵀ H d).  −ℓ of a row (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1,
+    2}) is a sum of self-concordant terms, so for d = candidate − x with t < 1 (H the negative Hessian, G the
+    gradient at x) ℓ(x + d) ≥ ℓ(x) + Gᵀd − ω(t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t) certifies.  Near the
+    maximum a Newton step has Gᵀd ≈ t² and ω(t) ≈ t²/2, so nearly every row is certified."""
     slope = 0.0
     t2 = 0.0
     for k in range(K):
@@ -798,10 +819,27 @@ def _certified_ascent(x, candidate, G, H, K):
         slope += G[k] * dk
         for l in range(K):
             t2 += dk * H[k, l] * (candidate[l] - x[l])
-    if not t2 < 1.0:
-        return False
     t = np.sqrt(max(t2, 0.0))
-    return slope >= -t - np.log1p(-t)
+    if not t2 < 1.0:
+        return False, t
+    return slope >= omega(t), t
+
+
+@njit(**_OPTIONS)
+def _certify_q_steps_rows(Q, Q_step, grad, hess, sure, decrement, n_tasks, task):
+    """Share ``task`` of ``n_tasks`` of :func:`certify_q_steps`."""
+    N, K = Q.shape
+    H = np.empty((K, K))
+    G = np.empty(K)
+    for i in range(task * N // n_tasks, (task + 1) * N // n_tasks):
+        _row_sums(grad, hess, i, G, H, K)
+        sure[i], decrement[i] = _ascent_bound(Q[i], Q_step[i], G, H, K)
+
+
+def certify_q_steps(Q, Q_step, grad, hess, sure, decrement):
+    """sure[i], decrement[i] = :func:`_ascent_bound` of row i's step Q[i] → Q_step[i], from the summed
+    gradient (K, N) and curvature (K (K + 1) / 2, N) of the Q pass."""
+    _each_share(_certify_q_steps_rows, Q.shape[0], Q, Q_step, grad, hess, sure, decrement)
 
 
 @njit(**_OPTIONS)

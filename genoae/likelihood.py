@@ -376,10 +376,10 @@ class PackedCalls:
     def centred_products(self, mean: np.ndarray, inv_scale: np.ndarray):
         """The products of a PCA pass with the centred calls X (n_samples, n_variants), X_ij = (g_ij − mean_j) ·
         inv_scale_j, 0 where a call is missing, each one fused numba pass decoding a few rows at a time into a
-        thread's buffer (no float block of the pass written and read back): ``(times, transposed_times)`` for :func:`genoae.pca.standardized_pca`'s
-        ``centred_products``, float64 NumPy.  ``times(right)`` = X right (summed over the ranks,
-        :meth:`centred_product`), ``transposed_times(left)`` = Xᵀ left (this rank's variants).  None off the CPU,
-        where the PCA takes the products of :meth:`centred_blocks` on the device."""
+        thread's buffer (no float block of the pass written and read back): ``(times, transposed_times)`` for
+        :func:`genoae.pca.standardized_pca`'s ``centred_products``, float64 NumPy.  ``times(right)`` = X right
+        (summed over the ranks, :meth:`centred_product`), ``transposed_times(left)`` = Xᵀ left (this rank's
+        variants).  None off the CPU, where the PCA takes the products of :meth:`centred_blocks` on the device."""
         if self.backend != "numba":
             return None
         mean = np.ascontiguousarray(mean, np.float64)
@@ -796,10 +796,11 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
     Stops when an iteration raised ℓ by less than ``tol`` × (number of observed calls), or once the Newton
     decrements t put the rows' remaining gain below that (Σ ω(t), a bound where no bound of Q blocks the step):
     then the certified steps are taken and scored in a pass of one candidate, for the exact ℓ.  With a P outside
-    [FREQ_MIN, FREQ_MAX] (a file's 0 or 1, where the passes clamp h) nothing is certified and every step is scored.  In an iteration where at most ``repack`` of the rows
-    being refined raised their own ℓ by ``tol`` × their observed calls or more, the others are left where they
-    are from then on, and the calls of those that did are packed apart so that the passes walk only them (from a
-    uniform start on a held-out hapmap3 cohort, a quarter of the rows still moved after 5 of 13 iterations).
+    [FREQ_MIN, FREQ_MAX] (a file's 0 or 1, where the passes clamp h) nothing is certified and every step is
+    scored.  In an iteration where at most ``repack`` of the rows being refined raised their own ℓ by ``tol`` ×
+    their observed calls or more, the others are left where they are from then on, and the calls of those that
+    did are packed apart so that the passes walk only them (from a uniform start on a held-out hapmap3 cohort, a
+    quarter of the rows still moved after 5 of 13 iterations).
     ``repack`` = 0 refines every row to the end, and scores the uncertified rows in passes over all rows.  Calls
     with held-out folds or SNP shards are never packed apart (a call's fold hashes its individual's index).  On
     the torch backend (CUDA) this is :func:`quasi_newton` with P fixed.
@@ -873,7 +874,7 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
         sure, decrement = certified_ascent(Q_moving, newton, q_step["grad"], q_step["hess"])
         if not can_certify:
             sure[:] = False
-        if can_certify and (decrement < 1.0).all() and _omega(decrement).sum() < tol_abs:
+        if can_certify and (decrement < 1.0).all() and kernels.omega(decrement).sum() < tol_abs:
             # within tol of the rows' maxima: the certified last steps, scored in one pass of a single candidate
             # (less than half a Newton pass) for the trace's exact ℓ
             final = np.where(sure[:, None], newton, Q_moving)
@@ -912,12 +913,8 @@ def refine_rows(calls: PackedCalls, Q, P, tol: float = 5e-9, max_iter: int = 100
 
 
 def certified_ascent(Q, Q_step, grad, hess):
-    """Which rows' steps Q → Q_step are sure to raise their ℓ, by self-concordance alone, and each step's
-    decrement t = sqrt(dᵀ H d).  −ℓ of a row (Σ g log h + r log(1 − h), h affine in the row, g, r ∈ {0, 1, 2})
-    is a sum of self-concordant terms, so for d = Q_step − Q with t < 1 (H the negative Hessian, G the gradient
-    at Q): ℓ(Q + d) ≥ ℓ(Q) + Gᵀd − ω(t), ω(t) = −t − log(1 − t) (Nesterov 2004, thm 4.1.8); Gᵀd ≥ ω(t)
-    certifies.
-    (:func:`genoae.kernels` certifies the P rows' steps the same way.)
+    """Which rows' steps Q → Q_step are sure to raise their ℓ, by the self-concordance bound the P pass also uses
+    (:func:`genoae.kernels.certify_q_steps`), and each step's decrement t = sqrt(dᵀ H d).
 
     Parameters
     ----------
@@ -929,24 +926,11 @@ def certified_ascent(Q, Q_step, grad, hess):
     -------
     sure : ndarray, bool, (n,);  decrement : ndarray, float64, (n,)
     """
-    d = Q_step - Q
-    K = d.shape[1]
-    slope = np.einsum("ik,ki->i", d, grad)
-    t2 = np.zeros(len(d))
-    for k in range(K):
-        for l in range(k + 1):
-            term = hess[k * (k + 1) // 2 + l] * d[:, k] * d[:, l]
-            t2 += term if l == k else 2.0 * term
-    t = np.sqrt(np.maximum(t2, 0.0))
-    inside = np.where(t < 1.0, t, 0.0)
-    return (t < 1.0) & (slope >= _omega(inside)), t
-
-
-def _omega(t):
-    """ω(t) = −t − log(1 − t), t < 1: the most a self-concordant function can bend away from its tangent over a
-    step of local norm t (thm 4.1.8), and how far above a row's ℓ its maximum can be at Newton decrement t
-    (thm 4.1.13; Nesterov 2004)."""
-    return -t - np.log1p(-t)
+    sure, decrement = np.empty(len(Q), np.bool_), np.empty(len(Q))
+    kernels.certify_q_steps(np.ascontiguousarray(Q, np.float64), np.ascontiguousarray(Q_step, np.float64),
+                            np.ascontiguousarray(grad, np.float64), np.ascontiguousarray(hess, np.float64),
+                            sure, decrement)
+    return sure, decrement
 
 
 def _q_step_rows(q_step: dict, rows: np.ndarray) -> dict:

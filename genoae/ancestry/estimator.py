@@ -78,8 +78,9 @@ class Admixture:
         data (hapmap3 at K = 4: ADAMIXTURE reached the highest from 2 of 5 seeds), so users run several seeds;
         this costs ``starts`` starts and refinements.  The first start is a one-start run's; the others take a
         rougher SVD (:data:`genoae.ancestry.start.ROUGH_SVD_ITERATIONS`), so that they spread over the maxima
-        (on hapmap3 at K = 4 the settled SVD of the first reaches the same one from every seed).  Unsupervised runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum, so it takes
-        one start), not with ``reference_fraction``.
+        (on hapmap3 at K = 4 the settled SVD of the first reaches the same one from every seed).  Unsupervised
+        runs with K ≥ 2 (a supervised start is its labels; K = 1 has one maximum, so it takes one start), not
+        with ``reference_fraction``.
     reference_fraction : float, optional
         For large N: fit (start, refinement, encoder) on this fraction of the individuals drawn at random, project
         every other individual onto that fit (:func:`genoae.ancestry.projection.project`), and start the
