@@ -147,7 +147,10 @@ def test_private_fit_runs_every_epoch_records_its_guarantee_and_keeps_no_losses(
     haplotypes = genotypes.haplotypes()
     people = {haplotypes[i].tobytes(): i for i in range(genotypes.n_samples)}
     drawn = [people.get(item.numpy().tobytes()) for rows, _, _ in steps for item in rows]
-    assert None not in drawn and len(set(drawn)) == 60  # all 60 training people, no held-out one, were drawn
+    # the draws are secret, so which people a run draws is not reproducible: a person is missed by all 24 Poisson
+    # draws at q = 0.25 with chance 0.75**24 = 0.001 (one of 60 missed in 6 % of runs); drawing from the 20 held-out
+    # people as well would show about 80 distinct people
+    assert None not in drawn and 55 <= len(set(drawn)) <= 60
     assert 0.15 * 24 * 60 < len(drawn) < 0.35 * 24 * 60
 
     estimator.save(tmp_path / "m.pt")
