@@ -444,6 +444,9 @@ def vae():
               help="Gaussians in each conditional of the latent prior (a mixture; 1 = a single Gaussian).")
 @click.option("--prior-hidden", type=POSITIVE, default=None, help="Width of the latent prior network (default: "
               "--hidden).")
+@click.option("--codebook-size", type=COUNT, default=0, show_default=True,
+              help="0: continuous local latents.  N > 0: discrete ones (a VQ-VAE), N codes per block with a "
+              "categorical autoregressive prior over them; not with --privacy.")
 @click.option("--beta", type=FiniteFloat(min=0), default=1.0, show_default=True, help="KL weight after warm-up.")
 @click.option("--warmup", "warmup_epochs", type=COUNT, default=5, show_default=True, help="KL warm-up epochs.")
 @click.option("--batch-size", type=POSITIVE, default=None, help="Rows a step (default 64); with --privacy the "

@@ -51,6 +51,10 @@ class SyntheticGenomes:
         Width of the local prior network (None = ``hidden``).  Wider follows a chromosome's haplotype background
         further (better LD and AATS) but sits closer to the training haplotypes (privacy loss): see
         ``scripts/BENCHMARKS_VAE.md``.
+    codebook_size : int
+        0 (default): continuous local latents.  Otherwise discrete ones, a VQ-VAE: this many codes per block and a
+        categorical autoregressive prior over them (:class:`GenomeVAE`); ``prior_components`` is then unused.  Not
+        with ``privacy_epsilon`` (the codebooks move as averages of training people's encodings, outside DP-SGD).
     beta : float
         Weight of the KL term once warm-up is over.
     warmup_epochs : int
@@ -88,7 +92,8 @@ class SyntheticGenomes:
 
     def __init__(self, mode: str = "auto", latent_channels: int = 8, global_dim: int = 16, hidden: int = 32,
                  block_size: int = 64, n_layers: int = 2, kernel_size: int = 5, prior_window: int = 16,
-                 prior_components: int = 4, prior_hidden: int | None = None, beta: float = 1.0,
+                 prior_components: int = 4, prior_hidden: int | None = None, codebook_size: int = 0,
+                 beta: float = 1.0,
                  warmup_epochs: int = 5, epochs: int | None = None, batch_size: int | None = None,
                  learning_rate: float | None = None,
                  weight_decay: float = 0.0, validation_fraction: float | None = None, patience: int = 10,
@@ -104,6 +109,7 @@ class SyntheticGenomes:
         self.prior_window = prior_window
         self.prior_components = prior_components
         self.prior_hidden = prior_hidden
+        self.codebook_size = codebook_size
         self.beta = beta
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
@@ -124,7 +130,7 @@ class SyntheticGenomes:
         return dict(latent_channels=self.latent_channels, global_dim=self.global_dim, hidden=self.hidden,
                     block_size=self.block_size, n_layers=self.n_layers, kernel_size=self.kernel_size,
                     prior_window=self.prior_window, prior_components=self.prior_components,
-                    prior_hidden=self.prior_hidden)
+                    prior_hidden=self.prior_hidden, codebook_size=self.codebook_size)
 
     def schedule(self) -> dict:
         """``epochs``, ``batch_size`` and ``learning_rate`` as training uses them (None resolved to the default of a
@@ -135,7 +141,7 @@ class SyntheticGenomes:
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in (
             "mode", "latent_channels", "global_dim", "hidden", "block_size", "n_layers", "kernel_size",
-            "prior_window", "prior_components", "prior_hidden", "beta",
+            "prior_window", "prior_components", "prior_hidden", "codebook_size", "beta",
             "warmup_epochs", "epochs", "batch_size", "learning_rate", "weight_decay", "validation_fraction",
             "patience", "seed", "device", "privacy_epsilon", "privacy_delta", "clip_norm")}
 
@@ -182,6 +188,9 @@ class SyntheticGenomes:
 
         # ---- split by PERSON, so a held-out haplotype never has its partner in training
         private = self.privacy_epsilon is not None
+        if private and self.codebook_size:
+            raise UsageError("discrete local latents (codebook size > 0) cannot be trained with DP-SGD: their "
+                             "codebooks are averages of training people's encodings, which the noise does not cover")
         n_people = genotypes.n_samples
         validation_fraction = self.validation_fraction
         if validation_fraction is None:

@@ -24,6 +24,14 @@ output SNP reads the decoder features of its own block (``readout_blocks=1``; th
 neighbouring blocks).  All per-SNP work is one batched matrix product per block, which keeps sampling
 10,000 genomes x 10,000 SNPs within seconds on a CPU.
 
+With ``codebook_size > 0`` the local latent is **discrete** (a VQ-VAE, van den Oord et al. 2017): each block's
+encoder output is replaced by the nearest of ``codebook_size`` code vectors of that block (its own codebook, updated
+as exponential moving averages of the encoder outputs assigned to each code, unused codes restarted on encoder
+outputs), gradients pass straight through to the encoder, and the prior is a categorical distribution over the next
+block's code given the codes of the ``prior_window`` blocks before it (and the global latent and population).  The
+latent cost in the loss is then the prior's cross-entropy of the codes (the KL of a one-hot posterior) plus a
+commitment term that keeps encoder outputs near their codes.
+
 Decoder likelihood: Bernoulli per SNP for phased haplotypes (``mode="haplotype"``), categorical over 0/1/2 for
 unphased genotypes (``mode="genotype"``).  Missing calls are masked out of the reconstruction loss.  Synthetic
 data are drawn from the decoder's probabilities (never thresholded), which is what keeps them from being copies.
@@ -36,6 +44,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+# weight of ||encoder output - its code||^2 in the latent cost of a discrete model (van den Oord et al. use 0.25)
+COMMITMENT_WEIGHT = 0.25
 
 
 class BlockLinear(nn.Module):
@@ -84,15 +95,22 @@ class GenomeVAE(nn.Module):
     prior_hidden : int, optional
         Width of the prior network (default: ``hidden``).  The prior decides how long a sampled chromosome stays
         on one haplotype background, so it gets its own width.
+    codebook_size : int
+        0: continuous local latents (Gaussian posterior, mixture-of-Gaussians prior).  Otherwise discrete local
+        latents: this many code vectors per block, with a categorical autoregressive prior (``prior_components``
+        is then unused; ``prior_window`` must be at least 1).
     """
 
     def __init__(self, n_variants: int, mode: str = "haplotype", n_pops: int = 0, block_size: int = 32,
                  hidden: int = 32, latent_channels: int = 4, global_dim: int = 16, n_layers: int = 2,
                  kernel_size: int = 5, readout_blocks: int = 1, prior_window: int = 8, prior_components: int = 1,
-                 prior_hidden: int | None = None):
+                 prior_hidden: int | None = None, codebook_size: int = 0):
         super().__init__()
         if mode not in ("haplotype", "genotype"):
             raise ValueError(f"mode must be 'haplotype' or 'genotype', not {mode!r}")
+        if codebook_size and not prior_window:
+            raise ValueError("discrete local latents (codebook_size > 0) need an autoregressive prior "
+                             "(prior_window >= 1)")
         self.n_variants = n_variants
         self.mode = mode
         self.n_states = 2 if mode == "haplotype" else 3      # input one-hot width per SNP
@@ -104,13 +122,15 @@ class GenomeVAE(nn.Module):
         self.global_dim = global_dim
         self.readout_blocks = readout_blocks
         self.prior_window = prior_window
-        self.prior_components = prior_components if prior_window else 1
+        self.codebook_size = codebook_size
+        self.prior_components = prior_components if prior_window and not codebook_size else 1
         L, S, H = self.n_blocks, block_size, hidden
 
         self.encoder_in = BlockLinear(L, S * self.n_states, H)
         self.encoder_pop = nn.Linear(n_pops, H, bias=False) if n_pops else None
         self.encoder_trunk = nn.Sequential(*[ResidualConv(H, kernel_size) for _ in range(n_layers)])
-        self.encoder_local = nn.Conv1d(H, 2 * latent_channels, 1)
+        # continuous: mean and log-variance per channel; discrete: the vector that is matched to a code
+        self.encoder_local = nn.Conv1d(H, (1 if codebook_size else 2) * latent_channels, 1)
         self.encoder_global = nn.Linear(H, 2 * global_dim) if global_dim else None
         # class-conditional prior of the global latent, N(mu_pop, sigma_pop^2): where a population's codes sit is
         # learned, so sampling "YRI" draws from YRI's region of latent space (starts at N(0, I))
@@ -134,16 +154,28 @@ class GenomeVAE(nn.Module):
             self.prior_position = nn.Parameter(torch.zeros(1, HP, L))
             self.prior_context = nn.Linear(global_dim + n_pops, HP) if global_dim + n_pops else None
             K, C = self.prior_components, latent_channels
-            # K > 1: a mixture of K Gaussians per block (channels: K*C means, K*C log-variances, K mixture logits).
-            # Haplotype groups are discrete: a single Gaussian conditional puts mass between the groups' codes,
-            # which decode to blurred in-between haplotypes
-            n_out = 2 * C if K == 1 else 2 * K * C + K
-            self.prior_out = nn.Sequential(nn.GELU(), nn.Conv1d(HP, HP, 1), nn.GELU(), nn.Conv1d(HP, n_out, 1))
-            nn.init.zeros_(self.prior_out[-1].weight)  # start at N(0, I)
-            nn.init.zeros_(self.prior_out[-1].bias)
-            if K > 1:
-                # distinct component means, or the components would receive identical gradients forever
-                self.prior_out[-1].bias.data[:K * C].normal_(0.0, 1.0)
+            if codebook_size:
+                # the codes of different blocks mean different things: each block reads the prior's features
+                # through its own map to its code logits (starts uniform)
+                self.prior_out = nn.Sequential(nn.GELU(), nn.Conv1d(HP, HP, 1), nn.GELU())
+                self.prior_tokens = BlockLinear(L, HP, codebook_size, init_scale=0.0)
+                # per-block codebooks as moving averages (buffers, so they are saved with the weights); counts 0:
+                # the first training batch seeds every code it does not assign on one of its rows
+                self.vq_decay = 0.99
+                self.register_buffer("codebook", F.normalize(torch.randn(L, codebook_size, C), dim=2))
+                self.register_buffer("code_counts", torch.zeros(L, codebook_size))
+                self.register_buffer("code_sums", torch.zeros(L, codebook_size, C))
+            else:
+                # K > 1: a mixture of K Gaussians per block (channels: K*C means, K*C log-variances, K mixture
+                # logits).  Haplotype groups are discrete: a single Gaussian conditional puts mass between the
+                # groups' codes, which decode to blurred in-between haplotypes
+                n_out = 2 * C if K == 1 else 2 * K * C + K
+                self.prior_out = nn.Sequential(nn.GELU(), nn.Conv1d(HP, HP, 1), nn.GELU(), nn.Conv1d(HP, n_out, 1))
+                nn.init.zeros_(self.prior_out[-1].weight)  # start at N(0, I)
+                nn.init.zeros_(self.prior_out[-1].bias)
+                if K > 1:
+                    # distinct component means, or the components would receive identical gradients forever
+                    self.prior_out[-1].bias.data[:K * C].normal_(0.0, 1.0)
 
     # ------------------------------------------------------------------ helpers
     def _one_hot_blocks(self, states):
@@ -162,13 +194,17 @@ class GenomeVAE(nn.Module):
         Returns
         -------
         mu_local, logvar_local : Tensor, shape (B, latent_channels, n_blocks)
+            (discrete local latents: the encoder output to be matched to a code, and None)
         mu_global, logvar_global : Tensor, shape (B, global_dim) (None when global_dim is 0)
         """
         h = self.encoder_in(self._one_hot_blocks(states))  # (B, L, H)
         if self.encoder_pop is not None:
             h = h + self.encoder_pop(pop_one_hot).unsqueeze(1)
         h = self.encoder_trunk(h.transpose(1, 2))  # (B, H, L)
-        mu_local, logvar_local = self.encoder_local(h).chunk(2, dim=1)
+        if self.codebook_size:
+            mu_local, logvar_local = self.encoder_local(h), None
+        else:
+            mu_local, logvar_local = self.encoder_local(h).chunk(2, dim=1)
         if self.encoder_global is None:
             return mu_local, logvar_local, None, None
         mu_global, logvar_global = self.encoder_global(h.mean(dim=2)).chunk(2, dim=1)
@@ -229,16 +265,69 @@ class GenomeVAE(nn.Module):
         mu, logvar : Tensor, shape (B, latent_channels, n_blocks)
         """
         L = z_local.shape[2]
-        # output k of a width-W convolution over W left-padded zeros + z sees z_{k-W} .. z_{k-1}: causal
-        h = self.prior_conv(F.pad(z_local, (self.prior_window, 0)))[:, :, :L]
-        h = h + self.prior_position + self._prior_context(z_global, pop_one_hot)
-        out = self.prior_out(h)
+        out = self._prior_features(z_local, z_global, pop_one_hot)
         if self.prior_components == 1:
             return out.chunk(2, dim=1)
         B, K, C = out.shape[0], self.prior_components, self.latent_channels
         mu = out[:, :K * C].reshape(B, K, C, L)
         logvar = out[:, K * C:2 * K * C].reshape(B, K, C, L)
         return mu, logvar, out[:, 2 * K * C:]  # mixture logits (B, K, L)
+
+    # ------------------------------------------------------------------ discrete local latents (codebook_size > 0)
+    def quantize(self, z_encoded):
+        """The nearest code of each block.
+
+        z_encoded : Tensor, shape (B, latent_channels, n_blocks), the encoder output (scaled to unit length per
+        block here, as the codes are: matching is then by angle, and the encoder cannot shrink its outputs to make
+        the commitment term vanish)
+
+        Returns
+        -------
+        codes : LongTensor, shape (B, n_blocks)
+        z_unit : Tensor, shape (B, latent_channels, n_blocks)   the encoder output scaled to unit length
+        z_code : Tensor, shape (B, latent_channels, n_blocks)   the chosen code vectors
+        """
+        z_unit = F.normalize(z_encoded, dim=1)
+        # (L, B, C) x (L, C, Kc) -> (L, B, Kc): for unit vectors the nearest code has the largest dot product
+        similarity = torch.bmm(z_unit.permute(2, 0, 1), self.codebook.transpose(1, 2))
+        codes = similarity.argmax(dim=2).T.contiguous()  # (B, L)
+        return codes, z_unit, self.code_vectors(codes)
+
+    def code_vectors(self, codes):
+        """(B, n_blocks) code indices -> (B, latent_channels, n_blocks) code vectors."""
+        blocks = torch.arange(self.n_blocks, device=codes.device)
+        return self.codebook[blocks, codes].transpose(1, 2)
+
+    @torch.no_grad()
+    def update_codebook(self, z_unit, codes, dead_below: float = 0.01):
+        """One moving-average step of every block's codes toward the mean of the encoder outputs assigned to them;
+        a code whose average use fell below ``dead_below`` rows per batch restarts on a random encoder output of
+        this batch."""
+        B, C, L = z_unit.shape
+        decay = self.vq_decay
+        assigned = F.one_hot(codes, self.codebook_size).to(z_unit.dtype)  # (B, L, Kc)
+        self.code_counts.mul_(decay).add_(assigned.sum(dim=0), alpha=1 - decay)
+        sums = torch.einsum("blk,bcl->lkc", assigned, z_unit)
+        self.code_sums.mul_(decay).add_(sums, alpha=1 - decay)
+        dead = self.code_counts < dead_below
+        if dead.any():
+            blocks, slots = dead.nonzero(as_tuple=True)
+            rows = torch.randint(B, (len(blocks),), device=z_unit.device)
+            self.code_sums[blocks, slots] = z_unit[rows, :, blocks]
+            self.code_counts[blocks, slots] = 1.0
+        self.codebook.copy_(F.normalize(self.code_sums / self.code_counts.unsqueeze(-1), dim=2))
+
+    def _prior_features(self, z_local, z_global=None, pop_one_hot=None):
+        """(B, channels, n_blocks) output of the autoregressive prior network, block k from blocks k-W .. k-1."""
+        L = z_local.shape[2]
+        # output k of a width-W convolution over W left-padded zeros + z sees z_{k-W} .. z_{k-1}: causal
+        h = self.prior_conv(F.pad(z_local, (self.prior_window, 0)))[:, :, :L]
+        return self.prior_out(h + self.prior_position + self._prior_context(z_global, pop_one_hot))
+
+    def code_logits(self, z_code, z_global=None, pop_one_hot=None):
+        """Logits of p(code_k | codes of blocks k-W .. k-1, global, population), shape (B, n_blocks, codebook_size)
+        (teacher forcing: ``z_code`` holds the code vectors of every block)."""
+        return self.prior_tokens(self._prior_features(z_code, z_global, pop_one_hot).transpose(1, 2))
 
     def prior_log_density(self, z_local, z_global=None, pop_one_hot=None):
         """log p(z_local) under the autoregressive prior, per row and block: shape (B, n_blocks)."""
@@ -255,7 +344,7 @@ class GenomeVAE(nn.Module):
                            generator=None, device=None):
         """Draw local latents block by block from the prior.  Returns Tensor, shape (n, latent_channels, n_blocks)."""
         C, L, W = self.latent_channels, self.n_blocks, self.prior_window
-        noise = torch.randn(n, C, L, generator=generator, device=device) * temperature
+        noise = None if self.codebook_size else torch.randn(n, C, L, generator=generator, device=device) * temperature
         if not W:
             return noise
         # the same computation as prior_parameters, one block at a time, written as plain matrix products on a
@@ -263,10 +352,12 @@ class GenomeVAE(nn.Module):
         # on strided slices were the bottleneck of sampling)
         z = torch.zeros(n, L + W, C, device=device)
         conv_weight = self.prior_conv.weight.permute(2, 1, 0).reshape(W * C, -1)  # (W*C, H), window-major
-        hidden_weight, out_weight = self.prior_out[1].weight[:, :, 0], self.prior_out[3].weight[:, :, 0]
         context = self._prior_context(z_global, pop_one_hot)
         context = context.squeeze(-1) if torch.is_tensor(context) else 0.0
         bias = self.prior_conv.bias + self.prior_position[0].T  # (L, H)
+        if self.codebook_size:
+            return self._sample_codes(n, context, bias, conv_weight, temperature, generator, device)
+        hidden_weight, out_weight = self.prior_out[1].weight[:, :, 0], self.prior_out[3].weight[:, :, 0]
         noise = noise.transpose(1, 2)  # (n, L, C)
         K = self.prior_components
         if K > 1:
@@ -289,21 +380,55 @@ class GenomeVAE(nn.Module):
             z[:, W + k] = mu + torch.exp(0.5 * logvar) * noise[:, k]
         return z[:, W:].transpose(1, 2).contiguous()
 
+    def _sample_codes(self, n, context, bias, conv_weight, temperature, generator, device):
+        """Discrete local latents: draw each block's code from the categorical prior given the codes drawn before
+        (logits divided by ``temperature``; an inverse-CDF draw, one uniform per row and block).  Returns the code
+        vectors, shape (n, latent_channels, n_blocks)."""
+        C, L, W = self.latent_channels, self.n_blocks, self.prior_window
+        z = torch.zeros(n, L + W, C, device=device)
+        hidden_weight, hidden_bias = self.prior_out[1].weight[:, :, 0], self.prior_out[1].bias
+        token_weight, token_bias = self.prior_tokens.weight, self.prior_tokens.bias[:, 0]
+        uniform = torch.rand(n, L, 1, generator=generator, device=device)
+        inverse_temperature = 1.0 / max(float(temperature), 1e-6)
+        for k in range(L):
+            h = torch.addmm(bias[k] + context if torch.is_tensor(context) else bias[k],
+                            z[:, k:k + W].reshape(n, W * C), conv_weight)
+            h = F.gelu(F.linear(F.gelu(h), hidden_weight, hidden_bias))
+            logits = torch.addmm(token_bias[k], h, token_weight[k])  # (n, codebook_size)
+            cdf = torch.softmax(logits * inverse_temperature, dim=1).cumsum_(dim=1)
+            choice = (cdf < uniform[:, k]).sum(dim=1).clamp_(max=self.codebook_size - 1)
+            z[:, W + k] = self.codebook[k, choice]
+        return z[:, W:].transpose(1, 2).contiguous()
+
     def forward(self, states, pop_one_hot=None):
-        """Logits of the reconstruction and KL(q(z|x) || p(z)) per row (shape (B,))."""
+        """Logits of the reconstruction and the latent cost per row (shape (B,)): KL(q(z|x) || p(z)), or with
+        discrete local latents the prior's cross-entropy of the codes + the commitment term + the global KL.  In
+        training mode a discrete model also moves its codebooks (:meth:`update_codebook`)."""
         mu_l, logvar_l, mu_g, logvar_g = self.encode(states, pop_one_hot)
-        z_l = mu_l + torch.randn_like(mu_l) * torch.exp(0.5 * logvar_l)
         z_g = None if mu_g is None else mu_g + torch.randn_like(mu_g) * torch.exp(0.5 * logvar_g)
-        logits = self.decode(z_l, z_g, pop_one_hot)
-        if self.prior_window and self.prior_components > 1:
-            # no closed form against a mixture: exact entropy of q, one-sample estimate of the cross-entropy
-            entropy = 0.5 * (1.0 + math.log(2 * math.pi) + logvar_l).sum(dim=(1, 2))
-            kl = -entropy - self.prior_log_density(z_l, z_g, pop_one_hot).sum(dim=1)
-        elif self.prior_window:
-            prior_mu, prior_logvar = self.prior_parameters(z_l, z_g, pop_one_hot)
-            kl = _kl_gaussians(mu_l, logvar_l, prior_mu, prior_logvar).sum(dim=(1, 2))
+        if self.codebook_size:
+            codes, z_unit, z_code = self.quantize(mu_l)
+            if self.training:
+                self.update_codebook(z_unit.detach(), codes)
+                z_code = self.code_vectors(codes)
+            # straight-through: the decoder sees the code, the encoder gets the decoder's gradient as if it had
+            # sent it
+            logits = self.decode(z_unit + (z_code - z_unit).detach(), z_g, pop_one_hot)
+            prior_logits = self.code_logits(z_code.detach(), z_g, pop_one_hot)
+            kl = F.cross_entropy(prior_logits.transpose(1, 2), codes, reduction="none").sum(dim=1)
+            kl = kl + COMMITMENT_WEIGHT * (z_unit - z_code.detach()).pow(2).sum(dim=(1, 2))
         else:
-            kl = _kl_standard_normal(mu_l, logvar_l).sum(dim=(1, 2))
+            z_l = mu_l + torch.randn_like(mu_l) * torch.exp(0.5 * logvar_l)
+            logits = self.decode(z_l, z_g, pop_one_hot)
+            if self.prior_window and self.prior_components > 1:
+                # no closed form against a mixture: exact entropy of q, one-sample estimate of the cross-entropy
+                entropy = 0.5 * (1.0 + math.log(2 * math.pi) + logvar_l).sum(dim=(1, 2))
+                kl = -entropy - self.prior_log_density(z_l, z_g, pop_one_hot).sum(dim=1)
+            elif self.prior_window:
+                prior_mu, prior_logvar = self.prior_parameters(z_l, z_g, pop_one_hot)
+                kl = _kl_gaussians(mu_l, logvar_l, prior_mu, prior_logvar).sum(dim=(1, 2))
+            else:
+                kl = _kl_standard_normal(mu_l, logvar_l).sum(dim=(1, 2))
         if mu_g is not None:
             if self.prior_global is not None:
                 prior_mu, prior_logvar = self.global_prior_parameters(pop_one_hot)
