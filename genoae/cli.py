@@ -453,6 +453,8 @@ def vae():
               "expected people a step (default 256).")
 @click.option("--lr", "learning_rate", type=POSITIVE_FLOAT, default=None, help="AdamW learning rate (default 0.002; "
               "0.01 with --privacy).")
+@click.option("--weight-decay", type=FiniteFloat(min=0), default=0.0, show_default=True,
+              help="AdamW weight decay (a pull of every weight toward 0 each step).")
 @click.option("--patience", type=POSITIVE, default=10, show_default=True, help="Early-stopping patience (epochs; "
               "not with --privacy).")
 @click.option("--validation", "validation_fraction", type=FiniteFloat(min=0, max=1, max_open=True), default=None,
@@ -511,7 +513,8 @@ def vae_train(input_path, labels, output, quiet, pop_column, **params):
 @click.option("--pop", "populations", default=None, help="Individuals per population, e.g. YRI=500,CEU=500.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="OUT.vcf.gz, OUT.h5 or OUT.bed.")
 @click.option("--temperature", type=FiniteFloat(min=0), default=1.0, show_default=True,
-              help="Scale of the latent draws.")
+              help="Scale of the latent draws (a model with --codebook-size: the code prior's logits are divided "
+              "by it, so below 1 keeps each haplotype on fewer code paths).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=POSITIVE, default=None)

@@ -149,3 +149,33 @@ def test_discrete_latents_are_refused_under_dp_sgd(structured):
         SyntheticGenomes(codebook_size=8, privacy_epsilon=2.0, epochs=1, progress=False).fit(structured)
     with pytest.raises(ValueError, match="prior_window"):
         GenomeVAE(40, codebook_size=4, prior_window=0)
+
+
+def run_cli(capsys, *args):
+    from genoae.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_cli_trains_and_samples_a_discrete_model(structured, tmp_path, capsys):
+    from genoae.io import read_genotypes, write_genotypes
+
+    write_genotypes(structured, tmp_path / "train.vcf.gz")
+    code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "m.pt",
+                             "--codebook-size", 5, "--weight-decay", 0.05, "--epochs", 3, "--latent-dim", 3,
+                             "--hidden", 8, "--block-size", 8, "--warmup", 1, "--quiet", "--threads", 1)
+    assert code == 0, err
+    loaded = SyntheticGenomes.load(tmp_path / "m.pt")
+    assert loaded.model_.codebook_size == 5 and loaded.weight_decay == 0.05
+    assert loaded.model_.codebook.shape == (8, 5, 3)
+    code, out, err = run_cli(capsys, "vae", "sample", tmp_path / "m.pt", "-n", 12, "--temperature", 0.9,
+                             "-o", tmp_path / "synth.vcf.gz", "--seed", 4, "--device", "cpu")
+    assert code == 0, err
+    synth = read_genotypes(tmp_path / "synth.vcf.gz", quiet=True)
+    assert synth.n_samples == 12 and synth.phased and synth.n_variants == 64
+    code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "p.pt",
+                             "--codebook-size", 5, "--privacy", 2, "--epochs", 1, "--quiet")
+    assert code == 2 and "DP-SGD" in err and not (tmp_path / "p.pt").exists()
