@@ -176,6 +176,14 @@ def test_cli_trains_and_samples_a_discrete_model(structured, tmp_path, capsys):
     assert code == 0, err
     synth = read_genotypes(tmp_path / "synth.vcf.gz", quiet=True)
     assert synth.n_samples == 12 and synth.phased and synth.n_variants == 64
+    # the privacy / realism frontier over temperatures works on a discrete model as on a continuous one
+    write_genotypes(structured.subset(samples=np.arange(60)), tmp_path / "holdout.vcf.gz")
+    code, out, err = run_cli(capsys, "vae", "evaluate", tmp_path / "train.vcf.gz", tmp_path / "synth.vcf.gz",
+                             "--holdout", tmp_path / "holdout.vcf.gz", "--frontier", tmp_path / "m.pt",
+                             "--temperatures", "0.8,1", "--ld-window", 10, "-o", tmp_path / "report")
+    assert code == 0, err
+    rows = (tmp_path / "report.frontier.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in rows[2:4]] == ["temperature 0.8", "temperature 1"]
     code, out, err = run_cli(capsys, "vae", "train", tmp_path / "train.vcf.gz", "-o", tmp_path / "p.pt",
                              "--codebook-size", 5, "--privacy", 2, "--epochs", 1, "--quiet")
     assert code == 2 and "DP-SGD" in err and not (tmp_path / "p.pt").exists()
