@@ -144,6 +144,14 @@ def test_discrete_model_trains_samples_and_round_trips(structured, tmp_path):
     assert torch.equal(again.model_.codebook, twice.model_.codebook)
 
 
+def test_discrete_genotype_model(structured):
+    settings = dict(latent_channels=3, global_dim=4, hidden=8, block_size=8, n_layers=1, prior_window=2,
+                    codebook_size=4, epochs=2, batch_size=16, progress=False, device="cpu", warmup_epochs=1)
+    estimator = SyntheticGenomes(mode="genotype", seed=1, **settings).fit(structured)
+    counts = estimator.sample(n=30, seed=0).counts()
+    assert estimator.mode_ == "genotype" and counts.shape == (30, 64) and set(np.unique(counts)) <= {0, 1, 2}
+
+
 def test_discrete_latents_are_refused_under_dp_sgd(structured):
     with pytest.raises(UsageError, match="DP-SGD"):
         SyntheticGenomes(codebook_size=8, privacy_epsilon=2.0, epochs=1, progress=False).fit(structured)
