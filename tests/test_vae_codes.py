@@ -69,6 +69,25 @@ def test_codebook_moves_toward_its_rows_and_restarts_unused_codes():
     model.code_counts[1, 4] = 0.001
     model.update_codebook(other, torch.ones(40, 2, dtype=torch.long))
     assert is_a_row(model.codebook[1, 4], other[:, :, 1]) and model.code_counts[1, 4] == 1.0
+    # codes restarted together take distinct rows (identical codes would tie in the matching forever)
+    fresh = GenomeVAE(16, **{**SMALL, "codebook_size": 30})
+    fresh.update_codebook(z, torch.zeros(40, 2, dtype=torch.long))
+    for block in range(2):
+        assert len(torch.unique(fresh.codebook[block, 1:], dim=0)) == 29
+
+
+def test_only_training_moves_the_codebook():
+    model = GenomeVAE(40, **SMALL)
+    x = torch.randint(0, 2, (20, 40), dtype=torch.int8)
+    model.train()
+    model(x)
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    model.eval()
+    model(x)
+    assert all(torch.equal(b, buffers[name]) for name, b in model.named_buffers())
+    model.train()
+    model(x)
+    assert not torch.equal(model.code_counts, buffers["code_counts"])
 
 
 def test_code_prior_is_causal():
@@ -130,7 +149,9 @@ def test_discrete_model_trains_samples_and_round_trips(structured, tmp_path):
     history = estimator.history_
     assert history.validation[-1] < 0.8 * history.validation[0]
     model = estimator.model_
-    assert model.codebook_size == 8 and (model.code_counts > 0.05).sum() > model.n_blocks  # more than 1 code a block
+    codes, _, _ = model.quantize(model.encode(torch.as_tensor(structured.haplotypes().reshape(-1, 64)))[0])
+    distinct = [len(torch.unique(codes[:, block])) for block in range(model.n_blocks)]
+    assert model.codebook_size == 8 and np.mean(distinct) >= 3  # the training haplotypes use several codes a block
     synthetic = estimator.sample(n=400, seed=2)
     real = structured.haplotypes().reshape(-1, 64).astype(float)
     assert np.abs(synthetic.haplotypes().reshape(-1, 64).mean(axis=0) - real.mean(axis=0)).max() < 0.12
@@ -157,6 +178,9 @@ def test_discrete_latents_are_refused_under_dp_sgd(structured):
         SyntheticGenomes(codebook_size=8, privacy_epsilon=2.0, epochs=1, progress=False).fit(structured)
     with pytest.raises(ValueError, match="prior_window"):
         GenomeVAE(40, codebook_size=4, prior_window=0)
+    for bad in ({"codebook_size": -1}, {"codebook_size": 4, "prior_window": 0}):
+        with pytest.raises(UsageError, match="codebook size"):
+            SyntheticGenomes(epochs=1, progress=False, **bad).fit(structured)
 
 
 def run_cli(capsys, *args):

@@ -156,6 +156,9 @@ class SyntheticGenomes:
             Population of each individual; the model is conditional when given (an empty label is a population
             of its own: drop unlabelled individuals first if that is not wanted).
         """
+        if self.codebook_size < 0 or (self.codebook_size and self.prior_window < 1):
+            raise UsageError(f"codebook size {self.codebook_size}: expected 0 (continuous local latents) or a "
+                             f"positive number of codes with a prior window of at least 1 block")
         rng = seed_everything(self.seed)
         device = choose_device(self.device)
         mode = self.mode

@@ -302,7 +302,7 @@ class GenomeVAE(nn.Module):
     def update_codebook(self, z_unit, codes, dead_below: float = 0.01):
         """One moving-average step of every block's codes toward the mean of the encoder outputs assigned to them;
         a code whose average use fell below ``dead_below`` rows per batch restarts on a random encoder output of
-        this batch."""
+        this batch (distinct rows for the codes of one block, so restarted codes do not tie)."""
         B, C, L = z_unit.shape
         decay = self.vq_decay
         assigned = F.one_hot(codes, self.codebook_size).to(z_unit.dtype)  # (B, L, Kc)
@@ -312,7 +312,10 @@ class GenomeVAE(nn.Module):
         dead = self.code_counts < dead_below
         if dead.any():
             blocks, slots = dead.nonzero(as_tuple=True)
-            rows = torch.randint(B, (len(blocks),), device=z_unit.device)
+            # the j-th dead code of a block takes the j-th row of a random order of the batch for that block
+            order = torch.rand(L, B, device=z_unit.device).argsort(dim=1)
+            rank = (dead.cumsum(dim=1) - 1)[blocks, slots] % B
+            rows = order[blocks, rank]
             self.code_sums[blocks, slots] = z_unit[rows, :, blocks]
             self.code_counts[blocks, slots] = 1.0
         self.codebook.copy_(F.normalize(self.code_sums / self.code_counts.unsqueeze(-1), dim=2))
@@ -405,6 +408,8 @@ class GenomeVAE(nn.Module):
         discrete local latents the prior's cross-entropy of the codes + the commitment term + the global KL.  In
         training mode a discrete model also moves its codebooks (:meth:`update_codebook`)."""
         mu_l, logvar_l, mu_g, logvar_g = self.encode(states, pop_one_hot)
+        if not self.codebook_size:  # the local noise is drawn first, then the global (the order seeds depend on)
+            z_l = mu_l + torch.randn_like(mu_l) * torch.exp(0.5 * logvar_l)
         z_g = None if mu_g is None else mu_g + torch.randn_like(mu_g) * torch.exp(0.5 * logvar_g)
         if self.codebook_size:
             codes, z_unit, z_code = self.quantize(mu_l)
@@ -418,7 +423,6 @@ class GenomeVAE(nn.Module):
             kl = F.cross_entropy(prior_logits.transpose(1, 2), codes, reduction="none").sum(dim=1)
             kl = kl + COMMITMENT_WEIGHT * (z_unit - z_code.detach()).pow(2).sum(dim=(1, 2))
         else:
-            z_l = mu_l + torch.randn_like(mu_l) * torch.exp(0.5 * logvar_l)
             logits = self.decode(z_l, z_g, pop_one_hot)
             if self.prior_window and self.prior_components > 1:
                 # no closed form against a mixture: exact entropy of q, one-sample estimate of the cross-entropy
