@@ -10,6 +10,7 @@ from genoae.genotypes import Genotypes, Samples
 from genoae.simulate import GenomeVAE, SyntheticGenomes
 
 from tests.test_evaluate import mosaic_haplotypes
+from tests.test_vae import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -181,15 +182,6 @@ def test_discrete_latents_are_refused_under_dp_sgd(structured):
     for bad in ({"codebook_size": -1}, {"codebook_size": 4, "prior_window": 0}):
         with pytest.raises(UsageError, match="codebook size"):
             SyntheticGenomes(epochs=1, progress=False, **bad).fit(structured)
-
-
-def run_cli(capsys, *args):
-    from genoae.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_cli_trains_and_samples_a_discrete_model(structured, tmp_path, capsys):

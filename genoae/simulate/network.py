@@ -358,49 +358,37 @@ class GenomeVAE(nn.Module):
         context = self._prior_context(z_global, pop_one_hot)
         context = context.squeeze(-1) if torch.is_tensor(context) else 0.0
         bias = self.prior_conv.bias + self.prior_position[0].T  # (L, H)
-        if self.codebook_size:
-            return self._sample_codes(n, context, bias, conv_weight, temperature, generator, device)
-        hidden_weight, out_weight = self.prior_out[1].weight[:, :, 0], self.prior_out[3].weight[:, :, 0]
-        noise = noise.transpose(1, 2)  # (n, L, C)
+        hidden_weight, hidden_bias = self.prior_out[1].weight[:, :, 0], self.prior_out[1].bias
         K = self.prior_components
-        if K > 1:
-            # the mixture component of every block by inverse CDF: one uniform per row and block, drawn up front like
-            # the noise (a Gumbel-max draw needs K uniforms and two logs each: 1.4 s more at K = 16, 10k x 10k SNPs)
+        if self.codebook_size:
+            # discrete: each block's code from the categorical prior, its logits divided by the temperature
+            token_weight, token_bias = self.prior_tokens.weight, self.prior_tokens.bias[:, 0]
+            inverse_temperature = 1.0 / max(float(temperature), 1e-6)
+        else:
+            out_weight = self.prior_out[3].weight[:, :, 0]
+            noise = noise.transpose(1, 2)  # (n, L, C)
+        if K > 1 or self.codebook_size:
+            # the mixture component (or the code) of every block by inverse CDF: one uniform per row and block, drawn
+            # up front like the noise (a Gumbel-max draw needs K uniforms and two logs each: 1.4 s more at K = 16,
+            # 10k x 10k SNPs)
             uniform = torch.rand(n, L, 1, generator=generator, device=device)
             rows = torch.arange(n, device=device)
         for k in range(L):
-            h = torch.addmm(bias[k] + context, z[:, k:k + W].reshape(n, W * C), conv_weight) \
-                if torch.is_tensor(context) else torch.addmm(bias[k], z[:, k:k + W].reshape(n, W * C), conv_weight)
-            h = F.linear(F.gelu(h), hidden_weight, self.prior_out[1].bias)
+            start = bias[k] + context if torch.is_tensor(context) else bias[k]
+            h = torch.addmm(start, z[:, k:k + W].reshape(n, W * C), conv_weight)
+            h = F.linear(F.gelu(h), hidden_weight, hidden_bias)
+            if self.codebook_size:
+                logits = torch.addmm(token_bias[k], F.gelu(h), token_weight[k])  # (n, codebook_size)
+                z[:, W + k] = self.codebook[k, _inverse_cdf_draw(logits * inverse_temperature, uniform[:, k])]
+                continue
             out = F.linear(F.gelu(h), out_weight, self.prior_out[3].bias)
             if K == 1:
                 mu, logvar = out.chunk(2, dim=1)
             else:
-                cdf = torch.softmax(out[:, 2 * K * C:], dim=1).cumsum_(dim=1)
-                choice = (cdf < uniform[:, k]).sum(dim=1).clamp_(max=K - 1)  # (n,)
+                choice = _inverse_cdf_draw(out[:, 2 * K * C:], uniform[:, k])  # (n,)
                 mu = out[:, :K * C].view(n, K, C)[rows, choice]
                 logvar = out[:, K * C:2 * K * C].view(n, K, C)[rows, choice]
             z[:, W + k] = mu + torch.exp(0.5 * logvar) * noise[:, k]
-        return z[:, W:].transpose(1, 2).contiguous()
-
-    def _sample_codes(self, n, context, bias, conv_weight, temperature, generator, device):
-        """Discrete local latents: draw each block's code from the categorical prior given the codes drawn before
-        (logits divided by ``temperature``; an inverse-CDF draw, one uniform per row and block).  Returns the code
-        vectors, shape (n, latent_channels, n_blocks)."""
-        C, L, W = self.latent_channels, self.n_blocks, self.prior_window
-        z = torch.zeros(n, L + W, C, device=device)
-        hidden_weight, hidden_bias = self.prior_out[1].weight[:, :, 0], self.prior_out[1].bias
-        token_weight, token_bias = self.prior_tokens.weight, self.prior_tokens.bias[:, 0]
-        uniform = torch.rand(n, L, 1, generator=generator, device=device)
-        inverse_temperature = 1.0 / max(float(temperature), 1e-6)
-        for k in range(L):
-            h = torch.addmm(bias[k] + context if torch.is_tensor(context) else bias[k],
-                            z[:, k:k + W].reshape(n, W * C), conv_weight)
-            h = F.gelu(F.linear(F.gelu(h), hidden_weight, hidden_bias))
-            logits = torch.addmm(token_bias[k], h, token_weight[k])  # (n, codebook_size)
-            cdf = torch.softmax(logits * inverse_temperature, dim=1).cumsum_(dim=1)
-            choice = (cdf < uniform[:, k]).sum(dim=1).clamp_(max=self.codebook_size - 1)
-            z[:, W + k] = self.codebook[k, choice]
         return z[:, W:].transpose(1, 2).contiguous()
 
     def forward(self, states, pop_one_hot=None):
@@ -479,6 +467,12 @@ class GenomeVAE(nn.Module):
         full = np.zeros((self.n_blocks * self.block_size, self.n_logits))
         full[:self.n_variants] = bias
         self.decoder_out.bias.copy_(torch.as_tensor(full.reshape(self.n_blocks, 1, -1), dtype=torch.float32))
+
+
+def _inverse_cdf_draw(logits, uniform):
+    """Index drawn from softmax(logits) per row, by inverse CDF with one uniform per row: (n, K), (n, 1) -> (n,)."""
+    cdf = torch.softmax(logits, dim=1).cumsum_(dim=1)
+    return (cdf < uniform).sum(dim=1).clamp_(max=logits.shape[1] - 1)
 
 
 def _normal_log_density(x, mu, logvar):
